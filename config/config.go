@@ -1,0 +1,298 @@
+// Package config holds dettrain's configuration: typed structs with
+// documented defaults, a strict YAML loader with environment and --set
+// overlays, and one Validate that checks every rule at once.
+//
+// Precedence, lowest first: Default(), the YAML file, DETTRAIN_* environment
+// variables, --set flags. Each layer only changes the keys it names.
+//
+// Callers should hand each package only its own section (Model, Data, Train,
+// Eval, Output), not the whole Config.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Config is the whole training configuration, one section per component.
+type Config struct {
+	Model  Model  `yaml:"model"`
+	Data   Data   `yaml:"data"`
+	Train  Train  `yaml:"train"`
+	Eval   Eval   `yaml:"eval"`
+	Output Output `yaml:"output"`
+}
+
+// Model selects the network and its starting weights.
+type Model struct {
+	// Cfg is the darknet .cfg file describing the network. Required; no
+	// default. A relative path in the config file is relative to that file.
+	Cfg string `yaml:"cfg"`
+	// Size is the square training input size in pixels. Default 416; a
+	// multiple of 32 in 32..4096.
+	Size int `yaml:"size"`
+	// Weights is an optional darknet .weights file to start from. Default ""
+	// (random initialisation). A relative path in the config file is relative
+	// to that file.
+	Weights string `yaml:"weights"`
+}
+
+// Data describes the data set on disk and how it is loaded.
+type Data struct {
+	// Format is the annotation format. Default "voc", the only value accepted
+	// for now (PASCAL VOC XML, one file per image).
+	Format string `yaml:"format"`
+	// Root is the data set folder. Required; no default. A relative path in
+	// the config file is relative to that file.
+	Root string `yaml:"root"`
+	// Images is the image folder, relative to Root. Default "JPEGImages".
+	Images string `yaml:"images"`
+	// Annotations is the XML folder, relative to Root. Default "Annotations".
+	Annotations string `yaml:"annotations"`
+	// Splits is the folder, relative to Root, holding one <split>.txt per
+	// split with one image id per line. Default "ImageSets/Main".
+	Splits string `yaml:"splits"`
+	// Train is the training split's name (Splits/<Train>.txt). Default
+	// "train"; must not be empty.
+	Train string `yaml:"train"`
+	// Val is the validation split's name, evaluated during training. Default
+	// "val"; "" means no validation split.
+	Val string `yaml:"val"`
+	// Test is the test split's name. Default "test"; must not be empty.
+	Test string `yaml:"test"`
+	// Names are the class names, in class-index order. Required unless
+	// NamesFile is set (set exactly one of the two); no default.
+	Names []string `yaml:"names"`
+	// NamesFile is an alternative to Names: a file with one class name per
+	// line (blank lines skipped). Default "". A relative path in the config
+	// file is relative to that file.
+	NamesFile string `yaml:"names_file"`
+	// Workers is the number of loader goroutines. Default 2; 1..64.
+	Workers int `yaml:"workers"`
+	// SkipBad skips images or annotations that fail to load instead of
+	// stopping with an error. Default false.
+	SkipBad bool `yaml:"skip_bad"`
+	// Flip enables a random horizontal flip (p 0.5) in training. Default true.
+	Flip bool `yaml:"flip"`
+}
+
+// Train holds the optimisation settings.
+type Train struct {
+	// Epochs is the number of passes over the training split. Default 100;
+	// >= 1.
+	Epochs int `yaml:"epochs"`
+	// Batch is the number of images per iteration. Default 16; 1..1024.
+	Batch int `yaml:"batch"`
+	// LR is the base learning rate (reached at the end of warmup). Default
+	// 0.001; > 0 and <= 10.
+	LR float64 `yaml:"lr"`
+	// Momentum is SGD's momentum. Default 0.9; in [0, 1).
+	Momentum float64 `yaml:"momentum"`
+	// WeightDecay is the L2 weight decay. Default 0.0005; >= 0.
+	WeightDecay float64 `yaml:"weight_decay"`
+	// Schedule is the learning-rate schedule after warmup, applied per
+	// iteration: "step" (x0.1 at each of Steps), "cosine" (from LR down to
+	// FinalLR) or "constant". Default "step".
+	Schedule string `yaml:"schedule"`
+	// Steps are the points, as fractions of the whole run (iterations or,
+	// equivalently, epochs), where the "step" schedule multiplies the rate by
+	// 0.1. Default [0.8, 0.9] (GluonCV's epochs 160 and 180 of 200); each in
+	// (0, 1), strictly increasing, and after the warmup. Ignored by the other
+	// schedules.
+	Steps []float64 `yaml:"steps"`
+	// WarmupEpochs is the length of the linear warmup from 0 to LR, in epochs
+	// (fractions allowed; applied per iteration). Default 0 (no warmup); >= 0
+	// and < Epochs.
+	WarmupEpochs float64 `yaml:"warmup_epochs"`
+	// FinalLR is the rate the "cosine" schedule ends at. Default 0; >= 0 and,
+	// with "cosine", <= LR.
+	FinalLR float64 `yaml:"final_lr"`
+	// Seed seeds every random choice (initialisation, shuffling,
+	// augmentation). Default 1.
+	Seed int64 `yaml:"seed"`
+	// EvalInterval is the number of epochs between evaluations during
+	// training. Default 1; 0 means only at the end; >= 0.
+	EvalInterval int `yaml:"eval_interval"`
+	// LogInterval is the number of iterations between log lines. Default 10;
+	// >= 1.
+	LogInterval int `yaml:"log_interval"`
+	// Threads is the number of BLAS threads. Default 0, meaning the number of
+	// CPUs; >= 0.
+	Threads int `yaml:"threads"`
+	// Device is where training runs. Default "cpu", the only value accepted
+	// for now.
+	Device string `yaml:"device"`
+}
+
+// Eval holds the evaluation (mAP) settings.
+type Eval struct {
+	// Size is the square evaluation input size in pixels. Default 416; a
+	// multiple of 32 in 32..4096.
+	Size int `yaml:"size"`
+	// Conf is the score threshold below which detections are dropped before
+	// mAP is computed. Default 0.01; in [0, 1).
+	Conf float64 `yaml:"conf"`
+	// NMS is the IoU threshold of non-maximum suppression. Default 0.45; in
+	// (0, 1].
+	NMS float64 `yaml:"nms"`
+	// MaxDets is the most detections kept per image. Default 100; >= 1.
+	MaxDets int `yaml:"max_dets"`
+	// Split is the name of the split evaluated by the final (and standalone)
+	// evaluation. Default "test"; must not be empty.
+	Split string `yaml:"split"`
+}
+
+// Output says where a run writes its files.
+type Output struct {
+	// Dir is the folder that receives the run's files. Default "runs/train"
+	// (relative to the working directory). A relative path in the config file
+	// is relative to that file.
+	Dir string `yaml:"dir"`
+}
+
+// Default returns the defaults documented on each field. Model.Cfg, Data.Root
+// and Data.Names (or Data.NamesFile) have no default and must be set.
+func Default() Config {
+	return Config{
+		Model: Model{Size: 416},
+		Data: Data{
+			Format:      "voc",
+			Images:      "JPEGImages",
+			Annotations: "Annotations",
+			Splits:      "ImageSets/Main",
+			Train:       "train",
+			Val:         "val",
+			Test:        "test",
+			Workers:     2,
+			Flip:        true,
+		},
+		Train: Train{
+			Epochs:       100,
+			Batch:        16,
+			LR:           0.001,
+			Momentum:     0.9,
+			WeightDecay:  0.0005,
+			Schedule:     "step",
+			Steps:        []float64{0.8, 0.9},
+			Seed:         1,
+			EvalInterval: 1,
+			LogInterval:  10,
+			Device:       "cpu",
+		},
+		Eval: Eval{
+			Size:    416,
+			Conf:    0.01,
+			NMS:     0.45,
+			MaxDets: 100,
+			Split:   "test",
+		},
+		Output: Output{Dir: "runs/train"},
+	}
+}
+
+// Error is a configuration error: every problem found, so that the user can
+// fix them all in one go. The CLI exits with status 2 on it (see
+// IsConfigError).
+type Error struct {
+	// File is the configuration file the problems belong to; "" when there
+	// was none.
+	File string
+	// Problems are the messages, one per problem. A problem tied to a line of
+	// File starts with "N: " (the line number), the rest with the key, e.g.
+	// `train.lr = -1: must be > 0`.
+	Problems []string
+}
+
+var lineRE = regexp.MustCompile(`^[0-9]+: `)
+
+// Error returns the problems one per line, each prefixed with the file, as
+// in `x.yaml:12: unknown key "lrr" in train` or `x.yaml: train.lr = -1:
+// must be > 0`.
+func (e *Error) Error() string {
+	if len(e.Problems) == 0 {
+		if e.File == "" {
+			return "invalid configuration"
+		}
+		return e.File + ": invalid configuration"
+	}
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if e.File != "" {
+			b.WriteString(e.File)
+			if lineRE.MatchString(p) {
+				b.WriteByte(':')
+			} else {
+				b.WriteString(": ")
+			}
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// IsConfigError reports whether err is (or wraps) an *Error, that is a
+// problem in what the user configured rather than a failure of the program.
+func IsConfigError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// ClassNames returns Data.Names, or else the lines of Data.NamesFile with
+// surrounding white space removed and blank lines skipped. A names file that
+// is missing, unreadable, empty or that repeats a name gives an *Error naming
+// the file.
+func (c *Config) ClassNames() ([]string, error) {
+	if len(c.Data.Names) > 0 {
+		return append([]string(nil), c.Data.Names...), nil
+	}
+	file := c.Data.NamesFile
+	if file == "" {
+		return nil, &Error{Problems: []string{"data.names and data.names_file are both empty: set one"}}
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		msg := "data.names_file: cannot read it: "
+		var pe *fs.PathError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			msg = "data.names_file: file not found"
+		case errors.As(err, &pe):
+			msg += pe.Err.Error()
+		default:
+			msg += err.Error()
+		}
+		return nil, &Error{File: file, Problems: []string{msg}}
+	}
+	var names, problems []string
+	first := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, len(raw)+1)
+	for line := 1; sc.Scan(); line++ {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" {
+			continue
+		}
+		if at, dup := first[name]; dup {
+			problems = append(problems, fmt.Sprintf("%d: duplicate class name %q (first on line %d)", line, name, at))
+			continue
+		}
+		first[name] = line
+		names = append(names, name)
+	}
+	if len(names) == 0 && len(problems) == 0 {
+		problems = append(problems, "data.names_file: no class names in the file")
+	}
+	if len(problems) > 0 {
+		return nil, &Error{File: file, Problems: problems}
+	}
+	return names, nil
+}

@@ -1,0 +1,296 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// problem is one broken rule, attached to the key it is reported on.
+type problem struct {
+	key string // "section.key"
+	msg string // "train.lr = -1: must be > 0"
+}
+
+// Validate checks every range and cross-field rule and returns nil or one
+// *Error listing all the problems, each naming the key, its value and the
+// rule, e.g. `train.lr = -1: must be > 0`. It does not touch the file
+// system.
+func (c *Config) Validate() error {
+	ps := c.check()
+	if len(ps) == 0 {
+		return nil
+	}
+	e := &Error{}
+	for _, p := range ps {
+		e.Problems = append(e.Problems, p.msg)
+	}
+	return e
+}
+
+// check returns the broken rules in Config order.
+func (c *Config) check() []problem {
+	var ps []problem
+	bad := func(key string, rule string, args ...any) {
+		ps = append(ps, problem{key, key + " = " + c.show(key) + ": " + fmt.Sprintf(rule, args...)})
+	}
+	required := func(key, val, what string) {
+		if strings.TrimSpace(val) == "" {
+			bad(key, "required (%s)", what)
+		}
+	}
+	notEmpty := func(key, val string) {
+		if strings.TrimSpace(val) == "" {
+			bad(key, "must not be empty")
+		}
+	}
+	intRange := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(key, "must be between %d and %d", lo, hi)
+		}
+	}
+	atLeast := func(key string, v, lo int) {
+		if v < lo {
+			bad(key, "must be >= %d", lo)
+		}
+	}
+	// floatOK reports (and returns false) for NaN and infinities, which
+	// would pass some comparisons below.
+	floatOK := func(key string, v float64) bool {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			bad(key, "must be a finite number")
+			return false
+		}
+		return true
+	}
+	size := func(key string, v int) {
+		switch {
+		case v < 32 || v > 4096:
+			bad(key, "must be between 32 and 4096")
+		case v%32 != 0:
+			bad(key, "must be a multiple of 32")
+		}
+	}
+	split := func(key, v string) {
+		if strings.HasSuffix(v, ".txt") {
+			bad(key, "must be a split name, without .txt (the file is <splits>/%s)", v)
+		}
+	}
+
+	m := &c.Model
+	required("model.cfg", m.Cfg, "a darknet .cfg file")
+	size("model.size", m.Size)
+
+	d := &c.Data
+	if d.Format != "voc" {
+		bad("data.format", `must be "voc" (the only format supported for now)`)
+	}
+	required("data.root", d.Root, "the data set folder")
+	notEmpty("data.images", d.Images)
+	notEmpty("data.annotations", d.Annotations)
+	notEmpty("data.splits", d.Splits)
+	notEmpty("data.train", d.Train)
+	split("data.train", d.Train)
+	split("data.val", d.Val)
+	notEmpty("data.test", d.Test)
+	split("data.test", d.Test)
+	switch {
+	case len(d.Names) == 0 && d.NamesFile == "":
+		bad("data.names", "required unless data.names_file is set")
+	case len(d.Names) > 0 && d.NamesFile != "":
+		bad("data.names_file", "set only one of data.names and data.names_file")
+	}
+	first := map[string]int{}
+	for i, n := range d.Names {
+		key := fmt.Sprintf("data.names[%d]", i)
+		if strings.TrimSpace(n) == "" {
+			ps = append(ps, problem{"data.names", fmt.Sprintf("%s = %q: must not be empty", key, n)})
+			continue
+		}
+		if j, dup := first[n]; dup {
+			ps = append(ps, problem{"data.names", fmt.Sprintf("%s = %q: duplicate of data.names[%d]", key, n, j)})
+			continue
+		}
+		first[n] = i
+	}
+	intRange("data.workers", d.Workers, 1, 64)
+
+	t := &c.Train
+	atLeast("train.epochs", t.Epochs, 1)
+	intRange("train.batch", t.Batch, 1, 1024)
+	if floatOK("train.lr", t.LR) {
+		switch {
+		case !(t.LR > 0):
+			bad("train.lr", "must be > 0")
+		case t.LR > 10:
+			bad("train.lr", "must be <= 10")
+		}
+	}
+	if floatOK("train.momentum", t.Momentum) && (t.Momentum < 0 || t.Momentum >= 1) {
+		bad("train.momentum", "must be >= 0 and < 1")
+	}
+	if floatOK("train.weight_decay", t.WeightDecay) && t.WeightDecay < 0 {
+		bad("train.weight_decay", "must be >= 0")
+	}
+	switch t.Schedule {
+	case "step", "cosine", "constant":
+	default:
+		bad("train.schedule", `must be "step", "cosine" or "constant"`)
+	}
+	stepsOK := true
+	for i, s := range t.Steps {
+		if math.IsNaN(s) || s <= 0 || s >= 1 {
+			bad("train.steps", "each step must be a fraction of the run, > 0 and < 1")
+			stepsOK = false
+			break
+		}
+		if i > 0 && s <= t.Steps[i-1] {
+			bad("train.steps", "must be strictly increasing")
+			stepsOK = false
+			break
+		}
+	}
+	warmOK := floatOK("train.warmup_epochs", t.WarmupEpochs)
+	if warmOK {
+		switch {
+		case t.WarmupEpochs < 0:
+			bad("train.warmup_epochs", "must be >= 0")
+			warmOK = false
+		case t.Epochs >= 1 && t.WarmupEpochs >= float64(t.Epochs):
+			bad("train.warmup_epochs", "must be < train.epochs (%d)", t.Epochs)
+			warmOK = false
+		}
+	}
+	if t.Schedule == "step" && stepsOK && warmOK && len(t.Steps) > 0 && t.Epochs >= 1 {
+		if w := t.WarmupEpochs / float64(t.Epochs); t.Steps[0] <= w {
+			bad("train.steps", "the first step must come after the warmup (train.warmup_epochs / train.epochs = %s)", fmtFloat(w))
+		}
+	}
+	if floatOK("train.final_lr", t.FinalLR) {
+		switch {
+		case t.FinalLR < 0:
+			bad("train.final_lr", "must be >= 0")
+		case t.Schedule == "cosine" && t.FinalLR > t.LR:
+			bad("train.final_lr", "must be <= train.lr (%s) for the cosine schedule", fmtFloat(t.LR))
+		}
+	}
+	atLeast("train.eval_interval", t.EvalInterval, 0)
+	atLeast("train.log_interval", t.LogInterval, 1)
+	atLeast("train.threads", t.Threads, 0)
+	if t.Device != "cpu" {
+		bad("train.device", `must be "cpu" (the only device supported for now)`)
+	}
+
+	e := &c.Eval
+	size("eval.size", e.Size)
+	if floatOK("eval.conf", e.Conf) && (e.Conf < 0 || e.Conf >= 1) {
+		bad("eval.conf", "must be >= 0 and < 1")
+	}
+	if floatOK("eval.nms", e.NMS) && (e.NMS <= 0 || e.NMS > 1) {
+		bad("eval.nms", "must be > 0 and <= 1")
+	}
+	atLeast("eval.max_dets", e.MaxDets, 1)
+	notEmpty("eval.split", e.Split)
+	split("eval.split", e.Split)
+
+	notEmpty("output.dir", c.Output.Dir)
+	return ps
+}
+
+// show formats the value of key for a message: strings quoted, lists in
+// flow style.
+func (c *Config) show(key string) string {
+	f := fieldsBy[key]
+	v := reflect.ValueOf(c).Elem().FieldByIndex(f.index)
+	return showValue(v)
+}
+
+func showValue(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.String:
+		return strconv.Quote(v.String())
+	case reflect.Float64:
+		return fmtFloat(v.Float())
+	case reflect.Slice:
+		items := make([]string, v.Len())
+		for i := range items {
+			items[i] = showValue(v.Index(i))
+		}
+		return "[" + strings.Join(items, ", ") + "]"
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// YAML returns c as a YAML document, every key present, in the layout Load
+// reads: Load of the output (from any folder, when the paths are absolute as
+// Load makes them) yields the same Config. Used by `dettrain config` and for
+// the run's config.yaml.
+func (c *Config) YAML() ([]byte, error) {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	var sec *yaml.Node
+	for _, f := range fields {
+		if sec == nil || root.Content[len(root.Content)-2].Value != f.section {
+			sec = &yaml.Node{Kind: yaml.MappingNode}
+			root.Content = append(root.Content, strNode(f.section), sec)
+		}
+		v := reflect.ValueOf(c).Elem().FieldByIndex(f.index)
+		val, err := valueNode(v)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s: %w", f.name(), err)
+		}
+		sec.Content = append(sec.Content, strNode(f.key), val)
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, fmt.Errorf("config: encoding YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("config: encoding YAML: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func strNode(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+func valueNode(v reflect.Value) (*yaml.Node, error) {
+	switch v.Kind() {
+	case reflect.String:
+		return strNode(v.String()), nil
+	case reflect.Bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v.Bool())}, nil
+	case reflect.Int, reflect.Int64:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.Int(), 10)}, nil
+	case reflect.Float64:
+		f := v.Float()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("%v cannot be written back", f)
+		}
+		s := fmtFloat(f)
+		if !strings.ContainsAny(s, ".eE") {
+			s += ".0"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}, nil
+	case reflect.Slice:
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for i := range v.Len() {
+			item, err := valueNode(v.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			seq.Content = append(seq.Content, item)
+		}
+		return seq, nil
+	}
+	return nil, fmt.Errorf("unsupported type %s", v.Type())
+}

@@ -1,0 +1,139 @@
+package image
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // registers GIF for image.DecodeConfig
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"os"
+)
+
+// Probe returns the size of the image at path from its header, without
+// decoding the pixels: JPEG, PNG and GIF through the standard library's
+// image.DecodeConfig, BMP from its header. It also checks that the file is
+// not cut short: a JPEG must end with its EOI marker (FF D9), a PNG with its
+// IEND chunk, a GIF with its trailer (3B), a BMP must hold the pixel rows its
+// header promises (trailing NUL and whitespace bytes are ignored). Other
+// formats (TIFF, WebP, ...) are decoded in full with OpenCV. Errors name the
+// file.
+func (OpenCV) Probe(path string) (w, h int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var head [32]byte
+	n, _ := io.ReadFull(f, head[:])
+	if n >= 2 && head[0] == 'B' && head[1] == 'M' {
+		return probeBMP(path, f, head[:n])
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, 0, err
+	}
+	cfg, format, err := image.DecodeConfig(f)
+	if errors.Is(err, image.ErrFormat) {
+		m, err := read(path)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer m.Close()
+		return m.Cols(), m.Rows(), nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("corrupt image %s: %v", path, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0, 0, fmt.Errorf("corrupt image %s: %s header says %dx%d", path, format, cfg.Width, cfg.Height)
+	}
+	tail, err := readTail(f, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	var ok bool
+	switch format {
+	case "jpeg":
+		ok = bytes.HasSuffix(tail, []byte{0xFF, 0xD9})
+	case "png":
+		ok = bytes.HasSuffix(tail, []byte{0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82})
+	case "gif":
+		ok = bytes.HasSuffix(tail, []byte{0x3B})
+	default:
+		ok = true
+	}
+	if !ok {
+		return 0, 0, fmt.Errorf("truncated image %s: the %s data does not end with its end marker", path, format)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+// Size returns the width and height of the image at path (see OpenCV.Probe).
+func Size(path string) (w, h int, err error) { return OpenCV{}.Probe(path) }
+
+// readTail returns the last n bytes of f (fewer for a short file), trailing
+// NUL, CR, LF and space bytes removed.
+func readTail(f *os.File, n int64) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n = min(n, st.Size())
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, st.Size()-n); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b, "\x00\r\n "), nil
+}
+
+// probeBMP reads a BMP's size from its headers (BITMAPCOREHEADER or
+// BITMAPINFOHEADER and later) and, for uncompressed bitmaps, checks that the
+// file holds offset + |height| * stride bytes, stride = ceil(width*bpp/32)*4.
+func probeBMP(path string, f *os.File, head []byte) (int, int, error) {
+	bad := func(why string) (int, int, error) {
+		return 0, 0, fmt.Errorf("corrupt image %s: BMP %s", path, why)
+	}
+	if len(head) < 26 {
+		return bad("header cut short")
+	}
+	le := binary.LittleEndian
+	offset := int64(le.Uint32(head[10:]))
+	var w, h int64
+	var bpp, compression uint32
+	switch dib := le.Uint32(head[14:]); {
+	case dib == 12:
+		w, h = int64(le.Uint16(head[18:])), int64(le.Uint16(head[20:]))
+		bpp = uint32(le.Uint16(head[24:]))
+	case dib >= 40 && len(head) >= 32:
+		w, h = int64(int32(le.Uint32(head[18:]))), int64(int32(le.Uint32(head[22:])))
+		bpp = uint32(le.Uint16(head[28:]))
+		// compression at offset 30 straddles our 32-byte head; read it.
+		var c [4]byte
+		if _, err := f.ReadAt(c[:], 30); err != nil {
+			return bad("header cut short")
+		}
+		compression = le.Uint32(c[:])
+	default:
+		return bad(fmt.Sprintf("header of unknown size %d", dib))
+	}
+	if h < 0 {
+		h = -h // top-down bitmap
+	}
+	if w <= 0 || h <= 0 || bpp == 0 || bpp > 32 {
+		return bad(fmt.Sprintf("header says %dx%d at %d bits per pixel", w, h, bpp))
+	}
+	if compression == 0 || compression == 3 { // BI_RGB, BI_BITFIELDS
+		st, err := f.Stat()
+		if err != nil {
+			return 0, 0, err
+		}
+		stride := (w*int64(bpp) + 31) / 32 * 4
+		if need := offset + h*stride; st.Size() < need {
+			return 0, 0, fmt.Errorf("truncated image %s: BMP of %dx%d needs %d bytes, the file has %d", path, w, h, need, st.Size())
+		}
+	}
+	return int(w), int(h), nil
+}

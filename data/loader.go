@@ -1,0 +1,338 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	randv2 "math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dettrain/dettrain/box"
+)
+
+// Target is one training target of one image of a batch.
+type Target struct {
+	Class  int
+	Box    box.Box // in network-input pixels (0..Size)
+	Weight float32 // loss weight: 1 (mixup would make it the mixing factor)
+}
+
+// Batch is N images of network input and their targets.
+type Batch struct {
+	N, C, H, W int
+	// Images holds N*C*H*W floats in NCHW order, RGB in [0,1]:
+	// Images[((n*C+c)*H+y)*W+x].
+	Images  []float32
+	Targets [][]Target // Targets[n]: image n's objects, difficult ones left out
+	Index   []int      // Index[n]: image n's index in Dataset.Samples
+	OrigW   []int      // image n's size before resizing
+	OrigH   []int
+}
+
+// LoaderOptions configure a Loader. Zero values take the defaults given.
+type LoaderOptions struct {
+	Batch    int   // images per batch (default 8)
+	Size     int   // network input size, square (default 416)
+	Workers  int   // decoding goroutines (default runtime.NumCPU())
+	Prefetch int   // batches decoded ahead of Next (default 2)
+	Shuffle  bool  // a new sample order every epoch
+	Flip     bool  // random horizontal flip, p = 0.5 per image
+	Seed     int64 // seeds the order and the per-image random decisions
+	DropLast bool  // drop the last batch of an epoch when it is short
+}
+
+func (o LoaderOptions) withDefaults() LoaderOptions {
+	if o.Batch <= 0 {
+		o.Batch = 8
+	}
+	if o.Size <= 0 {
+		o.Size = 416
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = 2
+	}
+	return o
+}
+
+// Loader turns a Dataset into batches, epoch after epoch, decoding images in
+// parallel goroutines.
+//
+// Batches are a pure function of (dataset, options, epoch): the sample order
+// of epoch e is rand.New(rand.NewSource(Seed + e*1000003)).Perm(n) (the
+// identity without Shuffle), and every per-image random decision uses a
+// generator seeded from (Seed, e, position in the epoch) alone — see
+// SampleRand — so batches are bit-identical whatever the number of workers
+// and however the goroutines are scheduled.
+//
+// A Loader is used from one goroutine: Epoch, then Next until io.EOF, then
+// the next Epoch; Close at the end.
+type Loader struct {
+	ds  *Dataset
+	dec Decoder
+	o   LoaderOptions
+
+	ep     *epochRun
+	next   int
+	closed bool
+}
+
+// NewLoader returns a loader over ds; call Epoch before Next.
+func NewLoader(ds *Dataset, dec Decoder, o LoaderOptions) *Loader {
+	return &Loader{ds: ds, dec: dec, o: o.withDefaults()}
+}
+
+// Options returns the options in use, defaults filled in.
+func (l *Loader) Options() LoaderOptions { return l.o }
+
+// BatchesPerEpoch is ceil(n/Batch), or floor(n/Batch) with DropLast.
+func (l *Loader) BatchesPerEpoch() int {
+	n := len(l.ds.Samples)
+	if l.o.DropLast {
+		return n / l.o.Batch
+	}
+	return (n + l.o.Batch - 1) / l.o.Batch
+}
+
+// EpochOrder returns the sample indices of epoch e in the order they are
+// batched.
+func (l *Loader) EpochOrder(e int) []int {
+	n := len(l.ds.Samples)
+	if !l.o.Shuffle {
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		return order
+	}
+	return rand.New(rand.NewSource(l.o.Seed + int64(e)*1000003)).Perm(n)
+}
+
+// SampleRand returns the random generator for the image at position pos of
+// epoch e (pos counts from 0 over the whole epoch). It depends on nothing
+// else, which makes augmentation independent of scheduling. The first
+// decision drawn from it is the flip (r.Float64() < 0.5); augmentations added
+// later must draw after it so that existing runs keep their flips.
+func SampleRand(seed int64, e, pos int) *randv2.Rand {
+	return randv2.New(randv2.NewPCG(uint64(seed), uint64(e)<<32^uint64(uint32(pos))))
+}
+
+// Epoch starts epoch e, abandoning whatever is left of the previous one.
+func (l *Loader) Epoch(e int) {
+	l.stop()
+	if l.closed {
+		return
+	}
+	l.next = 0
+	l.ep = startEpoch(l, e)
+}
+
+// Next returns the next batch of the epoch, io.EOF after the last one. Each
+// batch is newly allocated and belongs to the caller. An
+// image that fails to load makes Next return an error naming its file; the
+// following call goes on with the next batch.
+func (l *Loader) Next() (*Batch, error) {
+	if l.closed {
+		return nil, errors.New("data.Loader: Next after Close")
+	}
+	if l.ep == nil {
+		return nil, errors.New("data.Loader: Next before Epoch")
+	}
+	if l.next >= len(l.ep.results) {
+		return nil, io.EOF
+	}
+	r := <-l.ep.results[l.next]
+	l.next++
+	l.ep.tokens <- struct{}{} // one more batch may be decoded ahead
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.b, nil
+}
+
+// Close stops the decoding goroutines and waits for them to return.
+func (l *Loader) Close() {
+	l.stop()
+	l.closed = true
+}
+
+func (l *Loader) stop() {
+	if l.ep != nil {
+		close(l.ep.done)
+		l.ep.wg.Wait()
+		l.ep = nil
+	}
+}
+
+// epochRun is one epoch in flight: a dispatcher goroutine hands out the
+// images of at most Prefetch batches ahead of Next to the workers; the worker
+// that finishes a batch's last image delivers the batch to its own buffered
+// channel, so batches come out in order however the workers interleave.
+type epochRun struct {
+	results []chan batchResult // one per batch, buffered 1
+	tokens  chan struct{}      // batches that may be started
+	done    chan struct{}      // closed to stop the goroutines
+	wg      sync.WaitGroup
+}
+
+type batchResult struct {
+	b   *Batch
+	err error
+}
+
+// pending is a batch being decoded.
+type pending struct {
+	b      *Batch
+	left   atomic.Int32
+	mu     sync.Mutex
+	err    error
+	result chan batchResult
+}
+
+type job struct {
+	p   *pending
+	n   int // image within the batch
+	pos int // position within the epoch
+}
+
+func startEpoch(l *Loader, e int) *epochRun {
+	order := l.EpochOrder(e)
+	nb := l.BatchesPerEpoch()
+	er := &epochRun{
+		results: make([]chan batchResult, nb),
+		tokens:  make(chan struct{}, l.o.Prefetch+nb),
+		done:    make(chan struct{}),
+	}
+	for i := range er.results {
+		er.results[i] = make(chan batchResult, 1)
+	}
+	for range l.o.Prefetch {
+		er.tokens <- struct{}{}
+	}
+	jobs := make(chan job)
+	er.wg.Add(1 + l.o.Workers)
+	go func() { // dispatcher
+		defer er.wg.Done()
+		defer close(jobs)
+		for bi := range nb {
+			select {
+			case <-er.tokens:
+			case <-er.done:
+				return
+			}
+			lo := bi * l.o.Batch
+			hi := min(lo+l.o.Batch, len(order))
+			p := &pending{b: l.newBatch(order[lo:hi]), result: er.results[bi]}
+			p.left.Store(int32(hi - lo))
+			for n := range hi - lo {
+				select {
+				case jobs <- job{p: p, n: n, pos: lo + n}:
+				case <-er.done:
+					return
+				}
+			}
+		}
+	}()
+	for range l.o.Workers {
+		go func() {
+			defer er.wg.Done()
+			for {
+				select {
+				case j, ok := <-jobs:
+					if !ok {
+						return
+					}
+					l.fill(j, e)
+				case <-er.done:
+					return
+				}
+			}
+		}()
+	}
+	return er
+}
+
+func (l *Loader) newBatch(idx []int) *Batch {
+	s := l.o.Size
+	n := len(idx)
+	return &Batch{
+		N: n, C: 3, H: s, W: s,
+		Images:  make([]float32, n*3*s*s),
+		Targets: make([][]Target, n),
+		Index:   append([]int(nil), idx...),
+		OrigW:   make([]int, n),
+		OrigH:   make([]int, n),
+	}
+}
+
+// fill decodes image j.n of its batch and makes its targets; the last image
+// of a batch to finish delivers the batch.
+func (l *Loader) fill(j job, e int) {
+	b := j.p.b
+	s := l.o.Size
+	plane := 3 * s * s
+	dst := b.Images[j.n*plane : (j.n+1)*plane]
+	sm := &l.ds.Samples[b.Index[j.n]]
+	ow, oh, err := l.dec.Load(sm.ImagePath, s, s, dst)
+	if err == nil && (ow <= 0 || oh <= 0) {
+		err = fmt.Errorf("decoder returned size %dx%d", ow, oh)
+	}
+	if err != nil {
+		j.p.mu.Lock()
+		if j.p.err == nil {
+			j.p.err = fmt.Errorf("load %s (sample %q): %w", sm.ImagePath, sm.ID, err)
+		}
+		j.p.mu.Unlock()
+	} else {
+		r := SampleRand(l.o.Seed, e, j.pos)
+		flip := r.Float64() < 0.5 && l.o.Flip
+		if flip {
+			flipCHW(dst, 3, s, s)
+		}
+		b.OrigW[j.n], b.OrigH[j.n] = ow, oh
+		b.Targets[j.n] = targets(sm.Objects, float64(s)/float64(ow), float64(s)/float64(oh), float64(s), flip)
+	}
+	if j.p.left.Add(-1) == 0 {
+		j.p.mu.Lock()
+		err := j.p.err
+		j.p.mu.Unlock()
+		if err != nil {
+			j.p.result <- batchResult{err: err}
+		} else {
+			j.p.result <- batchResult{b: b}
+		}
+	}
+}
+
+// targets scales the boxes of objs by (sx, sy) and, when flip is set,
+// mirrors them in an image of width w: x -> w - x, the corners swapping.
+// Difficult objects are left out.
+func targets(objs []Object, sx, sy, w float64, flip bool) []Target {
+	ts := make([]Target, 0, len(objs))
+	for _, o := range objs {
+		if o.Difficult {
+			continue
+		}
+		b := o.Box.Scale(sx, sy)
+		if flip {
+			b.X1, b.X2 = w-b.X2, w-b.X1
+		}
+		ts = append(ts, Target{Class: o.Class, Box: b, Weight: 1})
+	}
+	return ts
+}
+
+// flipCHW mirrors a CHW image left to right in place.
+func flipCHW(img []float32, c, h, w int) {
+	for row := range c * h {
+		r := img[row*w : (row+1)*w]
+		for i, j := 0, w-1; i < j; i, j = i+1, j-1 {
+			r[i], r[j] = r[j], r[i]
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dettrain/dettrain/box"
+)
+
+// fakeDecoder writes a pattern that depends on the path and the position,
+// sleeps a random while when jitter is set (to shuffle the workers), and
+// fails for the path fail.
+type fakeDecoder struct {
+	w, h   int
+	fail   string
+	jitter bool
+	block  chan struct{} // when not nil, Load waits for it to close
+}
+
+func (d *fakeDecoder) Load(path string, w, h int, dst []float32) (int, int, error) {
+	if d.block != nil {
+		<-d.block
+	}
+	if d.jitter {
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+	}
+	if path == d.fail {
+		return 0, 0, errors.New("cannot decode image " + path)
+	}
+	if len(dst) != 3*w*h {
+		return 0, 0, fmt.Errorf("dst has %d floats for %dx%d", len(dst), w, h)
+	}
+	f := fnv.New32a()
+	f.Write([]byte(path))
+	seed := f.Sum32()
+	for i := range dst {
+		dst[i] = float32((seed+uint32(i)*2654435761)>>16) / 65535
+	}
+	return d.w, d.h, nil
+}
+
+func testDataset(n int) *Dataset {
+	ds := &Dataset{Names: []string{"a", "b"}}
+	for i := range n {
+		ds.Samples = append(ds.Samples, Sample{
+			ID: fmt.Sprint(i), ImagePath: fmt.Sprintf("img%02d.jpg", i), Width: 200, Height: 100,
+			Objects: []Object{
+				{Class: i % 2, Box: box.Box{X1: float64(i), Y1: 10, X2: float64(i) + 40, Y2: 30}},
+				{Class: 1, Box: box.Box{X1: 0, Y1: 0, X2: 5, Y2: 5}, Difficult: i%3 == 0},
+			},
+		})
+	}
+	return ds
+}
+
+func allBatches(t *testing.T, l *Loader, epochs int) [][]*Batch {
+	t.Helper()
+	var out [][]*Batch
+	for e := range epochs {
+		l.Epoch(e)
+		var bs []*Batch
+		for {
+			b, err := l.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs = append(bs, b)
+		}
+		if len(bs) != l.BatchesPerEpoch() {
+			t.Fatalf("epoch %d: %d batches, BatchesPerEpoch %d", e, len(bs), l.BatchesPerEpoch())
+		}
+		out = append(out, bs)
+	}
+	return out
+}
+
+func TestLoaderDeterminism(t *testing.T) {
+	ds := testDataset(23)
+	o := LoaderOptions{Batch: 4, Size: 8, Prefetch: 2, Shuffle: true, Flip: true, Seed: 7}
+	run := func(workers int) [][]*Batch {
+		o := o
+		o.Workers = workers
+		l := NewLoader(ds, &fakeDecoder{w: 200, h: 100, jitter: true}, o)
+		defer l.Close()
+		return allBatches(t, l, 3)
+	}
+	one, three := run(1), run(3)
+	if !reflect.DeepEqual(one, three) {
+		t.Fatal("batches differ between 1 and 3 workers")
+	}
+	if n := len(one[0]); n != 6 || one[0][5].N != 3 {
+		t.Errorf("%d batches, last of %d images; want 6, the last of 3", n, one[0][5].N)
+	}
+	if reflect.DeepEqual(one[0][0].Index, one[1][0].Index) {
+		t.Error("epochs 0 and 1 start with the same samples")
+	}
+	// Every sample exactly once per epoch.
+	seen := map[int]int{}
+	for _, b := range one[1] {
+		for _, i := range b.Index {
+			seen[i]++
+		}
+	}
+	if len(seen) != 23 {
+		t.Errorf("epoch 1 covers %d samples", len(seen))
+	}
+	o.DropLast = true
+	if n := NewLoader(ds, nil, o).BatchesPerEpoch(); n != 5 {
+		t.Errorf("DropLast: %d batches, want 5", n)
+	}
+}
+
+// TestLoaderTargets checks the box scaling (Size/origW, Size/origH) and the
+// flip (x -> Size-x, corners swapped) on a known box, and that the image is
+// mirrored with it.
+func TestLoaderTargets(t *testing.T) {
+	ds := &Dataset{Samples: []Sample{{ImagePath: "a.jpg", Objects: []Object{
+		{Class: 1, Box: box.Box{X1: 20, Y1: 10, X2: 60, Y2: 30}},
+		{Class: 0, Box: box.Box{X1: 0, Y1: 0, X2: 5, Y2: 5}, Difficult: true},
+	}}}}
+	const size = 50
+	plain := make([]float32, 3*size*size)
+	dec := &fakeDecoder{w: 200, h: 100}
+	dec.Load("a.jpg", size, size, plain)
+	l := NewLoader(ds, dec, LoaderOptions{Batch: 1, Size: size, Workers: 2, Flip: true, Seed: 3})
+	defer l.Close()
+	flips := map[bool]bool{}
+	for e := range 16 {
+		l.Epoch(e)
+		b, err := l.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		flip := SampleRand(3, e, 0).Float64() < 0.5
+		flips[flip] = true
+		// sx = 50/200, sy = 50/100: (20,10,60,30) -> (5,5,15,15); flipped (35,5,45,15).
+		want := []Target{{Class: 1, Box: box.Box{X1: 5, Y1: 5, X2: 15, Y2: 15}, Weight: 1}}
+		if flip {
+			want[0].Box = box.Box{X1: 35, Y1: 5, X2: 45, Y2: 15}
+		}
+		if !reflect.DeepEqual(b.Targets[0], want) || b.OrigW[0] != 200 || b.OrigH[0] != 100 {
+			t.Errorf("epoch %d (flip %v): targets %v orig %dx%d", e, flip, b.Targets[0], b.OrigW[0], b.OrigH[0])
+		}
+		for _, p := range [][3]int{{0, 0, 0}, {2, 7, 3}, {1, 49, 49}} {
+			c, y, x := p[0], p[1], p[2]
+			sx := x
+			if flip {
+				sx = size - 1 - x
+			}
+			if got, w := b.Images[(c*size+y)*size+x], plain[(c*size+y)*size+sx]; got != w {
+				t.Errorf("epoch %d: pixel c%d y%d x%d = %v, want %v", e, c, y, x, got, w)
+			}
+		}
+		if _, err := l.Next(); err != io.EOF {
+			t.Errorf("epoch %d: second Next: %v, want io.EOF", e, err)
+		}
+		if _, err := l.Next(); err != io.EOF {
+			t.Errorf("epoch %d: third Next: %v, want io.EOF", e, err)
+		}
+	}
+	if len(flips) != 2 {
+		t.Errorf("16 epochs flipped %v only", flips)
+	}
+}
+
+func TestLoaderDecodeError(t *testing.T) {
+	ds := testDataset(6)
+	l := NewLoader(ds, &fakeDecoder{w: 200, h: 100, fail: "img03.jpg"}, LoaderOptions{Batch: 2, Size: 4, Workers: 3})
+	defer l.Close()
+	if _, err := l.Next(); err == nil {
+		t.Error("Next before Epoch: no error")
+	}
+	l.Epoch(0)
+	var errs []string
+	n := 0
+	for {
+		_, err := l.Next()
+		if err == io.EOF {
+			break
+		}
+		n++
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if n != 3 || len(errs) != 1 || !strings.Contains(errs[0], "img03.jpg") {
+		t.Errorf("%d batches, errors %q; want 3 batches, one error naming img03.jpg", n, errs)
+	}
+}
+
+func TestLoaderClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ds := testDataset(40)
+	dec := &fakeDecoder{w: 200, h: 100, jitter: true}
+	l := NewLoader(ds, dec, LoaderOptions{Batch: 3, Size: 16, Workers: 4, Prefetch: 2, Shuffle: true})
+	l.Epoch(0)
+	if _, err := l.Next(); err != nil {
+		t.Fatal(err)
+	}
+	l.Epoch(1) // abandons epoch 0 half done
+	// Workers blocked in Load and the dispatcher waiting on Prefetch.
+	blocked := &fakeDecoder{w: 200, h: 100, block: make(chan struct{})}
+	l2 := NewLoader(ds, blocked, LoaderOptions{Batch: 3, Size: 16, Workers: 4, Prefetch: 2})
+	l2.Epoch(0)
+	time.AfterFunc(20*time.Millisecond, func() { close(blocked.block) })
+
+	done := make(chan struct{})
+	go func() {
+		l.Close()
+		l2.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs")
+	}
+	if _, err := l.Next(); err == nil {
+		t.Error("Next after Close: no error")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+}

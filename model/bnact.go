@@ -1,0 +1,379 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Activation is a darknet activation function.
+type Activation int
+
+const (
+	Linear Activation = iota
+	Leaky             // x if x > 0 else 0.1x (darknet's leaky)
+	ReLU
+	Logistic // 1/(1+exp(-x))
+)
+
+var activationNames = map[string]Activation{"linear": Linear, "leaky": Leaky, "relu": ReLU, "logistic": Logistic}
+
+func (a Activation) String() string {
+	for k, v := range activationNames {
+		if v == a {
+			return k
+		}
+	}
+	return fmt.Sprintf("Activation(%d)", int(a))
+}
+
+// ParseActivation maps darknet's activation names.
+func ParseActivation(s string) (Activation, bool) { a, ok := activationNames[s]; return a, ok }
+
+func act[T float](a Activation, z T) T {
+	switch a {
+	case Leaky:
+		if z > 0 {
+			return z
+		}
+		return 0.1 * z
+	case ReLU:
+		if z > 0 {
+			return z
+		}
+		return 0
+	case Logistic:
+		return T(1 / (1 + math.Exp(-float64(z))))
+	}
+	return z
+}
+
+// actGrad is d act/dz expressed through the output y = act(z), which is what
+// the backward pass keeps.
+func actGrad[T float](a Activation, y T) T {
+	switch a {
+	case Leaky:
+		if y > 0 {
+			return 1
+		}
+		return 0.1
+	case ReLU:
+		if y > 0 {
+			return 1
+		}
+		return 0
+	case Logistic:
+		return y * (1 - y)
+	}
+	return 1
+}
+
+// BNState is one batch-norm layer's running statistics, shared by every
+// graph (input size) built from the same network.
+type BNState struct {
+	Mean, Var []float32
+	// Momentum is darknet's: running = (1-Momentum)*running + Momentum*batch, 0.01.
+	Momentum float64
+	// Eps is added to the variance: xhat = (x-mean)/sqrt(var+Eps).
+	Eps float64
+}
+
+// bnActOp is batch normalisation followed by an activation, fused:
+//
+//	training:  mean, var = batch statistics over (N,H,W) per channel (var biased)
+//	           y = act(gamma * (x-mean)/sqrt(var+eps) + beta)
+//	           running stats updated with the unbiased variance, as darknet and PyTorch do
+//	inference: y = act(gamma * (x-rmean)/sqrt(rvar+eps) + beta)
+//
+// Inputs x (N,C,H,W), gamma (C), beta (C).
+type bnActOp struct {
+	opBase
+	act      Activation
+	training bool
+	bn       *BNState
+	st       *bnActState
+}
+
+type bnActState struct {
+	y, dx, dgamma, dbeta *tensor.Dense
+	mean, invstd         []float64
+}
+
+// BNAct applies batch norm with scale gamma and shift beta, then the activation.
+func BNAct(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool) (*G.Node, error) {
+	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4}, a, training, bn, &bnActState{}}
+	return G.ApplyOp(op, x, gamma, beta)
+}
+
+func (o *bnActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+
+func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 3)
+	if err != nil {
+		return nil, err
+	}
+	x := t[0]
+	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		bnForward(o, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(y))
+	case tensor.Float64:
+		bnForward(o, x.Shape(), x.Data().([]float64), t[1].Data().([]float64), t[2].Data().([]float64), y.Data().([]float64))
+	default:
+		return nil, fmt.Errorf("bnact: unsupported dtype %v", x.Dtype())
+	}
+	return y, nil
+}
+
+func bnForward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y []T) {
+	n, c, h, w := dims4(s)
+	hw := h * w
+	m := float64(n * hw)
+	if len(o.st.mean) != c {
+		o.st.mean, o.st.invstd = make([]float64, c), make([]float64, c)
+	}
+	for ch := 0; ch < c; ch++ {
+		var mean, vr float64
+		if o.training {
+			var sum float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+					sum += float64(v)
+				}
+			}
+			mean = sum / m
+			var ss float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+					d := float64(v) - mean
+					ss += d * d
+				}
+			}
+			vr = ss / m
+			unbiased := vr
+			if m > 1 {
+				unbiased = ss / (m - 1)
+			}
+			mo := o.bn.Momentum
+			o.bn.Mean[ch] = float32((1-mo)*float64(o.bn.Mean[ch]) + mo*mean)
+			o.bn.Var[ch] = float32((1-mo)*float64(o.bn.Var[ch]) + mo*unbiased)
+		} else {
+			mean, vr = float64(o.bn.Mean[ch]), float64(o.bn.Var[ch])
+		}
+		inv := 1 / math.Sqrt(vr+o.bn.Eps)
+		o.st.mean[ch], o.st.invstd[ch] = mean, inv
+		sc := float64(gamma[ch]) * inv
+		sh := float64(beta[ch]) - mean*sc
+		a, b := T(sc), T(sh)
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * hw
+			xs, ys := x[off:off+hw], y[off:off+hw]
+			switch o.act {
+			case Leaky:
+				for j, v := range xs {
+					z := a*v + b
+					if z < 0 {
+						z *= 0.1
+					}
+					ys[j] = z
+				}
+			case Linear:
+				for j, v := range xs {
+					ys[j] = a*v + b
+				}
+			default:
+				for j, v := range xs {
+					ys[j] = act(o.act, a*v+b)
+				}
+			}
+		}
+	}
+}
+
+func (o *bnActOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+
+func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	if !o.training {
+		return nil, fmt.Errorf("%s: no gradient in inference mode", o.name)
+	}
+	bw := &bnActGradOp{opBase{uniqueName("bnactgrad"), 4, []int{4, 1, 4, 4}, 4}, o}
+	dx, err := G.ApplyOp(bw, in[0], in[1], out, grad)
+	if err != nil {
+		return nil, err
+	}
+	c := in[1].Shape().Clone()
+	dg, err := G.ApplyOp(newExtract("dgamma", 4, c, func() *tensor.Dense { return o.st.dgamma }), dx)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newExtract("dbeta", 4, c, func() *tensor.Dense { return o.st.dbeta }), dx)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dg, db}, nil
+}
+
+// bnActGradOp takes (x, gamma, y, dy) and returns dx, leaving dgamma and dbeta
+// in the forward op's state. With g = dy * act'(y), xhat = (x-mean)*invstd, M = N*H*W:
+//
+//	dbeta = sum g,  dgamma = sum g*xhat,
+//	dx = gamma*invstd/M * (M*g - dbeta - xhat*dgamma)
+type bnActGradOp struct {
+	opBase
+	fw *bnActOp
+}
+
+func (o *bnActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 4)
+	if err != nil {
+		return nil, err
+	}
+	x := t[0]
+	st := o.fw.st
+	dx := buffer(&st.dx, x.Dtype(), x.Shape()...)
+	c := x.Shape()[1]
+	dg := buffer(&st.dgamma, x.Dtype(), c)
+	db := buffer(&st.dbeta, x.Dtype(), c)
+	switch x.Dtype() {
+	case tensor.Float32:
+		bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(dx), f32s(dg), f32s(db))
+	case tensor.Float64:
+		bnBackward(o.fw, x.Shape(), x.Data().([]float64), t[1].Data().([]float64), t[2].Data().([]float64), t[3].Data().([]float64),
+			dx.Data().([]float64), dg.Data().([]float64), db.Data().([]float64))
+	}
+	return dx, nil
+}
+
+func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, y, dy, dx, dgamma, dbeta []T) {
+	n, c, h, w := dims4(s)
+	hw := h * w
+	m := float64(n * hw)
+	for ch := 0; ch < c; ch++ {
+		mean, inv := o.st.mean[ch], o.st.invstd[ch]
+		var sg, sgx float64
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * hw
+			xs, ys, ds, gs := x[off:off+hw], y[off:off+hw], dy[off:off+hw], dx[off:off+hw]
+			for j := range xs {
+				g := ds[j] * actGrad(o.act, ys[j])
+				gs[j] = g // keep g in dx for the second pass
+				sg += float64(g)
+				sgx += float64(g) * (float64(xs[j]) - mean) * inv
+			}
+		}
+		dbeta[ch], dgamma[ch] = T(sg), T(sgx)
+		k := float64(gamma[ch]) * inv / m
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * hw
+			xs, gs := x[off:off+hw], dx[off:off+hw]
+			for j := range xs {
+				xhat := (float64(xs[j]) - mean) * inv
+				gs[j] = T(k * (m*float64(gs[j]) - sg - xhat*sgx))
+			}
+		}
+	}
+}
+
+// biasActOp is y = act(x + bias[c]) for convolutions without batch norm
+// (the linear 1x1 convs in front of the YOLO heads). Inputs x (N,C,H,W), bias (C).
+type biasActOp struct {
+	opBase
+	act Activation
+	st  *biasActState
+}
+
+type biasActState struct{ y, dx, db *tensor.Dense }
+
+// BiasAct adds a per-channel bias and applies the activation.
+func BiasAct(x, bias *G.Node, a Activation) (*G.Node, error) {
+	return G.ApplyOp(&biasActOp{opBase{uniqueName("biasact"), 2, []int{4, 1}, 4}, a, &biasActState{}}, x, bias)
+}
+
+func (o *biasActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x := t[0]
+	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		biasForward(o.act, x.Shape(), f32s(x), f32s(t[1]), f32s(y))
+	case tensor.Float64:
+		biasForward(o.act, x.Shape(), x.Data().([]float64), t[1].Data().([]float64), y.Data().([]float64))
+	}
+	return y, nil
+}
+
+func biasForward[T float](a Activation, s tensor.Shape, x, b, y []T) {
+	n, c, h, w := dims4(s)
+	hw := h * w
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			off := (i*c + ch) * hw
+			bb := b[ch]
+			for j, v := range x[off : off+hw] {
+				y[off+j] = act(a, v+bb)
+			}
+		}
+	}
+}
+
+func (o *biasActOp) DiffWRT(int) []bool { return []bool{true, true} }
+func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 2, []int{4, 4}, 4}, o}, out, grad)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newExtract("dbias", 4, in[1].Shape().Clone(), func() *tensor.Dense { return o.st.db }), dx)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, db}, nil
+}
+
+// biasActGradOp takes (y, dy) and returns dx = dy*act'(y); dbias = sum over N,H,W of dx.
+type biasActGradOp struct {
+	opBase
+	fw *biasActOp
+}
+
+func (o *biasActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	y := t[0]
+	dx := buffer(&o.fw.st.dx, y.Dtype(), y.Shape()...)
+	db := buffer(&o.fw.st.db, y.Dtype(), y.Shape()[1])
+	switch y.Dtype() {
+	case tensor.Float32:
+		biasBackward(o.fw.act, y.Shape(), f32s(y), f32s(t[1]), f32s(dx), f32s(db))
+	case tensor.Float64:
+		biasBackward(o.fw.act, y.Shape(), y.Data().([]float64), t[1].Data().([]float64), dx.Data().([]float64), db.Data().([]float64))
+	}
+	return dx, nil
+}
+
+func biasBackward[T float](a Activation, s tensor.Shape, y, dy, dx, db []T) {
+	n, c, h, w := dims4(s)
+	hw := h * w
+	clear(db)
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			off := (i*c + ch) * hw
+			var sum float64
+			for j := off; j < off+hw; j++ {
+				g := dy[j] * actGrad(a, y[j])
+				dx[j] = g
+				sum += float64(g)
+			}
+			db[ch] += T(sum)
+		}
+	}
+}

@@ -1,0 +1,304 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/dettrain/dettrain/blas"
+)
+
+// Conv2D is a grouped 2-D convolution without bias, as darknet's
+// [convolutional] computes it before batch norm:
+//
+//	y[n,f,i,j] = sum_{c in group(f), u, v} w[f,c,u,v] * x[n,c, i*stride+u-pad, j*stride+v-pad]
+//
+// out = (in + 2*pad - size)/stride + 1. Each image and group is one im2col and
+// one GEMM that writes NCHW directly (no transpose copy).
+type convGeom struct {
+	size, stride, pad, groups int
+}
+
+func (g convGeom) out(in int) int { return (in+2*g.pad-g.size)/g.stride + 1 }
+
+type convState struct {
+	y, dx, dw *tensor.Dense
+	cols      [][]float64 // per worker, float64 graphs
+	cols32    [][]float32
+}
+
+type convOp struct {
+	opBase
+	convGeom
+	st *convState
+}
+
+// Conv2D applies the convolution to x (N,C,H,W) with w (F, C/groups, size, size).
+func Conv2D(x, w *G.Node, size, stride, pad, groups int) (*G.Node, error) {
+	op := &convOp{opBase{uniqueName("conv"), 2, []int{4, 4}, 4}, convGeom{size, stride, pad, groups}, &convState{}}
+	return G.ApplyOp(op, x, w)
+}
+
+func (o *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	xs, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	ws, err := shapeOf(in[1])
+	if err != nil {
+		return nil, err
+	}
+	if len(xs) != 4 || len(ws) != 4 {
+		return nil, fmt.Errorf("conv: want 4-D input and weights, got %v and %v", xs, ws)
+	}
+	if xs[1] != ws[1]*o.groups || ws[0]%o.groups != 0 || ws[2] != o.size || ws[3] != o.size {
+		return nil, fmt.Errorf("conv: input %v does not fit weights %v with %d groups", xs, ws, o.groups)
+	}
+	ho, wo := o.out(xs[2]), o.out(xs[3])
+	if ho < 1 || wo < 1 {
+		return nil, fmt.Errorf("conv: input %v too small for size %d stride %d", xs, o.size, o.stride)
+	}
+	return tensor.Shape{xs[0], ws[0], ho, wo}, nil
+}
+
+func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x, w := t[0], t[1]
+	n, _, h, wd := dims4(x.Shape())
+	f := w.Shape()[0]
+	y := buffer(&o.st.y, x.Dtype(), n, f, o.out(h), o.out(wd))
+	switch x.Dtype() {
+	case tensor.Float32:
+		convForward(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(w), f32s(y), &o.st.cols32)
+	case tensor.Float64:
+		convForward(o.convGeom, x.Shape(), w.Shape(), x.Data().([]float64), w.Data().([]float64), y.Data().([]float64), &o.st.cols)
+	default:
+		return nil, fmt.Errorf("conv: unsupported dtype %v", x.Dtype())
+	}
+	return y, nil
+}
+
+func (o *convOp) DiffWRT(int) []bool { return []bool{true, true} }
+
+func (o *convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	x, w := in[0], in[1]
+	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dw}, nil
+}
+
+// convGradXOp computes dL/dx from (x, w, dy): per image, dcol = w^T dy, then col2im.
+type convGradXOp struct {
+	opBase
+	convGeom
+	st *convState
+}
+
+func (o *convGradXOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 3)
+	if err != nil {
+		return nil, err
+	}
+	x, w, dy := t[0], t[1], t[2]
+	dx := buffer(&o.st.dx, x.Dtype(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx), &o.st.cols32)
+	case tensor.Float64:
+		convBackData(o.convGeom, x.Shape(), w.Shape(), w.Data().([]float64), dy.Data().([]float64), dx.Data().([]float64), &o.st.cols)
+	}
+	return dx, nil
+}
+
+// convGradWOp computes dL/dw from (x, w, dy): sum over images of dy col^T.
+type convGradWOp struct {
+	opBase
+	convGeom
+	st *convState
+}
+
+func (o *convGradWOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[1]) }
+func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 3)
+	if err != nil {
+		return nil, err
+	}
+	x, w, dy := t[0], t[1], t[2]
+	dw := buffer(&o.st.dw, x.Dtype(), w.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw), &o.st.cols32)
+	case tensor.Float64:
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Data().([]float64), dy.Data().([]float64), dw.Data().([]float64), &o.st.cols)
+	}
+	return dw, nil
+}
+
+// pointwise reports a 1x1, stride 1, unpadded conv: its im2col is the input itself.
+func (g convGeom) pointwise() bool { return g.size == 1 && g.stride == 1 && g.pad == 0 }
+
+func colBufs[T float](bufs *[][]T, workers, size int) [][]T {
+	if len(*bufs) < workers {
+		*bufs = make([][]T, workers)
+	}
+	for i := 0; i < workers; i++ {
+		if len((*bufs)[i]) < size {
+			(*bufs)[i] = make([]T, size)
+		}
+	}
+	return *bufs
+}
+
+// parallelImages runs fn(worker, image) for each of n images. It is
+// sequential for now: OpenBLAS threads each GEMM. (Running images on
+// goroutines with single-threaded GEMMs is the planned CPU speed-up.)
+func parallelImages(n int, fn func(worker, i int)) {
+	for i := 0; i < n; i++ {
+		fn(0, i)
+	}
+}
+
+func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[][]T) {
+	n, c, h, wd := dims4(xs)
+	f := ws[0]
+	cg, fg := c/g.groups, f/g.groups
+	ho, wo := g.out(h), g.out(wd)
+	kk := cg * g.size * g.size
+	cols := colBufs(bufs, 1, kk*ho*wo)
+	parallelImages(n, func(k, i int) {
+		for gi := 0; gi < g.groups; gi++ {
+			xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
+			col := xin
+			if !g.pointwise() {
+				col = cols[k][:kk*ho*wo]
+				im2col(xin, cg, h, wd, g, ho, wo, col)
+			}
+			out := y[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
+			blas.Gemm(false, false, fg, ho*wo, kk, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, col, ho*wo, 0, out, ho*wo)
+		}
+	})
+}
+
+func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs *[][]T) {
+	n, c, h, wd := dims4(xs)
+	f := ws[0]
+	cg, fg := c/g.groups, f/g.groups
+	ho, wo := g.out(h), g.out(wd)
+	kk := cg * g.size * g.size
+	cols := colBufs(bufs, 1, kk*ho*wo)
+	parallelImages(n, func(k, i int) {
+		for gi := 0; gi < g.groups; gi++ {
+			dxo := dx[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
+			d := dy[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
+			if g.pointwise() {
+				blas.Gemm(true, false, kk, ho*wo, fg, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, d, ho*wo, 0, dxo, ho*wo)
+				continue
+			}
+			col := cols[k][:kk*ho*wo]
+			blas.Gemm(true, false, kk, ho*wo, fg, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, d, ho*wo, 0, col, ho*wo)
+			col2im(col, cg, h, wd, g, ho, wo, dxo)
+		}
+	})
+}
+
+func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, bufs *[][]T) {
+	n, c, h, wd := dims4(xs)
+	f := ws[0]
+	cg, fg := c/g.groups, f/g.groups
+	ho, wo := g.out(h), g.out(wd)
+	kk := cg * g.size * g.size
+	cols := colBufs(bufs, 1, kk*ho*wo)
+	clear(dw)
+	for i := 0; i < n; i++ {
+		for gi := 0; gi < g.groups; gi++ {
+			xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
+			col := xin
+			if !g.pointwise() {
+				col = cols[0][:kk*ho*wo]
+				im2col(xin, cg, h, wd, g, ho, wo, col)
+			}
+			d := dy[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
+			blas.Gemm(false, true, fg, kk, ho*wo, 1, d, ho*wo, col, ho*wo, 1, dw[gi*fg*kk:(gi+1)*fg*kk], kk)
+		}
+	}
+}
+
+// im2col lays out x (c,h,w) as col (c*size*size, ho*wo): row (ch,u,v), column (i,j)
+// holds x[ch, i*stride+u-pad, j*stride+v-pad] (0 outside the image).
+func im2col[T float](x []T, c, h, w int, g convGeom, ho, wo int, col []T) {
+	for ch := 0; ch < c; ch++ {
+		xc := x[ch*h*w : (ch+1)*h*w]
+		for u := 0; u < g.size; u++ {
+			for v := 0; v < g.size; v++ {
+				row := col[((ch*g.size+u)*g.size+v)*ho*wo:][:ho*wo]
+				for i := 0; i < ho; i++ {
+					yy := i*g.stride + u - g.pad
+					r := row[i*wo : (i+1)*wo]
+					if yy < 0 || yy >= h {
+						clear(r)
+						continue
+					}
+					xr := xc[yy*w : (yy+1)*w]
+					if g.stride == 1 {
+						for j := 0; j < wo; j++ {
+							xx := j + v - g.pad
+							if xx < 0 || xx >= w {
+								r[j] = 0
+							} else {
+								r[j] = xr[xx]
+							}
+						}
+						continue
+					}
+					for j := 0; j < wo; j++ {
+						xx := j*g.stride + v - g.pad
+						if xx < 0 || xx >= w {
+							r[j] = 0
+						} else {
+							r[j] = xr[xx]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im is the adjoint of im2col: it overwrites x with the sum of the
+// columns that read each pixel.
+func col2im[T float](col []T, c, h, w int, g convGeom, ho, wo int, x []T) {
+	clear(x[:c*h*w])
+	for ch := 0; ch < c; ch++ {
+		xc := x[ch*h*w : (ch+1)*h*w]
+		for u := 0; u < g.size; u++ {
+			for v := 0; v < g.size; v++ {
+				row := col[((ch*g.size+u)*g.size+v)*ho*wo:][:ho*wo]
+				for i := 0; i < ho; i++ {
+					yy := i*g.stride + u - g.pad
+					if yy < 0 || yy >= h {
+						continue
+					}
+					xr := xc[yy*w : (yy+1)*w]
+					r := row[i*wo : (i+1)*wo]
+					for j := 0; j < wo; j++ {
+						xx := j*g.stride + v - g.pad
+						if xx >= 0 && xx < w {
+							xr[xx] += r[j]
+						}
+					}
+				}
+			}
+		}
+	}
+}

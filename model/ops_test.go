@@ -1,0 +1,281 @@
+package model
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// gradCheck builds a float64 graph with build(g, params) -> scalar cost,
+// computes the symbolic gradient with gorgonia's tape machine, and compares
+// it with central differences (step 1e-6) for every element of every param.
+// Tolerance: |analytic - numeric| <= tol * max(1, |numeric|), tol 1e-5 as in
+// gonum's optimize/functions (defaultFDGradTol).
+func gradCheck(t *testing.T, shapes [][]int, build func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error)) {
+	t.Helper()
+	r := rand.New(rand.NewSource(7))
+	vals := make([]*tensor.Dense, len(shapes))
+	for i, s := range shapes {
+		d := tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float64))
+		for j := range d.Data().([]float64) {
+			d.Data().([]float64)[j] = r.NormFloat64()
+		}
+		vals[i] = d
+	}
+	run := func(withGrad bool) (float64, []*tensor.Dense) {
+		g := G.NewGraph()
+		ps := make([]*G.Node, len(vals))
+		for i, v := range vals {
+			ps[i] = G.NewTensor(g, tensor.Float64, len(shapes[i]), G.WithShape(shapes[i]...), G.WithValue(v), G.WithName(string(rune('a'+i))))
+		}
+		cost, err := build(g, ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opts []G.VMOpt
+		if withGrad {
+			if _, err := G.Grad(cost, ps...); err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, G.BindDualValues(ps...))
+		}
+		m := G.NewTapeMachine(g, opts...)
+		defer m.Close()
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		c := cost.Value().Data().(float64)
+		if !withGrad {
+			return c, nil
+		}
+		grads := make([]*tensor.Dense, len(ps))
+		for i, p := range ps {
+			gv, err := p.Grad()
+			if err != nil {
+				t.Fatal(err)
+			}
+			grads[i] = gv.(*tensor.Dense).Clone().(*tensor.Dense)
+		}
+		return c, grads
+	}
+	_, grads := run(true)
+	const h = 1e-6
+	for i, v := range vals {
+		data := v.Data().([]float64)
+		an := grads[i].Data().([]float64)
+		for j := range data {
+			old := data[j]
+			data[j] = old + h
+			cp, _ := run(false)
+			data[j] = old - h
+			cm, _ := run(false)
+			data[j] = old
+			num := (cp - cm) / (2 * h)
+			if math.Abs(an[j]-num) > 1e-5*math.Max(1, math.Abs(num)) {
+				t.Fatalf("param %d element %d: analytic %.9g, numeric %.9g", i, j, an[j], num)
+			}
+		}
+	}
+}
+
+// weighted returns sum(x * r) for a fixed random r, so that every output
+// element gets a different upstream gradient.
+func weighted(g *G.ExprGraph, x *G.Node, seed int64) (*G.Node, error) {
+	r := rand.New(rand.NewSource(seed))
+	d := tensor.New(tensor.WithShape(x.Shape()...), tensor.Of(tensor.Float64))
+	for j := range d.Data().([]float64) {
+		d.Data().([]float64)[j] = r.NormFloat64()
+	}
+	c := G.NewTensor(g, tensor.Float64, x.Dims(), G.WithShape(x.Shape()...), G.WithValue(d), G.WithName("r"))
+	m, err := G.HadamardProd(x, c)
+	if err != nil {
+		return nil, err
+	}
+	return G.Sum(m)
+}
+
+func TestConvGradient(t *testing.T) {
+	for _, tc := range []struct {
+		name                       string
+		c, f, size, stride, pad, g int
+	}{
+		{"3x3s1", 3, 4, 3, 1, 1, 1},
+		{"3x3s2", 3, 4, 3, 2, 1, 1},
+		{"1x1", 4, 3, 1, 1, 0, 1},
+		{"depthwise", 4, 4, 3, 1, 1, 4},
+		{"grouped s2", 4, 6, 3, 2, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gradCheck(t, [][]int{{2, tc.c, 6, 5}, {tc.f, tc.c / tc.g, tc.size, tc.size}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+				y, err := Conv2D(ps[0], ps[1], tc.size, tc.stride, tc.pad, tc.g)
+				if err != nil {
+					return nil, err
+				}
+				return weighted(g, y, 1)
+			})
+		})
+	}
+}
+
+// TestConvMatchesDirect checks the im2col+GEMM forward against the defining sum.
+func TestConvMatchesDirect(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	geo := convGeom{size: 3, stride: 2, pad: 1, groups: 2}
+	n, c, h, w, f := 2, 4, 7, 6, 6
+	x := make([]float64, n*c*h*w)
+	wt := make([]float64, f*(c/2)*9)
+	for i := range x {
+		x[i] = r.NormFloat64()
+	}
+	for i := range wt {
+		wt[i] = r.NormFloat64()
+	}
+	ho, wo := geo.out(h), geo.out(w)
+	y := make([]float64, n*f*ho*wo)
+	var bufs [][]float64
+	convForward(geo, tensor.Shape{n, c, h, w}, tensor.Shape{f, c / 2, 3, 3}, x, wt, y, &bufs)
+	for i := 0; i < n; i++ {
+		for fo := 0; fo < f; fo++ {
+			gi := fo / (f / 2)
+			for oy := 0; oy < ho; oy++ {
+				for ox := 0; ox < wo; ox++ {
+					var s float64
+					for cc := 0; cc < c/2; cc++ {
+						for u := 0; u < 3; u++ {
+							for v := 0; v < 3; v++ {
+								yy, xx := oy*2+u-1, ox*2+v-1
+								if yy < 0 || yy >= h || xx < 0 || xx >= w {
+									continue
+								}
+								s += wt[((fo*(c/2)+cc)*3+u)*3+v] * x[((i*c+gi*(c/2)+cc)*h+yy)*w+xx]
+							}
+						}
+					}
+					if got := y[((i*f+fo)*ho+oy)*wo+ox]; math.Abs(got-s) > 1e-12 {
+						t.Fatalf("y[%d,%d,%d,%d] = %v, want %v", i, fo, oy, ox, got, s)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestBNActGradient(t *testing.T) {
+	for _, a := range []Activation{Leaky, Linear, Logistic} {
+		t.Run(a.String(), func(t *testing.T) {
+			bn := &BNState{Mean: make([]float32, 3), Var: []float32{1, 1, 1}, Momentum: 0.01, Eps: 1e-5}
+			gradCheck(t, [][]int{{2, 3, 4, 3}, {3}, {3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+				y, err := BNAct(ps[0], ps[1], ps[2], a, bn, true)
+				if err != nil {
+					return nil, err
+				}
+				return weighted(g, y, 2)
+			})
+		})
+	}
+}
+
+func TestBiasActGradient(t *testing.T) {
+	gradCheck(t, [][]int{{2, 3, 4, 3}, {3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+		y, err := BiasAct(ps[0], ps[1], Leaky)
+		if err != nil {
+			return nil, err
+		}
+		return weighted(g, y, 3)
+	})
+}
+
+func TestPoolUpsampleGradient(t *testing.T) {
+	for _, tc := range []struct{ size, stride, pad int }{{2, 2, 1}, {2, 1, 1}, {3, 1, 2}, {5, 1, 4}, {3, 2, 2}} {
+		gradCheck(t, [][]int{{2, 2, 6, 5}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+			y, err := MaxPool(ps[0], tc.size, tc.stride, tc.pad)
+			if err != nil {
+				return nil, err
+			}
+			u, err := Upsample(y, 2)
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, u, 4)
+		})
+	}
+}
+
+// TestMaxPoolDarknetPadding: darknet's size-2 stride-1 pool on [[1..9]] pads
+// bottom/right and gives [5 6 6 8 9 9 8 9 9] (../shared/notes/stack.md).
+func TestMaxPoolDarknetPadding(t *testing.T) {
+	g := G.NewGraph()
+	x := tensor.New(tensor.WithShape(1, 1, 3, 3), tensor.WithBacking([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9}))
+	xn := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 1, 3, 3), G.WithValue(x))
+	y, err := MaxPool(xn, 2, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{5, 6, 6, 8, 9, 9, 8, 9, 9}
+	got := y.Value().Data().([]float64)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+// TestNetworkPiecesGradient chains the ops the way a YOLO network does:
+// fan-out, a shortcut (Add) and a route (Concat), so gorgonia's own gradient
+// accumulation nodes are exercised with ours.
+func TestNetworkPiecesGradient(t *testing.T) {
+	bn1 := &BNState{Mean: make([]float32, 4), Var: []float32{1, 1, 1, 1}, Momentum: 0.01, Eps: 1e-5}
+	bn2 := &BNState{Mean: make([]float32, 4), Var: []float32{1, 1, 1, 1}, Momentum: 0.01, Eps: 1e-5}
+	gradCheck(t, [][]int{{2, 3, 8, 8}, {4, 3, 3, 3}, {4}, {4}, {4, 4, 1, 1}, {4}, {4}, {5, 8, 1, 1}, {5}},
+		func(g *G.ExprGraph, p []*G.Node) (*G.Node, error) {
+			c1, err := Conv2D(p[0], p[1], 3, 2, 1, 1)
+			if err != nil {
+				return nil, err
+			}
+			a1, err := BNAct(c1, p[2], p[3], Leaky, bn1, true)
+			if err != nil {
+				return nil, err
+			}
+			c2, err := Conv2D(a1, p[4], 1, 1, 0, 1)
+			if err != nil {
+				return nil, err
+			}
+			a2, err := BNAct(c2, p[5], p[6], Leaky, bn2, true)
+			if err != nil {
+				return nil, err
+			}
+			sc, err := G.Add(a1, a2) // [shortcut] from=-2
+			if err != nil {
+				return nil, err
+			}
+			pool, err := MaxPool(sc, 2, 2, 1)
+			if err != nil {
+				return nil, err
+			}
+			up, err := Upsample(pool, 2)
+			if err != nil {
+				return nil, err
+			}
+			rt, err := G.Concat(1, up, a1) // [route] layers=-1,-4
+			if err != nil {
+				return nil, err
+			}
+			c3, err := Conv2D(rt, p[7], 1, 1, 0, 1)
+			if err != nil {
+				return nil, err
+			}
+			out, err := BiasAct(c3, p[8], Linear)
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, out, 5)
+		})
+}

@@ -1,0 +1,245 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// maxPoolOp is darknet's [maxpool]: with padding p (default size-1),
+//
+//	out = (in + p - size)/stride + 1,  y[i,j] = max over x[i*stride-p/2+u, j*stride-p/2+v], 0 <= u,v < size
+//
+// taken over positions inside the image only. For size 2 stride 1 this pads
+// one row/column at the bottom/right (gorgonia's MaxPool2D pads the wrong
+// side, ../shared/notes/stack.md). The backward pass routes each output
+// gradient to the input that held the maximum (the first one on ties).
+type maxPoolOp struct {
+	opBase
+	size, stride, pad int
+	st                *poolState
+}
+
+type poolState struct {
+	y, dx *tensor.Dense
+	arg   []int32 // per output element: flat index in the input plane
+}
+
+// MaxPool applies darknet's max pooling.
+func MaxPool(x *G.Node, size, stride, pad int) (*G.Node, error) {
+	return G.ApplyOp(&maxPoolOp{opBase{uniqueName("maxpool"), 1, []int{4}, 4}, size, stride, pad, &poolState{}}, x)
+}
+
+func (o *maxPoolOp) outDim(in int) int { return (in+o.pad-o.size)/o.stride + 1 }
+
+func (o *maxPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 4 {
+		return nil, fmt.Errorf("maxpool: want 4-D input, got %v", s)
+	}
+	h, w := o.outDim(s[2]), o.outDim(s[3])
+	if h < 1 || w < 1 {
+		return nil, fmt.Errorf("maxpool: input %v too small for size %d", s, o.size)
+	}
+	return tensor.Shape{s[0], s[1], h, w}, nil
+}
+
+func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
+	x, err := dense(vs[0])
+	if err != nil {
+		return nil, err
+	}
+	n, c, h, w := dims4(x.Shape())
+	ho, wo := o.outDim(h), o.outDim(w)
+	y := buffer(&o.st.y, x.Dtype(), n, c, ho, wo)
+	if len(o.st.arg) != n*c*ho*wo {
+		o.st.arg = make([]int32, n*c*ho*wo)
+	}
+	switch x.Dtype() {
+	case tensor.Float32:
+		poolForward(o, n*c, h, w, ho, wo, f32s(x), f32s(y))
+	case tensor.Float64:
+		poolForward(o, n*c, h, w, ho, wo, x.Data().([]float64), y.Data().([]float64))
+	}
+	return y, nil
+}
+
+func poolForward[T float](o *maxPoolOp, planes, h, w, ho, wo int, x, y []T) {
+	off := -o.pad / 2
+	for p := 0; p < planes; p++ {
+		xp := x[p*h*w : (p+1)*h*w]
+		for i := 0; i < ho; i++ {
+			for j := 0; j < wo; j++ {
+				best, arg := T(math.Inf(-1)), int32(-1)
+				for u := 0; u < o.size; u++ {
+					yy := i*o.stride + off + u
+					if yy < 0 || yy >= h {
+						continue
+					}
+					for v := 0; v < o.size; v++ {
+						xx := j*o.stride + off + v
+						if xx < 0 || xx >= w {
+							continue
+						}
+						if val := xp[yy*w+xx]; arg < 0 || val > best {
+							best, arg = val, int32(yy*w+xx)
+						}
+					}
+				}
+				k := (p*ho+i)*wo + j
+				y[k], o.st.arg[k] = best, arg
+			}
+		}
+	}
+}
+
+func (o *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
+func (o *maxPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&maxPoolGradOp{opBase{uniqueName("maxpoolgrad"), 2, []int{4, 4}, 4}, o}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// maxPoolGradOp takes (x, dy) and scatters dy to the argmax positions.
+type maxPoolGradOp struct {
+	opBase
+	fw *maxPoolOp
+}
+
+func (o *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x, dy := t[0], t[1]
+	n, c, h, w := dims4(x.Shape())
+	ho, wo := dy.Shape()[2], dy.Shape()[3]
+	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, f32s(dy), f32s(dx))
+	case tensor.Float64:
+		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, dy.Data().([]float64), dx.Data().([]float64))
+	}
+	return dx, nil
+}
+
+func poolBackward[T float](arg []int32, planes, in, out int, dy, dx []T) {
+	clear(dx)
+	for p := 0; p < planes; p++ {
+		d := dx[p*in : (p+1)*in]
+		for k, a := range arg[p*out : (p+1)*out] {
+			if a >= 0 {
+				d[a] += dy[p*out+k]
+			}
+		}
+	}
+}
+
+// upsampleOp is darknet's [upsample]: nearest neighbour by an integer stride,
+// y[i,j] = x[i/stride, j/stride]. Its gradient sums each stride x stride block.
+type upsampleOp struct {
+	opBase
+	stride int
+	st     *poolState
+}
+
+// Upsample repeats every pixel stride x stride times.
+func Upsample(x *G.Node, stride int) (*G.Node, error) {
+	return G.ApplyOp(&upsampleOp{opBase{uniqueName("upsample"), 1, []int{4}, 4}, stride, &poolState{}}, x)
+}
+
+func (o *upsampleOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0], s[1], s[2] * o.stride, s[3] * o.stride}, nil
+}
+
+func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) {
+	x, err := dense(vs[0])
+	if err != nil {
+		return nil, err
+	}
+	n, c, h, w := dims4(x.Shape())
+	y := buffer(&o.st.y, x.Dtype(), n, c, h*o.stride, w*o.stride)
+	switch x.Dtype() {
+	case tensor.Float32:
+		upForward(o.stride, n*c, h, w, f32s(x), f32s(y))
+	case tensor.Float64:
+		upForward(o.stride, n*c, h, w, x.Data().([]float64), y.Data().([]float64))
+	}
+	return y, nil
+}
+
+func upForward[T float](s, planes, h, w int, x, y []T) {
+	wo := w * s
+	for p := 0; p < planes; p++ {
+		xp := x[p*h*w : (p+1)*h*w]
+		yp := y[p*h*s*wo : (p+1)*h*s*wo]
+		for i := 0; i < h*s; i++ {
+			row := yp[i*wo : (i+1)*wo]
+			src := xp[(i/s)*w : (i/s+1)*w]
+			for j := range row {
+				row[j] = src[j/s]
+			}
+		}
+	}
+}
+
+func (o *upsampleOp) DiffWRT(int) []bool { return []bool{true} }
+func (o *upsampleOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&upsampleGradOp{opBase{uniqueName("upsamplegrad"), 2, []int{4, 4}, 4}, o}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+type upsampleGradOp struct {
+	opBase
+	fw *upsampleOp
+}
+
+func (o *upsampleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x, dy := t[0], t[1]
+	n, c, h, w := dims4(x.Shape())
+	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		upBackward(o.fw.stride, n*c, h, w, f32s(dy), f32s(dx))
+	case tensor.Float64:
+		upBackward(o.fw.stride, n*c, h, w, dy.Data().([]float64), dx.Data().([]float64))
+	}
+	return dx, nil
+}
+
+func upBackward[T float](s, planes, h, w int, dy, dx []T) {
+	wo := w * s
+	clear(dx)
+	for p := 0; p < planes; p++ {
+		dp := dx[p*h*w : (p+1)*h*w]
+		yp := dy[p*h*s*wo : (p+1)*h*s*wo]
+		for i := 0; i < h*s; i++ {
+			row := yp[i*wo : (i+1)*wo]
+			dst := dp[(i/s)*w : (i/s+1)*w]
+			for j, v := range row {
+				dst[j/s] += v
+			}
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/dettrain/dettrain/box"
+)
+
+// Truth is one ground-truth object of one image, in network-input pixels.
+type Truth struct {
+	Class int
+	Box   box.Box
+	// Weight multiplies every loss term of the object (1; mixup sets lambda
+	// or 1-lambda, freebies.md).
+	Weight float32
+}
+
+// Head describes one [yolo] layer: which of the network's anchors it
+// predicts, and its loss settings.
+type Head struct {
+	Anchors      [][2]float64 // all anchors of the network, (w,h) in input pixels
+	Mask         []int        // indices into Anchors predicted by this head
+	Classes      int
+	IgnoreThresh float64 // 0.7 by default (freebies.md)
+}
+
+// LossParts are the four YOLOv3 loss terms, summed over the batch and divided
+// by the batch size (GluonCV's YOLOV3Loss summed over elements, averaged over images).
+type LossParts struct {
+	Obj, XY, WH, Cls float64
+	Positives        int
+}
+
+// Total is the sum of the parts.
+func (l LossParts) Total() float64 { return l.Obj + l.XY + l.WH + l.Cls }
+
+// Add accumulates o into l.
+func (l *LossParts) Add(o LossParts) {
+	l.Obj += o.Obj
+	l.XY += o.XY
+	l.WH += o.WH
+	l.Cls += o.Cls
+	l.Positives += o.Positives
+}
+
+// yoloLossOp is the YOLOv3 loss of one head, as freebies.md specifies
+// (GluonCV's YOLOV3TargetMerger + YOLOV3Loss). The input is the head's raw
+// output p of shape (N, len(Mask)*(5+C), H, W), channel a*(5+C)+k holding, for
+// anchor a: k=0,1 tx,ty; 2,3 tw,th; 4 objectness; 5.. class logits. For each
+// image:
+//
+//   - each truth goes to the single best of all anchors by centred shape IoU;
+//     if that anchor is in Mask it is a positive at cell (floor(cy/stride), floor(cx/stride));
+//   - a prediction whose decoded box has IoU > IgnoreThresh with any truth,
+//     and is not a positive, gets no objectness loss;
+//   - with BCE(x,t) = softplus(x) - t*x (stable: max(x,0) - t*x + log(1+exp(-|x|))),
+//     bw = 2 - w*h/(W*H) and m the truth's weight:
+//     obj   = sum_pos m*BCE(p_obj, 1) + sum_neg BCE(p_obj, 0)
+//     xy    = sum_pos m*bw*[BCE(tx, cx/stride - j) + BCE(ty, cy/stride - i)]
+//     wh    = sum_pos m*bw*[|tw - log(w/aw)| + |th - log(h/ah)|]
+//     cls   = sum_pos m*sum_c BCE(p_c, [c == class])
+//
+// all divided by N. The op computes the loss and its gradient in one pass;
+// the backward op scales the stored gradient by the upstream one.
+type yoloLossOp struct {
+	opBase
+	head *Head
+	st   *yoloState
+}
+
+type yoloState struct {
+	truths     [][]Truth
+	netW, netH int
+	// smooth maps a class target t in {0,1} to the value used (label smoothing hook).
+	smooth func(t float64) float64
+	parts  LossParts
+	grad   []float64
+	gradT  *tensor.Dense
+}
+
+func newYOLOLoss(x *G.Node, h *Head, netW, netH int) (*G.Node, *yoloState, error) {
+	st := &yoloState{netW: netW, netH: netH}
+	op := &yoloLossOp{opBase{uniqueName("yololoss"), 1, []int{4}, 0}, h, st}
+	n, err := G.ApplyOp(op, x)
+	return n, st, err
+}
+
+func (o *yoloLossOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	if want := len(o.head.Mask) * (5 + o.head.Classes); len(s) != 4 || s[1] != want {
+		return nil, fmt.Errorf("yolo: input %v, want %d channels (%d anchors x (5+%d classes))", s, want, len(o.head.Mask), o.head.Classes)
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) {
+	x, err := dense(vs[0])
+	if err != nil {
+		return nil, err
+	}
+	var total float64
+	switch x.Dtype() {
+	case tensor.Float32:
+		total = yoloLoss(o.head, o.st, x.Shape(), f32s(x))
+		return G.NewF32(float32(total)), nil
+	case tensor.Float64:
+		total = yoloLoss(o.head, o.st, x.Shape(), x.Data().([]float64))
+		return G.NewF64(total), nil
+	}
+	return nil, fmt.Errorf("yolo: unsupported dtype %v", x.Dtype())
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// bce is the stable binary cross-entropy with logits and its derivative.
+func bce(x, t float64) (loss, grad float64) {
+	return math.Max(x, 0) - t*x + math.Log1p(math.Exp(-math.Abs(x))), sigmoid(x) - t
+}
+
+func shapeIoU(w1, h1, w2, h2 float64) float64 {
+	inter := math.Min(w1, w2) * math.Min(h1, h2)
+	return inter / (w1*h1 + w2*h2 - inter)
+}
+
+// BestAnchor returns the index of the anchor whose shape best matches (w,h).
+func (h *Head) BestAnchor(w, ht float64) int {
+	best, bi := -1.0, 0
+	for i, a := range h.Anchors {
+		if v := shapeIoU(w, ht, a[0], a[1]); v > best {
+			best, bi = v, i
+		}
+	}
+	return bi
+}
+
+func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
+	n, _, gh, gw := dims4(s)
+	na, nc := len(h.Mask), h.Classes
+	per := 5 + nc
+	plane := gh * gw
+	if len(st.grad) != len(x) {
+		st.grad = make([]float64, len(x))
+	}
+	clear(st.grad)
+	st.parts = LossParts{}
+	sx, sy := float64(st.netW)/float64(gw), float64(st.netH)/float64(gh) // strides
+	inv := 1 / float64(n)
+	area := float64(st.netW * st.netH)
+	at := func(b, a, k, i, j int) int { return ((b*na+a)*per+k)*plane + i*gw + j }
+	pos := make([]int, na*plane)
+	smooth := st.smooth
+	if smooth == nil {
+		smooth = func(t float64) float64 { return t }
+	}
+	for b := 0; b < n; b++ {
+		var truths []Truth
+		if b < len(st.truths) {
+			truths = st.truths[b]
+		}
+		// Positives: slot -> truth index + 1 (a later truth overwrites an earlier one).
+		clear(pos)
+		for ti, t := range truths {
+			w, ht := t.Box.W(), t.Box.H()
+			if w <= 0 || ht <= 0 {
+				continue
+			}
+			best := h.BestAnchor(w, ht)
+			for a, m := range h.Mask {
+				if m != best {
+					continue
+				}
+				cx, cy := t.Box.Center()
+				j := min(max(int(cx/sx), 0), gw-1)
+				i := min(max(int(cy/sy), 0), gh-1)
+				pos[a*plane+i*gw+j] = ti + 1
+			}
+		}
+		for a := 0; a < na; a++ {
+			aw, ah := h.Anchors[h.Mask[a]][0], h.Anchors[h.Mask[a]][1]
+			for i := 0; i < gh; i++ {
+				for j := 0; j < gw; j++ {
+					ko := at(b, a, 4, i, j)
+					po := float64(x[ko])
+					if ti := pos[a*plane+i*gw+j]; ti > 0 {
+						t := truths[ti-1]
+						m := float64(t.Weight)
+						l, g := bce(po, 1)
+						st.parts.Obj += m * l * inv
+						st.grad[ko] = m * g * inv
+						cx, cy := t.Box.Center()
+						w, ht := t.Box.W(), t.Box.H()
+						bw := 2 - w*ht/area
+						for k, tgt := range [2]float64{cx/sx - float64(j), cy/sy - float64(i)} {
+							idx := at(b, a, k, i, j)
+							l, g := bce(float64(x[idx]), tgt)
+							st.parts.XY += m * bw * l * inv
+							st.grad[idx] = m * bw * g * inv
+						}
+						for k, tgt := range [2]float64{math.Log(w / aw), math.Log(ht / ah)} {
+							idx := at(b, a, 2+k, i, j)
+							d := float64(x[idx]) - tgt
+							st.parts.WH += m * bw * math.Abs(d) * inv
+							sg := 0.0
+							if d > 0 {
+								sg = 1
+							} else if d < 0 {
+								sg = -1
+							}
+							st.grad[idx] = m * bw * sg * inv
+						}
+						for c := 0; c < nc; c++ {
+							idx := at(b, a, 5+c, i, j)
+							tgt := 0.0
+							if c == t.Class {
+								tgt = 1
+							}
+							l, g := bce(float64(x[idx]), smooth(tgt))
+							st.parts.Cls += m * l * inv
+							st.grad[idx] = m * g * inv
+						}
+						st.parts.Positives++
+						continue
+					}
+					// Negative unless its decoded box overlaps a truth by more than the threshold.
+					if len(truths) > 0 {
+						px := (float64(j) + sigmoid(float64(x[at(b, a, 0, i, j)]))) * sx
+						py := (float64(i) + sigmoid(float64(x[at(b, a, 1, i, j)]))) * sy
+						pw := math.Exp(math.Min(float64(x[at(b, a, 2, i, j)]), 20)) * aw
+						ph := math.Exp(math.Min(float64(x[at(b, a, 3, i, j)]), 20)) * ah
+						pb := box.Box{X1: px - pw/2, Y1: py - ph/2, X2: px + pw/2, Y2: py + ph/2}
+						ignore := false
+						for _, t := range truths {
+							if box.IoU(pb, t.Box) > h.IgnoreThresh {
+								ignore = true
+								break
+							}
+						}
+						if ignore {
+							continue
+						}
+					}
+					l, g := bce(po, 0)
+					st.parts.Obj += l * inv
+					st.grad[ko] = g * inv
+				}
+			}
+		}
+	}
+	return st.parts.Total()
+}
+
+func (o *yoloLossOp) DiffWRT(int) []bool { return []bool{true} }
+func (o *yoloLossOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&yoloGradOp{opBase{uniqueName("yolograd"), 2, []int{4, 0}, 4}, o.st}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// yoloGradOp takes (x, dL/dloss) and returns the stored gradient times dL/dloss.
+type yoloGradOp struct {
+	opBase
+	st *yoloState
+}
+
+func (o *yoloGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *yoloGradOp) Do(vs ...G.Value) (G.Value, error) {
+	x, err := dense(vs[0])
+	if err != nil {
+		return nil, err
+	}
+	var up float64
+	switch v := vs[1].Data().(type) {
+	case float32:
+		up = float64(v)
+	case float64:
+		up = v
+	case []float32:
+		up = float64(v[0])
+	case []float64:
+		up = v[0]
+	default:
+		return nil, fmt.Errorf("yolograd: unexpected upstream gradient %T", v)
+	}
+	dx := buffer(&o.st.gradT, x.Dtype(), x.Shape()...)
+	switch d := dx.Data().(type) {
+	case []float32:
+		for i, g := range o.st.grad {
+			d[i] = float32(g * up)
+		}
+	case []float64:
+		for i, g := range o.st.grad {
+			d[i] = g * up
+		}
+	}
+	return dx, nil
+}

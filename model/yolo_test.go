@@ -1,0 +1,88 @@
+package model
+
+import (
+	"math"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/dettrain/dettrain/box"
+)
+
+var testHead = &Head{
+	Anchors:      [][2]float64{{10, 13}, {16, 30}, {33, 23}, {30, 61}, {62, 45}, {59, 119}},
+	Mask:         []int{0, 1, 2},
+	Classes:      2,
+	IgnoreThresh: 0.7,
+}
+
+func TestYOLOLossGradient(t *testing.T) {
+	truths := [][]Truth{
+		{{Class: 1, Box: box.Box{X1: 3, Y1: 5, X2: 15, Y2: 20}, Weight: 1}, {Class: 0, Box: box.Box{X1: 20, Y1: 2, X2: 50, Y2: 30}, Weight: 0.4}},
+		{{Class: 0, Box: box.Box{X1: 30, Y1: 30, X2: 45, Y2: 58}, Weight: 1}},
+	}
+	// Grid 4x4 on a 64x64 input: stride 16.
+	gradCheck(t, [][]int{{2, 3 * 7, 4, 4}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+		l, st, err := newYOLOLoss(ps[0], testHead, 64, 64)
+		st.truths = truths
+		return l, err
+	})
+}
+
+// TestYOLOLossByHand checks every term on a 1x1 grid with one anchor, where
+// the loss can be written out: input 32x32, anchor (16,16), one truth box
+// (8,8)-(24,24) of class 0 with weight 0.5, all logits 0 except tw = 0.1.
+//
+//	obj  = 0.5*BCE(0,1) = 0.5*ln2
+//	xy   = 0.5*bw*(BCE(0,0.5)+BCE(0,0.5)) = 0.5*bw*2*ln2, bw = 2 - 256/1024 = 1.75
+//	       (centre 16/32 = 0.5 of the only cell; BCE(0,t) = ln2 for any t)
+//	wh   = 0.5*bw*(|0.1-log(16/16)| + |0-0|) = 0.5*1.75*0.1
+//	cls  = 0.5*(BCE(0,1)+BCE(0,0)) = 0.5*2*ln2
+func TestYOLOLossByHand(t *testing.T) {
+	h := &Head{Anchors: [][2]float64{{16, 16}}, Mask: []int{0}, Classes: 2, IgnoreThresh: 0.7}
+	x := make([]float64, 7)
+	x[2] = 0.1
+	st := &yoloState{netW: 32, netH: 32, truths: [][]Truth{{{Class: 0, Box: box.Box{X1: 8, Y1: 8, X2: 24, Y2: 24}, Weight: 0.5}}}}
+	yoloLoss(h, st, tensor.Shape{1, 7, 1, 1}, x)
+	ln2 := math.Ln2
+	want := LossParts{Obj: 0.5 * ln2, XY: 0.5 * 1.75 * 2 * ln2, WH: 0.5 * 1.75 * 0.1, Cls: 0.5 * 2 * ln2, Positives: 1}
+	p := st.parts
+	if math.Abs(p.Obj-want.Obj)+math.Abs(p.XY-want.XY)+math.Abs(p.WH-want.WH)+math.Abs(p.Cls-want.Cls) > 1e-12 || p.Positives != 1 {
+		t.Fatalf("parts %+v, want %+v", p, want)
+	}
+}
+
+// TestYOLOLossIgnore: a negative prediction whose box overlaps a truth by
+// more than the threshold has no objectness loss; one below it has BCE(x,0).
+func TestYOLOLossIgnore(t *testing.T) {
+	// Two anchors, one cell, 32x32: the truth (0,0)-(32,32) goes to anchor 1
+	// (32x32); anchor 0 (30x30) predicts the same centre box: IoU 900/1024 > 0.7.
+	h := &Head{Anchors: [][2]float64{{30, 30}, {32, 32}}, Mask: []int{0, 1}, Classes: 1, IgnoreThresh: 0.7}
+	x := make([]float64, 12)
+	st := &yoloState{netW: 32, netH: 32, truths: [][]Truth{{{Class: 0, Box: box.Box{X2: 32, Y2: 32}, Weight: 1}}}}
+	yoloLoss(h, st, tensor.Shape{1, 12, 1, 1}, x)
+	if math.Abs(st.parts.Obj-math.Ln2) > 1e-12 { // only the positive
+		t.Fatalf("obj = %v, want ln2 (negative ignored)", st.parts.Obj)
+	}
+	h.IgnoreThresh = 0.95
+	yoloLoss(h, st, tensor.Shape{1, 12, 1, 1}, x)
+	if math.Abs(st.parts.Obj-2*math.Ln2) > 1e-12 {
+		t.Fatalf("obj = %v, want 2 ln2 (negative counted)", st.parts.Obj)
+	}
+}
+
+func TestBCEStable(t *testing.T) {
+	for _, x := range []float64{-800, -30, -1, 0, 2, 40, 800} {
+		l, _ := bce(x, 0.3)
+		if math.IsInf(l, 0) || math.IsNaN(l) {
+			t.Fatalf("bce(%v) = %v", x, l)
+		}
+	}
+	// BCE(x,t) = -t log s(x) - (1-t) log(1-s(x)), checked at a moderate x.
+	x, tt := 0.7, 0.3
+	s := 1 / (1 + math.Exp(-x))
+	if l, _ := bce(x, tt); math.Abs(l-(-tt*math.Log(s)-(1-tt)*math.Log(1-s))) > 1e-12 {
+		t.Fatalf("bce mismatch")
+	}
+}
