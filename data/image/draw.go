@@ -57,7 +57,7 @@ func Draw(path string, dets []Labelled, out string) error {
 		// gocv draws cv::Rect(x, y, w, h) over pixels x..x+w-1: the
 		// continuous corners (X1,Y1)-(X2,Y2) of box.Box, rounded.
 		r := image.Rect(int(math.Round(b.X1)), int(math.Round(b.Y1)), int(math.Round(b.X2)), int(math.Round(b.Y2)))
-		gocv.Rectangle(&m, r, c, thick)
+		gocv.RectangleWithParams(&m, r, c, thick, gocv.Line8, 0)
 
 		text := d.Label
 		if d.Score >= 0 {
@@ -74,7 +74,7 @@ func Draw(path string, dets []Labelled, out string) error {
 			top = r.Min.Y
 		}
 		bg := image.Rect(r.Min.X, top, min(r.Min.X+sz.X+2*pad, W), min(top+th, H))
-		gocv.Rectangle(&m, bg, c, -1)
+		gocv.RectangleWithParams(&m, bg, c, -1, gocv.Line8, 0)
 		gocv.PutText(&m, text, image.Pt(bg.Min.X+pad, bg.Min.Y+pad+sz.Y), gocv.FontHersheySimplex, scale, textColour(c), 1)
 	}
 	return write(out, m)

@@ -1,0 +1,56 @@
+package model
+
+import (
+	"math"
+
+	"github.com/dettrain/dettrain/box"
+)
+
+// Detection is one decoded prediction in network-input pixels.
+type Detection struct {
+	Class int
+	Score float64
+	Box   box.Box
+}
+
+// Decode turns image b's head outputs into detections, darknet's way
+// (get_yolo_detections): for anchor a at cell (i,j) with outputs
+// tx,ty,tw,th,to,c_k and stride s = size/grid,
+//
+//	centre = ((j + sigmoid(tx))*s, (i + sigmoid(ty))*s),  size = (aw*exp(tw), ah*exp(th))
+//	score_k = sigmoid(to) * sigmoid(c_k)
+//
+// one detection per class whose score is >= conf. size is the network input size.
+func (net *Network) Decode(heads []HeadOutput, b, size int, conf float64) []Detection {
+	var dets []Detection
+	for hi, ho := range heads {
+		h := net.Heads[hi]
+		na, nc := len(h.Mask), h.Classes
+		per := 5 + nc
+		plane := ho.H * ho.W
+		sx, sy := float64(size)/float64(ho.W), float64(size)/float64(ho.H)
+		base := b * na * per * plane
+		v := func(a, k, p int) float64 { return float64(ho.Data[base+(a*per+k)*plane+p]) }
+		for a := 0; a < na; a++ {
+			an := h.Anchors[h.Mask[a]]
+			for p := 0; p < plane; p++ {
+				obj := sigmoid(v(a, 4, p))
+				if obj < conf {
+					continue
+				}
+				i, j := p/ho.W, p%ho.W
+				cx := (float64(j) + sigmoid(v(a, 0, p))) * sx
+				cy := (float64(i) + sigmoid(v(a, 1, p))) * sy
+				w := an[0] * math.Exp(math.Min(v(a, 2, p), 20))
+				ht := an[1] * math.Exp(math.Min(v(a, 3, p), 20))
+				bb := box.Box{X1: cx - w/2, Y1: cy - ht/2, X2: cx + w/2, Y2: cy + ht/2}
+				for c := 0; c < nc; c++ {
+					if s := obj * sigmoid(v(a, 5+c, p)); s >= conf {
+						dets = append(dets, Detection{Class: c, Score: s, Box: bb})
+					}
+				}
+			}
+		}
+	}
+	return dets
+}

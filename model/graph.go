@@ -1,0 +1,182 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Graph is the network unrolled for one batch size and input size: a
+// gorgonia graph and its tape machine. Graphs of one Network share its
+// weights and BN running statistics, so a training graph at one size and an
+// inference graph at another see the same model.
+type Graph struct {
+	N, Size  int
+	Training bool
+	g        *G.ExprGraph
+	vm       G.VM
+	input    *tensor.Dense
+	heads    []*G.Node
+	loss     *G.Node
+	yolo     []*yoloState
+	params   []*G.Node
+}
+
+// NewGraph builds the network for batches of n images of size x size pixels.
+// A training graph computes the loss and the gradients of every Param.
+func (net *Network) NewGraph(n, size int, training bool) (*Graph, error) {
+	if size%32 != 0 && size%8 != 0 {
+		return nil, fmt.Errorf("input size %d must be a multiple of 8 (32 for YOLOv3's strides)", size)
+	}
+	gr := &Graph{N: n, Size: size, Training: training, g: G.NewGraph()}
+	g := gr.g
+	gr.input = tensor.New(tensor.WithShape(n, net.Channels, size, size), tensor.Of(tensor.Float32))
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(n, net.Channels, size, size), G.WithValue(gr.input), G.WithName("input"))
+	param := func(name string, t *tensor.Dense) *G.Node {
+		p := G.NewTensor(g, tensor.Float32, t.Dims(), G.WithShape(t.Shape()...), G.WithValue(t), G.WithName(name))
+		return p
+	}
+	outs := make([]*G.Node, 0, len(net.Layers))
+	var losses []*G.Node
+	cur := x
+	for i, l := range net.Layers {
+		var err error
+		var y *G.Node
+		switch l := l.(type) {
+		case *ConvLayer:
+			w := param(fmt.Sprintf("%d.weight", i), l.W)
+			if y, err = Conv2D(cur, w, l.Size, l.Stride, l.Pad, l.G); err != nil {
+				break
+			}
+			var gamma *G.Node
+			if l.BatchNorm {
+				gamma = param(fmt.Sprintf("%d.gamma", i), l.Gamma)
+			}
+			b := param(fmt.Sprintf("%d.bias", i), l.Bias)
+			if l.BatchNorm {
+				gr.params = append(gr.params, w, gamma, b)
+				y, err = BNAct(y, gamma, b, l.Act, l.BN, training)
+			} else {
+				gr.params = append(gr.params, w, b)
+				y, err = BiasAct(y, b, l.Act)
+			}
+		case *MaxPoolLayer:
+			y, err = MaxPool(cur, l.Size, l.Stride, l.Padding)
+		case *UpsampleLayer:
+			y, err = Upsample(cur, l.Stride)
+		case *RouteLayer:
+			if len(l.From) == 1 {
+				y = outs[l.From[0]]
+				break
+			}
+			ins := make([]*G.Node, len(l.From))
+			for k, f := range l.From {
+				ins[k] = outs[f]
+			}
+			y, err = G.Concat(1, ins...)
+		case *ShortcutLayer:
+			y, err = G.Add(cur, outs[l.From])
+		case *YOLOLayer:
+			y = cur
+			gr.heads = append(gr.heads, cur)
+			if training {
+				var ln *G.Node
+				var st *yoloState
+				ln, st, err = newYOLOLoss(cur, l.Head, size, size)
+				gr.yolo = append(gr.yolo, st)
+				losses = append(losses, ln)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: layer %d [%s]: %w", l.Section().File, l.Section().Line, i, l.Section().Type, err)
+		}
+		outs = append(outs, y)
+		cur = y
+	}
+	if training {
+		gr.loss = losses[0]
+		for _, l := range losses[1:] {
+			var err error
+			if gr.loss, err = G.Add(gr.loss, l); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := G.Grad(gr.loss, gr.params...); err != nil {
+			return nil, fmt.Errorf("building the gradient: %w", err)
+		}
+		gr.vm = G.NewTapeMachine(g, G.BindDualValues(gr.params...))
+	} else {
+		gr.vm = G.NewTapeMachine(g)
+	}
+	return gr, nil
+}
+
+// Input is the (N, C, Size, Size) input tensor's storage: fill it, then Run.
+func (gr *Graph) Input() []float32 { return f32s(gr.input) }
+
+// SetTruths sets the ground truth of each image of the next Run (training graphs).
+func (gr *Graph) SetTruths(t [][]Truth) {
+	for _, st := range gr.yolo {
+		st.truths = t
+	}
+}
+
+// SetClassTarget sets the class-target mapping of the loss (label smoothing):
+// f(1) for the true class, f(0) for the others. nil restores the identity.
+func (gr *Graph) SetClassTarget(f func(float64) float64) {
+	for _, st := range gr.yolo {
+		st.smooth = f
+	}
+}
+
+// Run executes the graph once (forward, and backward for a training graph).
+func (gr *Graph) Run() error {
+	defer gr.vm.Reset()
+	if err := gr.vm.RunAll(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Loss returns the loss terms of the last Run, summed over heads.
+func (gr *Graph) Loss() LossParts {
+	var p LossParts
+	for _, st := range gr.yolo {
+		p.Add(st.parts)
+	}
+	return p
+}
+
+// Grads returns the gradients of the last Run in Network.Params order.
+func (gr *Graph) Grads() ([][]float32, error) {
+	out := make([][]float32, len(gr.params))
+	for i, p := range gr.params {
+		g, err := p.Grad()
+		if err != nil {
+			return nil, fmt.Errorf("gradient of %s: %w", p.Name(), err)
+		}
+		out[i] = g.Data().([]float32)
+	}
+	return out, nil
+}
+
+// Heads returns the raw outputs of the YOLO heads of the last Run, each
+// (N, anchors*(5+C), H, W) flattened, with their grid sizes.
+func (gr *Graph) Heads() []HeadOutput {
+	out := make([]HeadOutput, len(gr.heads))
+	for i, h := range gr.heads {
+		s := h.Shape()
+		out[i] = HeadOutput{Data: h.Value().Data().([]float32), H: s[2], W: s[3]}
+	}
+	return out
+}
+
+// Close releases the tape machine.
+func (gr *Graph) Close() { gr.vm.Close() }
+
+// HeadOutput is one YOLO head's raw output for a batch.
+type HeadOutput struct {
+	Data []float32
+	H, W int
+}
