@@ -120,7 +120,7 @@ func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		bnForward(o, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(y))
 	case tensor.Float64:
-		bnForward(o, x.Shape(), x.Data().([]float64), t[1].Data().([]float64), t[2].Data().([]float64), y.Data().([]float64))
+		bnForward(o, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), y.Float64s())
 	default:
 		return nil, fmt.Errorf("bnact: unsupported dtype %v", x.Dtype())
 	}
@@ -241,8 +241,8 @@ func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(dx), f32s(dg), f32s(db))
 	case tensor.Float64:
-		bnBackward(o.fw, x.Shape(), x.Data().([]float64), t[1].Data().([]float64), t[2].Data().([]float64), t[3].Data().([]float64),
-			dx.Data().([]float64), dg.Data().([]float64), db.Data().([]float64))
+		bnBackward(o.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(),
+			dx.Float64s(), dg.Float64s(), db.Float64s())
 	}
 	return dx, nil
 }
@@ -304,7 +304,7 @@ func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		biasForward(o.act, x.Shape(), f32s(x), f32s(t[1]), f32s(y))
 	case tensor.Float64:
-		biasForward(o.act, x.Shape(), x.Data().([]float64), t[1].Data().([]float64), y.Data().([]float64))
+		biasForward(o.act, x.Shape(), x.Float64s(), t[1].Float64s(), y.Float64s())
 	}
 	return y, nil
 }
@@ -355,7 +355,7 @@ func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		biasBackward(o.fw.act, y.Shape(), f32s(y), f32s(t[1]), f32s(dx), f32s(db))
 	case tensor.Float64:
-		biasBackward(o.fw.act, y.Shape(), y.Data().([]float64), t[1].Data().([]float64), dx.Data().([]float64), db.Data().([]float64))
+		biasBackward(o.fw.act, y.Shape(), y.Float64s(), t[1].Float64s(), dx.Float64s(), db.Float64s())
 	}
 	return dx, nil
 }

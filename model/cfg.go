@@ -255,8 +255,9 @@ func (s *Section) Set(key, value string) {
 	s.opts[key] = o
 }
 
-// Write writes the cfg back as darknet text.
-func (c *Cfg) Write(w *bytes.Buffer) {
+// Text returns the cfg as darknet text (comments dropped, keys in file order).
+func (c *Cfg) Text() []byte {
+	w := &bytes.Buffer{}
 	write := func(s *Section) {
 		fmt.Fprintf(w, "[%s]\n", s.Type)
 		for _, k := range s.keys {
@@ -268,4 +269,5 @@ func (c *Cfg) Write(w *bytes.Buffer) {
 	for _, s := range c.Layers {
 		write(s)
 	}
+	return w.Bytes()
 }

@@ -75,7 +75,7 @@ func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		convForward(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(w), f32s(y), &o.st.cols32)
 	case tensor.Float64:
-		convForward(o.convGeom, x.Shape(), w.Shape(), x.Data().([]float64), w.Data().([]float64), y.Data().([]float64), &o.st.cols)
+		convForward(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), w.Float64s(), y.Float64s(), &o.st.cols)
 	default:
 		return nil, fmt.Errorf("conv: unsupported dtype %v", x.Dtype())
 	}
@@ -116,7 +116,7 @@ func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx), &o.st.cols32)
 	case tensor.Float64:
-		convBackData(o.convGeom, x.Shape(), w.Shape(), w.Data().([]float64), dy.Data().([]float64), dx.Data().([]float64), &o.st.cols)
+		convBackData(o.convGeom, x.Shape(), w.Shape(), w.Float64s(), dy.Float64s(), dx.Float64s(), &o.st.cols)
 	}
 	return dx, nil
 }
@@ -140,7 +140,7 @@ func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw), &o.st.cols32)
 	case tensor.Float64:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Data().([]float64), dy.Data().([]float64), dw.Data().([]float64), &o.st.cols)
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s(), &o.st.cols)
 	}
 	return dw, nil
 }

@@ -156,7 +156,11 @@ func (gr *Graph) Grads() ([][]float32, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gradient of %s: %w", p.Name(), err)
 		}
-		out[i] = g.Data().([]float32)
+		d, ok := g.(*tensor.Dense)
+		if !ok {
+			return nil, fmt.Errorf("gradient of %s is a %T", p.Name(), g)
+		}
+		out[i] = d.Float32s()
 	}
 	return out, nil
 }
@@ -167,7 +171,7 @@ func (gr *Graph) Heads() []HeadOutput {
 	out := make([]HeadOutput, len(gr.heads))
 	for i, h := range gr.heads {
 		s := h.Shape()
-		out[i] = HeadOutput{Data: h.Value().Data().([]float32), H: s[2], W: s[3]}
+		out[i] = HeadOutput{Data: h.Value().(*tensor.Dense).Float32s(), H: s[2], W: s[3]}
 	}
 	return out
 }

@@ -102,7 +102,7 @@ func buffer(t **tensor.Dense, dt tensor.Dtype, shape ...int) *tensor.Dense {
 	return *t
 }
 
-func f32s(t *tensor.Dense) []float32 { return t.Data().([]float32) }
+func f32s(t *tensor.Dense) []float32 { return t.Float32s() }
 
 // dims4 returns N, C, H, W of a 4-D shape.
 func dims4(s tensor.Shape) (n, c, h, w int) { return s[0], s[1], s[2], s[3] }

@@ -20,8 +20,8 @@ func gradCheck(t *testing.T, shapes [][]int, build func(g *G.ExprGraph, ps []*G.
 	vals := make([]*tensor.Dense, len(shapes))
 	for i, s := range shapes {
 		d := tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float64))
-		for j := range d.Data().([]float64) {
-			d.Data().([]float64)[j] = r.NormFloat64()
+		for j := range d.Float64s() {
+			d.Float64s()[j] = r.NormFloat64()
 		}
 		vals[i] = d
 	}
@@ -64,8 +64,8 @@ func gradCheck(t *testing.T, shapes [][]int, build func(g *G.ExprGraph, ps []*G.
 	_, grads := run(true)
 	const h = 1e-6
 	for i, v := range vals {
-		data := v.Data().([]float64)
-		an := grads[i].Data().([]float64)
+		data := v.Float64s()
+		an := grads[i].Float64s()
 		for j := range data {
 			old := data[j]
 			data[j] = old + h
@@ -86,8 +86,8 @@ func gradCheck(t *testing.T, shapes [][]int, build func(g *G.ExprGraph, ps []*G.
 func weighted(g *G.ExprGraph, x *G.Node, seed int64) (*G.Node, error) {
 	r := rand.New(rand.NewSource(seed))
 	d := tensor.New(tensor.WithShape(x.Shape()...), tensor.Of(tensor.Float64))
-	for j := range d.Data().([]float64) {
-		d.Data().([]float64)[j] = r.NormFloat64()
+	for j := range d.Float64s() {
+		d.Float64s()[j] = r.NormFloat64()
 	}
 	c := G.NewTensor(g, tensor.Float64, x.Dims(), G.WithShape(x.Shape()...), G.WithValue(d), G.WithName("r"))
 	m, err := G.HadamardProd(x, c)
@@ -220,7 +220,7 @@ func TestMaxPoolDarknetPadding(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []float64{5, 6, 6, 8, 9, 9, 8, 9, 9}
-	got := y.Value().Data().([]float64)
+	got := y.Value().(*tensor.Dense).Float64s()
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("got %v, want %v", got, want)

@@ -64,7 +64,7 @@ func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		poolForward(o, n*c, h, w, ho, wo, f32s(x), f32s(y))
 	case tensor.Float64:
-		poolForward(o, n*c, h, w, ho, wo, x.Data().([]float64), y.Data().([]float64))
+		poolForward(o, n*c, h, w, ho, wo, x.Float64s(), y.Float64s())
 	}
 	return y, nil
 }
@@ -127,7 +127,7 @@ func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, f32s(dy), f32s(dx))
 	case tensor.Float64:
-		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, dy.Data().([]float64), dx.Data().([]float64))
+		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -176,7 +176,7 @@ func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		upForward(o.stride, n*c, h, w, f32s(x), f32s(y))
 	case tensor.Float64:
-		upForward(o.stride, n*c, h, w, x.Data().([]float64), y.Data().([]float64))
+		upForward(o.stride, n*c, h, w, x.Float64s(), y.Float64s())
 	}
 	return y, nil
 }
@@ -223,7 +223,7 @@ func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Float32:
 		upBackward(o.fw.stride, n*c, h, w, f32s(dy), f32s(dx))
 	case tensor.Float64:
-		upBackward(o.fw.stride, n*c, h, w, dy.Data().([]float64), dx.Data().([]float64))
+		upBackward(o.fw.stride, n*c, h, w, dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }

@@ -111,7 +111,7 @@ func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) {
 		total = yoloLoss(o.head, o.st, x.Shape(), f32s(x))
 		return G.NewF32(float32(total)), nil
 	case tensor.Float64:
-		total = yoloLoss(o.head, o.st, x.Shape(), x.Data().([]float64))
+		total = yoloLoss(o.head, o.st, x.Shape(), x.Float64s())
 		return G.NewF64(total), nil
 	}
 	return nil, fmt.Errorf("yolo: unsupported dtype %v", x.Dtype())
@@ -291,7 +291,7 @@ func (o *yoloGradOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("yolograd: unexpected upstream gradient %T", v)
 	}
 	dx := buffer(&o.st.gradT, x.Dtype(), x.Shape()...)
-	switch d := dx.Data().(type) {
+	switch d := dx.Data().(type) { // dx is never 1-element: 4-D with >= 6 channels
 	case []float32:
 		for i, g := range o.st.grad {
 			d[i] = float32(g * up)

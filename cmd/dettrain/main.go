@@ -1,0 +1,6 @@
+// Command dettrain trains, evaluates and runs YOLO-family object detectors.
+package main
+
+import "os"
+
+func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -1,0 +1,109 @@
+// Package infer runs a trained network over images: batches in, detections
+// in original-image pixels out, after confidence threshold and per-class NMS.
+// Training's periodic evaluation, `dettrain eval` and `dettrain predict` all
+// go through it.
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/dettrain/dettrain/data"
+	"github.com/dettrain/dettrain/eval"
+	"github.com/dettrain/dettrain/model"
+)
+
+// Options are the post-processing settings.
+type Options struct {
+	Conf    float64 // minimum score obj*cls
+	NMS     float64 // IoU above which a lower-scored box of the same class is dropped
+	MaxDets int     // per image, after NMS
+}
+
+// Predictor holds an inference graph for one batch size and input size.
+type Predictor struct {
+	net  *model.Network
+	g    *model.Graph
+	opts Options
+}
+
+// New builds an inference graph for batches of n images of size x size.
+func New(net *model.Network, n, size int, o Options) (*Predictor, error) {
+	g, err := net.NewGraph(n, size, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Predictor{net: net, g: g, opts: o}, nil
+}
+
+// Close releases the graph.
+func (p *Predictor) Close() { p.g.Close() }
+
+// Batch predicts a batch (b.N <= the graph's batch size; missing images are
+// zero). Detection.Image is the batch's Index of the image, and boxes are
+// scaled to the original image size and clipped to it.
+func (p *Predictor) Batch(b *data.Batch) ([]eval.Detection, error) {
+	in := p.g.Input()
+	if b.N > p.g.N || b.H != p.g.Size || b.W != p.g.Size {
+		return nil, fmt.Errorf("batch of %d images %dx%d does not fit the %d x %d graph", b.N, b.W, b.H, p.g.N, p.g.Size)
+	}
+	copy(in, b.Images)
+	clear(in[len(b.Images):])
+	if err := p.g.Run(); err != nil {
+		return nil, err
+	}
+	heads := p.g.Heads()
+	var out []eval.Detection
+	for i := 0; i < b.N; i++ {
+		sx := float64(b.OrigW[i]) / float64(p.g.Size)
+		sy := float64(b.OrigH[i]) / float64(p.g.Size)
+		var dets []eval.Detection
+		for _, d := range p.net.Decode(heads, i, p.g.Size, p.opts.Conf) {
+			bb := d.Box.Scale(sx, sy).Clip(float64(b.OrigW[i]), float64(b.OrigH[i]))
+			if bb.Area() <= 0 {
+				continue
+			}
+			dets = append(dets, eval.Detection{Image: b.Index[i], Class: d.Class, Score: d.Score, Box: bb})
+		}
+		out = append(out, eval.NMS(dets, p.opts.NMS, p.opts.MaxDets)...)
+	}
+	return out, nil
+}
+
+// Batches is what a data.Loader provides.
+type Batches interface {
+	Epoch(e int)
+	Next() (*data.Batch, error)
+}
+
+// Dataset predicts every batch of one pass of src (a non-shuffled loader).
+func (p *Predictor) Dataset(src Batches) ([]eval.Detection, error) {
+	src.Epoch(0)
+	var all []eval.Detection
+	for {
+		b, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return all, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		dets, err := p.Batch(b)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, dets...)
+	}
+}
+
+// GroundTruth lists a data set's objects for eval.VOC (difficult ones flagged).
+func GroundTruth(ds *data.Dataset) []eval.GroundTruth {
+	var gts []eval.GroundTruth
+	for i, s := range ds.Samples {
+		for _, o := range s.Objects {
+			gts = append(gts, eval.GroundTruth{Image: i, Class: o.Class, Box: o.Box, Difficult: o.Difficult})
+		}
+	}
+	return gts
+}
