@@ -74,7 +74,9 @@ func actGrad[T float](a Activation, y T) T {
 // graph (input size) built from the same network.
 type BNState struct {
 	Mean, Var []float32
-	// Momentum is darknet's: running = (1-Momentum)*running + Momentum*batch, 0.01.
+	// Momentum: running = (1-Momentum)*running + Momentum*batch; 0.1 as in
+	// GluonCV (MXNet momentum 0.9) and PyTorch. Darknet uses 0.01, which lags far
+	// behind the weights in short runs.
 	Momentum float64
 	// Eps is added to the variance: xhat = (x-mean)/sqrt(var+Eps).
 	Eps float64

@@ -297,7 +297,7 @@ func newConv(sec *Section, in int) (*ConvLayer, error) {
 	l.Bias = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
 	if l.BatchNorm {
 		l.Gamma = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
-		l.BN = &BNState{Mean: make([]float32, l.Filters), Var: make([]float32, l.Filters), Momentum: 0.01, Eps: 1e-5}
+		l.BN = &BNState{Mean: make([]float32, l.Filters), Var: make([]float32, l.Filters), Momentum: 0.1, Eps: 1e-5}
 	}
 	return l, nil
 }
