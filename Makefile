@@ -20,7 +20,7 @@ build: deps
 # demo: generate the synthetic shapes set, train the demo model on it and
 # print the test-split mAP (about 7 minutes on 2 cores).
 demo: build
-	$(BIN) synth --out $(DEMO) --images 600 --seed 1
+	$(BIN) synth --out $(DEMO) --images 2400 --seed 1
 	$(BIN) train --config configs/demo.yaml
 
 test: deps

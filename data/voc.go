@@ -62,13 +62,13 @@ func LoadVOC(l VOCLayout, split string, names []string, probe Prober) (*Dataset,
 // Check loads the split like LoadVOC and also reads every image's header
 // with probe, reporting images that cannot be read and images whose size
 // differs from the XML's <size> (the image's size is then used to clip the
-// boxes). The report has no problems when the split is fit for training.
-func Check(l VOCLayout, split string, names []string, probe Prober) (*Report, error) {
+// boxes). The report has no problems when the split is fit for training;
+// the Dataset holds the samples without problems.
+func Check(l VOCLayout, split string, names []string, probe Prober) (*Dataset, *Report, error) {
 	if probe == nil {
-		return nil, errors.New("data.Check: no Prober given")
+		return nil, nil, errors.New("data.Check: no Prober given")
 	}
-	_, r, err := load(l, split, names, probe, true)
-	return r, err
+	return load(l, split, names, probe, true)
 }
 
 // splitEntry is one sample to read: its id and where its files are.

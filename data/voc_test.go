@@ -212,7 +212,7 @@ func TestCheck(t *testing.T) {
 	}
 	f.write("ImageSets/Main/val.txt", "a\nb\nc\n")
 	pr := fakeProber{"a.jpg": {100, 80}, "b.jpg": {50, 40}} // c unreadable
-	rep, err := Check(DefaultVOCLayout(f.root), "val", []string{"cat"}, pr)
+	_, rep, err := Check(DefaultVOCLayout(f.root), "val", []string{"cat"}, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestCheck(t *testing.T) {
 	if rep.Images != 1 || len(rep.Problems) != 2 {
 		t.Errorf("report %+v", rep)
 	}
-	if _, err := Check(DefaultVOCLayout(f.root), "val", []string{"cat"}, nil); err == nil {
+	if _, _, err := Check(DefaultVOCLayout(f.root), "val", []string{"cat"}, nil); err == nil {
 		t.Error("Check without a prober: no error")
 	}
 }

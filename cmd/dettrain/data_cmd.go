@@ -50,7 +50,7 @@ unknown classes, boxes outside the image. It exits 1 when it finds problems.`,
 				if split == "" {
 					continue
 				}
-				rep, err := data.Check(layout(c), split, names, image.OpenCV{})
+				_, rep, err := data.Check(layout(c), split, names, image.OpenCV{})
 				if err != nil {
 					return err
 				}

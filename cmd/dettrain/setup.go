@@ -23,10 +23,10 @@ func layout(c *config.Config) data.VOCLayout {
 	return data.VOCLayout{Root: c.Data.Root, Images: c.Data.Images, Annotations: c.Data.Annotations, Splits: c.Data.Splits}
 }
 
-// loadSplit reads one split; with problems it refuses (unless skip_bad) and
-// lists them.
+// loadSplit reads one split and the header of every image; with problems
+// it refuses (unless data.skip_bad) and lists them.
 func loadSplit(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, error) {
-	ds, rep, err := data.LoadVOC(layout(c), split, names, image.OpenCV{})
+	ds, rep, err := data.Check(layout(c), split, names, image.OpenCV{})
 	if err != nil {
 		return nil, err
 	}

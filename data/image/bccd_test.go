@@ -15,7 +15,7 @@ func TestCheckBCCD(t *testing.T) {
 		t.Skip("/work/shared/data/bccd not found")
 	}
 	l := data.VOCLayout{Root: root, Images: "images", Annotations: "annotations", Splits: "splits/Main"}
-	rep, err := data.Check(l, "trainval", []string{"RBC", "WBC", "Platelets"}, OpenCV{})
+	_, rep, err := data.Check(l, "trainval", []string{"RBC", "WBC", "Platelets"}, OpenCV{})
 	if err != nil {
 		t.Fatal(err)
 	}
