@@ -128,6 +128,24 @@ type Train struct {
 	// Device is where training runs. Default "cpu", the only value accepted
 	// for now.
 	Device string `yaml:"device"`
+	// Replicas is the number of data-parallel replicas each batch is split
+	// across (goroutines on CPU); gradients are averaged before one update.
+	// Default 1; 1..64, and Batch must be divisible by it.
+	Replicas int `yaml:"replicas"`
+	// EMA keeps an exponential moving average of the weights, used for
+	// evaluation and best.weights (Ultralytics' ModelEMA). Default false.
+	EMA bool `yaml:"ema"`
+	// EMADecay is the EMA's decay. Default 0.9999; in (0, 1).
+	EMADecay float64 `yaml:"ema_decay"`
+	// EMATau ramps the decay up: decay*(1-exp(-updates/tau)). Default 2000; > 0.
+	EMATau float64 `yaml:"ema_tau"`
+	// OnNaN is what a NaN or Inf loss or gradient does: "stop" (default),
+	// "skip" (drop that step) or "rollback" (reload the last checkpoint and
+	// halve the learning rate).
+	OnNaN string `yaml:"on_nan"`
+	// KeepCheckpoints is how many of the newest checkpoints are kept (besides
+	// best.ckpt). Default 3; >= 1.
+	KeepCheckpoints int `yaml:"keep_checkpoints"`
 }
 
 // Eval holds the evaluation (mAP) settings.
@@ -173,17 +191,22 @@ func Default() Config {
 			Flip:        true,
 		},
 		Train: Train{
-			Epochs:       100,
-			Batch:        16,
-			LR:           0.001,
-			Momentum:     0.9,
-			WeightDecay:  0.0005,
-			Schedule:     "step",
-			Steps:        []float64{0.8, 0.9},
-			Seed:         1,
-			EvalInterval: 1,
-			LogInterval:  10,
-			Device:       "cpu",
+			Epochs:          100,
+			Batch:           16,
+			LR:              0.001,
+			Momentum:        0.9,
+			WeightDecay:     0.0005,
+			Schedule:        "step",
+			Steps:           []float64{0.8, 0.9},
+			Seed:            1,
+			EvalInterval:    1,
+			LogInterval:     10,
+			Device:          "cpu",
+			Replicas:        1,
+			EMADecay:        0.9999,
+			EMATau:          2000,
+			OnNaN:           "stop",
+			KeepCheckpoints: 3,
 		},
 		Eval: Eval{
 			Size:    416,

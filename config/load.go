@@ -137,16 +137,32 @@ func (l *loader) value(f *field) reflect.Value {
 // returned Config is absolute and clean. Load does not check that the paths
 // exist.
 func Load(path string, opts LoadOptions) (*Config, error) {
+	var raw []byte
+	if path != "" {
+		var err error
+		if raw, err = os.ReadFile(path); err != nil {
+			return nil, &Error{File: path, Problems: []string{readProblem(err)}}
+		}
+	}
+	return load(path, raw, opts)
+}
+
+// Parse decodes a config written by (*Config).YAML (a run's config.yaml, a
+// checkpoint's copy) strictly, with no environment and no overrides.
+func Parse(raw []byte) (*Config, error) {
+	return load("", raw, LoadOptions{Env: []string{}})
+}
+
+func load(path string, raw []byte, opts LoadOptions) (*Config, error) {
 	l := &loader{cfg: Default(), origins: map[string]origin{}}
 	fileDir := ""
 	if path != "" {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil, &Error{File: path, Problems: []string{readProblem(err)}}
-		}
+		var err error
 		if fileDir, err = filepath.Abs(filepath.Dir(path)); err != nil {
 			return nil, err
 		}
+	}
+	if raw != nil {
 		l.decodeFile(raw)
 	}
 	env := opts.Env

@@ -181,6 +181,20 @@ func (c *Config) check() []problem {
 	}
 	atLeast("train.eval_interval", t.EvalInterval, 0)
 	atLeast("train.log_interval", t.LogInterval, 1)
+	intRange("train.replicas", t.Replicas, 1, 64)
+	if t.Replicas >= 1 && t.Batch >= 1 && t.Batch%t.Replicas != 0 {
+		bad("train.replicas", "train.batch (%d) must be divisible by the number of replicas", t.Batch)
+	}
+	if floatOK("train.ema_decay", t.EMADecay) && (t.EMADecay <= 0 || t.EMADecay >= 1) {
+		bad("train.ema_decay", "must be > 0 and < 1")
+	}
+	if floatOK("train.ema_tau", t.EMATau) && t.EMATau <= 0 {
+		bad("train.ema_tau", "must be > 0")
+	}
+	if t.OnNaN != "stop" && t.OnNaN != "skip" && t.OnNaN != "rollback" {
+		bad("train.on_nan", `must be "stop", "skip" or "rollback"`)
+	}
+	atLeast("train.keep_checkpoints", t.KeepCheckpoints, 1)
 	atLeast("train.threads", t.Threads, 0)
 	if t.Device != "cpu" {
 		bad("train.device", `must be "cpu" (the only device supported for now)`)

@@ -123,13 +123,19 @@ func SampleRand(seed int64, e, pos int) *randv2.Rand {
 }
 
 // Epoch starts epoch e, abandoning whatever is left of the previous one.
-func (l *Loader) Epoch(e int) {
+func (l *Loader) Epoch(e int) { l.EpochFrom(e, 0) }
+
+// EpochFrom starts epoch e at its batch k (0-based): the batches are those
+// Epoch(e) would give after k calls of Next, without decoding the first k.
+// Resuming a run in the middle of an epoch uses it.
+func (l *Loader) EpochFrom(e, k int) {
 	l.stop()
 	if l.closed {
 		return
 	}
-	l.next = 0
-	l.ep = startEpoch(l, e)
+	k = max(0, min(k, l.BatchesPerEpoch()))
+	l.next = k
+	l.ep = startEpoch(l, e, k)
 }
 
 // Next returns the next batch of the epoch, io.EOF after the last one. Each
@@ -200,7 +206,7 @@ type job struct {
 	pos int // position within the epoch
 }
 
-func startEpoch(l *Loader, e int) *epochRun {
+func startEpoch(l *Loader, e, first int) *epochRun {
 	order := l.EpochOrder(e)
 	nb := l.BatchesPerEpoch()
 	er := &epochRun{
@@ -219,7 +225,7 @@ func startEpoch(l *Loader, e int) *epochRun {
 	go func() { // dispatcher
 		defer er.wg.Done()
 		defer close(jobs)
-		for bi := range nb {
+		for bi := first; bi < nb; bi++ {
 			select {
 			case <-er.tokens:
 			case <-er.done:

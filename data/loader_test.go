@@ -237,3 +237,42 @@ func TestLoaderClose(t *testing.T) {
 		t.Errorf("%d goroutines after Close, %d before", n, before)
 	}
 }
+
+// TestEpochFrom: starting epoch 1 at batch 2 gives exactly the batches
+// Epoch(1) gives from its third on.
+func TestEpochFrom(t *testing.T) {
+	ds := testDataset(10)
+	o := LoaderOptions{Batch: 3, Size: 8, Workers: 2, Shuffle: true, Flip: true, Seed: 4}
+	full := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
+	defer full.Close()
+	full.Epoch(1)
+	var want []*Batch
+	for {
+		b, err := full.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+	}
+	if len(want) != 4 {
+		t.Fatalf("%d batches, want 4", len(want))
+	}
+	part := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
+	defer part.Close()
+	part.EpochFrom(1, 2)
+	for i := 2; i < len(want); i++ {
+		b, err := part.Next()
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(b, want[i]) {
+			t.Fatalf("batch %d differs", i)
+		}
+	}
+	if _, err := part.Next(); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 // Package train is dettrain's training loop: batches in, SGD steps on a
-// model.Network, a JSON log line per logged iteration and per epoch, periodic
-// evaluation, and darknet weights written atomically.
+// model.Network (on one or several data-parallel replicas), a JSON log line
+// per logged iteration and per epoch, periodic evaluation, checkpoints for
+// exact resume, and darknet weights written atomically.
 package train
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -19,11 +21,19 @@ import (
 )
 
 // Batches is what training consumes: a data.Loader, or anything that yields
-// batches epoch after epoch.
+// batches epoch after epoch, starting anywhere in an epoch.
 type Batches interface {
-	Epoch(e int)
+	EpochFrom(e, k int)
 	Next() (*data.Batch, error)
 	BatchesPerEpoch() int
+}
+
+// Identity ties checkpoints to a model and data set, so that resuming with
+// another one is refused.
+type Identity struct {
+	Config []byte // resolved config YAML, stored in checkpoints
+	Model  string // hash of the model cfg
+	Data   string // hash of the class names and training sample ids
 }
 
 // Options of one run.
@@ -33,18 +43,33 @@ type Options struct {
 	Schedule            tricks.Schedule // Total and Warmup in iterations
 	EvalInterval        int             // epochs; 0 = only after the last epoch
 	LogInterval         int             // iterations
-	WeightsDir          string          // last.weights and best.weights go here
+	Dir                 string          // run folder: weights/ and checkpoints/ go here
+	KeepCheckpoints     int             // newest checkpoints kept (plus best.ckpt); default 3
+	// EMA of the weights (nil: off), used for evaluation and best.weights.
+	EMA *EMAOptions
+	// OnNaN is what a non-finite loss or gradient does: "stop" (default),
+	// "skip" (drop the step) or "rollback" (reload the last checkpoint and
+	// halve the learning rate).
+	OnNaN string
+	// Replicas splits each batch into that many shards trained in parallel
+	// with averaged gradients (1 by default).
+	Replicas int
+	Identity Identity
+	// Resume continues from this checkpoint.
+	Resume *Checkpoint
+	// Fault, when set, may poison a step (tests inject NaN through it).
+	Fault func(iter int, loss *model.LossParts, grads [][]float32)
 }
+
+// EMAOptions are train.ema's settings.
+type EMAOptions struct{ Decay, Tau float64 }
 
 // Evaluator scores the current weights (mAP); higher is better.
 type Evaluator func(epoch int) (float64, error)
 
-// Summary is what a finished (or stopped) run reports.
+// Summary is what a finished run reports.
 type Summary struct {
-	Iterations int
-	Epochs     int
-	BestMetric float64
-	BestEpoch  int
+	State
 	LastMetric float64
 	Elapsed    time.Duration
 	ImagesPerS float64
@@ -52,7 +77,7 @@ type Summary struct {
 
 // Record is one line of log.jsonl.
 type Record struct {
-	Kind      string   `json:"kind"` // "iter" or "epoch"
+	Kind      string   `json:"kind"` // "iter", "epoch", "resume", "nan"
 	Epoch     int      `json:"epoch"`
 	Iter      int      `json:"iter"`
 	LR        float64  `json:"lr,omitempty"`
@@ -64,127 +89,275 @@ type Record struct {
 	ImgPerSec float64  `json:"img_per_s,omitempty"`
 	MAP       *float64 `json:"map50,omitempty"`
 	Seconds   float64  `json:"seconds"`
+	Message   string   `json:"message,omitempty"`
 }
 
-// Run trains net on src. It stops early, after finishing the current step
-// and saving last.weights, when ctx is cancelled.
+// ErrStopped is returned (wrapped) when a run stops on a signal after
+// saving its checkpoint.
+var ErrStopped = errors.New("training stopped")
+
+// trainer is one run in progress.
+type trainer struct {
+	net      *model.Network
+	src      Batches
+	o        Options
+	reps     []*replica
+	opt      *SGD
+	ema      *EMA
+	st       State
+	lrScale  float64
+	lastGood *Checkpoint // the last checkpoint written, for rollback
+	enc      *json.Encoder
+	human    io.Writer
+	start    time.Time
+}
+
+// Run trains net on src. When ctx is cancelled (SIGINT, SIGTERM) it
+// finishes the current step, writes a checkpoint and returns an error
+// wrapping ErrStopped that says how to resume.
 func Run(ctx context.Context, net *model.Network, src Batches, o Options, evaluate Evaluator, human io.Writer, jsonl io.Writer) (Summary, error) {
-	var sum Summary
-	per := src.BatchesPerEpoch()
-	if per < 1 {
+	if o.KeepCheckpoints <= 0 {
+		o.KeepCheckpoints = 3
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.LogInterval <= 0 {
+		o.LogInterval = 10
+	}
+	t := &trainer{net: net, src: src, o: o, lrScale: 1, enc: json.NewEncoder(jsonl), human: human, start: time.Now()}
+	sum := Summary{}
+	if src.BatchesPerEpoch() < 1 {
 		return sum, fmt.Errorf("the training split has fewer images than one batch of %d", o.Batch)
 	}
-	g, err := net.NewGraph(o.Batch, o.Size, true)
-	if err != nil {
+	if o.Batch%o.Replicas != 0 {
+		return sum, fmt.Errorf("train.batch %d is not divisible by %d replicas", o.Batch, o.Replicas)
+	}
+	var err error
+	if t.reps, err = newReplicas(net, o.Replicas, o.Batch/o.Replicas, o.Size); err != nil {
 		return sum, err
 	}
-	defer g.Close()
-	opt := NewSGD(net.Params(), o.Momentum, o.Decay)
-	enc := json.NewEncoder(jsonl)
-	start := time.Now()
-	sum.BestMetric = -1
-	last := filepath.Join(o.WeightsDir, "last.weights")
-	best := filepath.Join(o.WeightsDir, "best.weights")
-	it := 0
-	var seen uint64
-	for epoch := 0; epoch < o.Epochs; epoch++ {
-		src.Epoch(epoch)
-		var ep model.LossParts
-		steps := 0
-		tick := time.Now()
-		for {
-			b, err := src.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return sum, err
-			}
-			copy(g.Input(), b.Images)
-			g.SetTruths(truths(b))
-			if err := g.Run(); err != nil {
-				return sum, fmt.Errorf("iteration %d: %w", it, err)
-			}
-			loss := g.Loss()
-			if math.IsNaN(loss.Total()) || math.IsInf(loss.Total(), 0) {
-				return sum, fmt.Errorf("iteration %d: the loss is %v (obj %v, xy %v, wh %v, cls %v): lower train.lr or raise train.warmup_epochs; last.weights holds the last finite weights",
-					it, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls)
-			}
-			grads, err := g.Grads()
-			if err != nil {
-				return sum, err
-			}
-			lr := o.Schedule.LR(it)
-			opt.Step(grads, lr)
-			for _, g := range grads { // the tape machine accumulates into them
-				clear(g)
-			}
-			ep.Add(loss)
-			steps++
-			it++
-			seen += uint64(b.N)
-			if it%o.LogInterval == 0 || it == 1 {
-				ips := float64(b.N*steps) / time.Since(tick).Seconds()
-				rec := Record{Kind: "iter", Epoch: epoch, Iter: it, LR: lr, Loss: loss.Total(), Obj: loss.Obj, XY: loss.XY, WH: loss.WH, Cls: loss.Cls,
-					ImgPerSec: ips, Seconds: time.Since(start).Seconds()}
-				if err := enc.Encode(rec); err != nil {
-					return sum, err
-				}
-				fmt.Fprintf(human, "epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s\n",
-					epoch+1, o.Epochs, it, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips)
-			}
-			if ctx.Err() != nil {
-				break
-			}
+	defer closeReplicas(t.reps)
+	t.opt = NewSGD(net.Params(), o.Momentum, o.Decay)
+	if o.EMA != nil {
+		t.ema = NewEMA(net, o.EMA.Decay, o.EMA.Tau)
+	}
+	if err := os.MkdirAll(filepath.Join(o.Dir, "weights"), 0o755); err != nil {
+		return sum, err
+	}
+	t.st = State{BestMetric: -1}
+	if ck := o.Resume; ck != nil {
+		if err := ck.restore(net, t.opt, t.ema); err != nil {
+			return sum, fmt.Errorf("resuming: %w", err)
 		}
-		sum.Iterations, sum.Epochs = it, epoch+1
-		if err := net.WriteWeights(last, seen); err != nil {
-			return sum, err
-		}
-		rec := Record{Kind: "epoch", Epoch: epoch, Iter: it, Seconds: time.Since(start).Seconds()}
-		if steps > 0 {
-			n := float64(steps)
-			rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
-		}
-		if ctx.Err() != nil {
-			enc.Encode(rec)
-			return sum, fmt.Errorf("stopped during epoch %d: %w; %s holds the weights of iteration %d", epoch+1, ctx.Err(), last, it)
-		}
-		lastEpoch := epoch == o.Epochs-1
-		if evaluate != nil && (lastEpoch || (o.EvalInterval > 0 && (epoch+1)%o.EvalInterval == 0)) {
-			m, err := evaluate(epoch)
-			if err != nil {
-				return sum, fmt.Errorf("evaluating after epoch %d: %w", epoch+1, err)
-			}
-			rec.MAP = &m
-			sum.LastMetric = m
-			fmt.Fprintf(human, "epoch %d/%d: mAP@0.5 %.4f\n", epoch+1, o.Epochs, m)
-			if m > sum.BestMetric {
-				sum.BestMetric, sum.BestEpoch = m, epoch+1
-				if err := net.WriteWeights(best, seen); err != nil {
-					return sum, err
-				}
-			}
-		}
-		if err := enc.Encode(rec); err != nil {
+		t.st = ck.State
+		t.st.Finished = false
+		t.lastGood = ck
+		t.log(Record{Kind: "resume", Epoch: t.st.Epoch, Iter: t.st.Iter, Message: fmt.Sprintf("resumed at epoch %d batch %d", t.st.Epoch, t.st.Batch)})
+	}
+	for t.st.Epoch < o.Epochs {
+		if err := t.epoch(ctx, evaluate, &sum); err != nil {
 			return sum, err
 		}
 	}
-	if sum.BestMetric < 0 { // never evaluated: best is the last
-		if err := net.WriteWeights(best, seen); err != nil {
+	t.st.Finished = true
+	if _, err := t.checkpoint(); err != nil {
+		return sum, err
+	}
+	if t.st.BestMetric < 0 { // never evaluated: best is the last
+		if err := t.writeWeights("best.weights", t.ema != nil); err != nil {
 			return sum, err
 		}
 	}
-	sum.Elapsed = time.Since(start)
-	sum.ImagesPerS = float64(seen) / sum.Elapsed.Seconds()
+	sum.State = t.st
+	sum.Elapsed = time.Since(t.start)
+	sum.ImagesPerS = float64(t.imagesThisRun()) / sum.Elapsed.Seconds()
 	return sum, nil
 }
 
-func truths(b *data.Batch) [][]model.Truth {
-	out := make([][]model.Truth, b.N)
-	for i, ts := range b.Targets {
-		for _, t := range ts {
-			out[i] = append(out[i], model.Truth{Class: t.Class, Box: t.Box, Weight: t.Weight})
+func (t *trainer) imagesThisRun() uint64 {
+	if t.o.Resume != nil {
+		return t.st.Seen - t.o.Resume.State.Seen
+	}
+	return t.st.Seen
+}
+
+func (t *trainer) log(r Record) {
+	r.Seconds = time.Since(t.start).Seconds()
+	t.enc.Encode(r)
+}
+
+// epoch runs the rest of epoch t.st.Epoch.
+func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) error {
+	o := t.o
+	e := t.st.Epoch
+	t.src.EpochFrom(e, t.st.Batch)
+	var ep model.LossParts
+	steps := 0
+	tick := time.Now()
+	for {
+		b, err := t.src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if b.N != o.Batch {
+			return fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, o.Batch)
+		}
+		lr := o.Schedule.LR(t.st.Iter) * t.lrScale
+		loss, grads, err := t.step(b)
+		if err != nil {
+			return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
+		}
+		if o.Fault != nil {
+			o.Fault(t.st.Iter, &loss, grads)
+		}
+		if bad := nonFinite(loss, grads); bad != "" {
+			msg := fmt.Sprintf("iteration %d (epoch %d): %s (loss %v: obj %v, xy %v, wh %v, cls %v)", t.st.Iter, e+1, bad, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls)
+			t.log(Record{Kind: "nan", Epoch: e, Iter: t.st.Iter, Message: msg})
+			switch o.OnNaN {
+			case "skip":
+				fmt.Fprintf(t.human, "warning: %s: step skipped (train.on_nan: skip)\n", msg)
+				zero(grads)
+				t.st.Iter++
+				t.st.Batch++
+				continue
+			case "rollback":
+				if t.lastGood == nil {
+					return fmt.Errorf("%s, and there is no checkpoint to roll back to yet", msg)
+				}
+				if err := t.lastGood.restore(t.net, t.opt, t.ema); err != nil {
+					return err
+				}
+				t.st = t.lastGood.State
+				t.lrScale /= 2
+				fmt.Fprintf(t.human, "warning: %s: rolled back to iteration %d, learning rate now x%g (train.on_nan: rollback)\n", msg, t.st.Iter, t.lrScale)
+				return nil // the caller restarts the epoch from the restored position
+			default:
+				return fmt.Errorf("%s: stopped (train.on_nan: stop); lower train.lr or raise train.warmup_epochs, or resume from the last checkpoint", msg)
+			}
+		}
+		t.opt.Step(grads, lr)
+		zero(grads)
+		if t.ema != nil {
+			t.ema.Update(t.net)
+		}
+		ep.Add(loss)
+		steps++
+		t.st.Iter++
+		t.st.Batch++
+		t.st.Seen += uint64(b.N)
+		if t.st.Iter%o.LogInterval == 0 || steps == 1 {
+			ips := float64(b.N*steps) / time.Since(tick).Seconds()
+			t.log(Record{Kind: "iter", Epoch: e, Iter: t.st.Iter, LR: lr, Loss: loss.Total(), Obj: loss.Obj, XY: loss.XY, WH: loss.WH, Cls: loss.Cls, ImgPerSec: ips})
+			fmt.Fprintf(t.human, "epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s\n",
+				e+1, o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips)
+		}
+		if ctx.Err() != nil {
+			path, err := t.checkpoint()
+			if err != nil {
+				return err
+			}
+			if err := t.writeWeights("last.weights", false); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w at iteration %d (epoch %d): checkpoint %s written; continue with: dettrain train --resume %s", ErrStopped, t.st.Iter, e+1, path, o.Dir)
+		}
+	}
+	// End of the epoch.
+	t.st.Epoch++
+	t.st.Batch = 0
+	rec := Record{Kind: "epoch", Epoch: e, Iter: t.st.Iter}
+	if steps > 0 {
+		n := float64(steps)
+		rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
+	}
+	if err := t.writeWeights("last.weights", false); err != nil {
+		return err
+	}
+	last := t.st.Epoch == o.Epochs
+	if evaluate != nil && (last || (o.EvalInterval > 0 && t.st.Epoch%o.EvalInterval == 0)) {
+		if t.ema != nil {
+			t.ema.Swap(t.net)
+		}
+		m, err := evaluate(e)
+		if err == nil && m > t.st.BestMetric {
+			t.st.BestMetric, t.st.BestEpoch = m, e+1
+			err = t.writeWeights("best.weights", false)
+		}
+		if t.ema != nil {
+			t.ema.Swap(t.net)
+		}
+		if err != nil {
+			return fmt.Errorf("evaluating after epoch %d: %w", e+1, err)
+		}
+		rec.MAP = &m
+		sum.LastMetric = m
+		fmt.Fprintf(t.human, "epoch %d/%d: mAP@0.5 %.4f (best %.4f, epoch %d)\n", e+1, o.Epochs, m, t.st.BestMetric, t.st.BestEpoch)
+		if t.st.BestEpoch == e+1 {
+			ck := capture(t.net, t.opt, t.ema, t.st, t.o.Identity)
+			if err := writeAtomicCheckpoint(filepath.Join(o.Dir, "checkpoints", "best.ckpt"), ck); err != nil {
+				return err
+			}
+		}
+	}
+	t.log(rec)
+	_, err := t.checkpoint()
+	return err
+}
+
+// step runs forward and backward on every replica's shard and returns the
+// loss and gradients averaged over the replicas.
+func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
+	return runReplicas(t.reps, b)
+}
+
+func (t *trainer) checkpoint() (string, error) {
+	ck := capture(t.net, t.opt, t.ema, t.st, t.o.Identity)
+	path, err := WriteCheckpoint(filepath.Join(t.o.Dir, "checkpoints"), ck, t.o.KeepCheckpoints)
+	if err == nil {
+		t.lastGood = ck
+	}
+	return path, err
+}
+
+// writeWeights writes weights/NAME; with ema the averaged weights.
+func (t *trainer) writeWeights(name string, ema bool) error {
+	if ema && t.ema != nil {
+		t.ema.Swap(t.net)
+		defer t.ema.Swap(t.net)
+	}
+	return t.net.WriteWeights(filepath.Join(t.o.Dir, "weights", name), t.st.Seen)
+}
+
+func zero(grads [][]float32) {
+	for _, g := range grads {
+		clear(g)
+	}
+}
+
+// nonFinite names the first NaN or Inf in the loss or gradients, or "".
+func nonFinite(l model.LossParts, grads [][]float32) string {
+	if v := l.Total(); math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Sprintf("the loss is %v", v)
+	}
+	for i, g := range grads {
+		for _, v := range g {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Sprintf("gradient %d holds %v", i, v)
+			}
+		}
+	}
+	return ""
+}
+
+func truths(b *data.Batch, lo, hi int) [][]model.Truth {
+	out := make([][]model.Truth, hi-lo)
+	for i := lo; i < hi; i++ {
+		for _, t := range b.Targets[i] {
+			out[i-lo] = append(out[i-lo], model.Truth{Class: t.Class, Box: t.Box, Weight: t.Weight})
 		}
 	}
 	return out

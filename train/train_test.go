@@ -80,7 +80,7 @@ func TestOverfitSynthetic(t *testing.T) {
 	_, err = Run(context.Background(), net, loader, Options{
 		Epochs: epochs, Batch: batch, Size: 128, Momentum: 0.9, Decay: 0.0005,
 		Schedule:    tricks.Schedule{Base: 0.005, Warmup: 20, Total: epochs, Kind: "cosine"},
-		LogInterval: 50, WeightsDir: t.TempDir(),
+		LogInterval: 50, Dir: t.TempDir(),
 	}, nil, io.Discard, &log)
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/train"
 )
 
@@ -17,24 +23,35 @@ import (
 type TrainOptions struct {
 	Config ConfigOptions
 	Out    string
+	Resume string
 }
 
 func newTrainCmd(io *IO, runF func(*TrainOptions) error) *cobra.Command {
 	o := &TrainOptions{}
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Train a detector from a YAML config",
+		Short: "Train a detector from a YAML config, or resume a run",
 		Long: `train builds the darknet model of model.cfg for the data set's classes, trains it with
 SGD on the training split, evaluates every train.eval_interval epochs, and writes
   OUT/weights/last.weights, OUT/weights/best.weights  (darknet format)
+  OUT/checkpoints/ckpt-*.ckpt, best.ckpt  (everything needed to resume exactly)
   OUT/model.cfg      the cfg with heads fitted to the classes
   OUT/config.yaml    the resolved config
   OUT/log.jsonl      one JSON object per logged iteration and per epoch
-then prints the mAP of the eval split (eval.split).`,
+then prints the mAP of the eval split (eval.split).
+
+--resume OUT continues a stopped run exactly where its last checkpoint left it
+(same losses, same final weights), reading OUT/config.yaml; --set may change
+train.epochs to extend a finished run. Ctrl-C (or SIGTERM) finishes the current
+step, writes a checkpoint and says how to resume.`,
 		Example: `  dettrain synth --out demo/shapes && dettrain train --config configs/demo.yaml
-  dettrain train -c configs/bccd-yolov3-tiny.yaml --set train.epochs=10 --out runs/bccd-short`,
+  dettrain train -c configs/bccd-yolov3-tiny.yaml --set train.epochs=10 --out runs/bccd-short
+  dettrain train --resume runs/bccd-short --set train.epochs=20`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (o.Config.File == "") == (o.Resume == "") {
+				return usagef("give exactly one of --config and --resume")
+			}
 			if runF != nil {
 				return runF(o)
 			}
@@ -43,33 +60,75 @@ then prints the mAP of the eval split (eval.split).`,
 	}
 	o.Config.addFlags(cmd)
 	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (default: output.dir from the config)")
+	cmd.Flags().StringVar(&o.Resume, "resume", "", "continue the run in this output folder")
 	return cmd
 }
 
-func trainRun(cmd *cobra.Command, io *IO, o *TrainOptions) error {
-	c, err := o.Config.load()
-	if err != nil {
-		return err
+// hashOf is a short content hash for identities.
+func hashOf(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
 	}
-	if o.Out != "" {
-		c.Output.Dir = o.Out
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func dataIdentity(names []string, ds *data.Dataset) string {
+	var parts [][]byte
+	for _, n := range names {
+		parts = append(parts, []byte(n))
+	}
+	for _, s := range ds.Samples {
+		parts = append(parts, []byte(s.ID))
+	}
+	return hashOf(parts...)
+}
+
+func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
+	var (
+		c      *config.Config
+		resume *train.Checkpoint
+		err    error
+	)
+	if o.Resume != "" {
+		o.Config.File = filepath.Join(o.Resume, "config.yaml")
+		if _, err := os.Stat(o.Config.File); err != nil {
+			return usagef("--resume %s: not a dettrain run folder (%v)", o.Resume, err)
+		}
+		if c, err = o.Config.load(); err != nil {
+			return err
+		}
+		c.Output.Dir = o.Resume
+		var path string
+		if resume, path, err = train.LatestCheckpoint(filepath.Join(o.Resume, "checkpoints"), ios.Err); err != nil {
+			return err
+		}
+		fmt.Fprintf(ios.Out, "resuming from %s (iteration %d, epoch %d)\n", path, resume.State.Iter, resume.State.Epoch+1)
+	} else {
+		if c, err = o.Config.load(); err != nil {
+			return err
+		}
+		if o.Out != "" {
+			c.Output.Dir = o.Out
+		}
 	}
 	names, err := c.ClassNames()
 	if err != nil {
 		return err
 	}
 	setThreads(c.Train)
-	trainSet, err := loadSplit(c, c.Data.Train, names, io.Err)
+	trainSet, err := loadSplit(c, c.Data.Train, names, ios.Err)
 	if err != nil {
 		return err
 	}
 	var valSet *data.Dataset
 	if c.Data.Val != "" && c.Train.EvalInterval > 0 {
-		if valSet, err = loadSplit(c, c.Data.Val, names, io.Err); err != nil {
+		if valSet, err = loadSplit(c, c.Data.Val, names, ios.Err); err != nil {
 			return err
 		}
 	}
-	testSet, err := loadSplit(c, c.Eval.Split, names, io.Err)
+	testSet, err := loadSplit(c, c.Eval.Split, names, ios.Err)
 	if err != nil {
 		return err
 	}
@@ -78,31 +137,47 @@ func trainRun(cmd *cobra.Command, io *IO, o *TrainOptions) error {
 		return err
 	}
 	out := c.Output.Dir
-	if err := os.MkdirAll(filepath.Join(out, "weights"), 0o755); err != nil {
-		return err
-	}
 	resolved, err := c.YAML()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o644); err != nil {
-		return err
-	}
-	if err := writeCfg(net, filepath.Join(out, "model.cfg")); err != nil {
-		return err
-	}
-	logf, err := os.Create(filepath.Join(out, "log.jsonl"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-
+	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(names, trainSet)}
 	loader := data.NewLoader(trainSet, image.OpenCV{}, data.LoaderOptions{
 		Batch: c.Train.Batch, Size: c.Model.Size, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true})
 	defer loader.Close()
 	per := loader.BatchesPerEpoch()
-	fmt.Fprintf(io.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %d; output in %s\n",
-		filepath.Base(c.Model.Cfg), len(trainSet.Samples), len(names), c.Train.Epochs, per, c.Train.Batch, c.Model.Size, out)
+	if resume != nil {
+		if resume.ModelID != id.Model {
+			return fmt.Errorf("cannot resume %s: its checkpoint was made with another model (cfg %s, now %s)", out, resume.ModelID, id.Model)
+		}
+		if resume.DataID != id.Data {
+			return fmt.Errorf("cannot resume %s: its checkpoint was made with another data set or class list (%s, now %s)", out, resume.DataID, id.Data)
+		}
+		if err := describeResume(ios.Out, resume, c, per); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(out, "weights"), 0o755); err != nil {
+		return err
+	}
+	if err := model.WriteAtomic(filepath.Join(out, "config.yaml"), func(w io.Writer) error { _, err := w.Write(resolved); return err }); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "model.cfg"), net.Cfg.Text(), 0o644); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(out, "log.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	if resume == nil {
+		if err := logf.Truncate(0); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %d, %d replica(s); output in %s\n",
+		filepath.Base(c.Model.Cfg), len(trainSet.Samples), len(names), c.Train.Epochs, per, c.Train.Batch, c.Model.Size, c.Train.Replicas, out)
 	var evaluator train.Evaluator
 	if valSet != nil {
 		evaluator = func(epoch int) (float64, error) {
@@ -110,16 +185,22 @@ func trainRun(cmd *cobra.Command, io *IO, o *TrainOptions) error {
 			return r.MAP, err
 		}
 	}
-	start := time.Now()
-	sum, err := train.Run(cmd.Context(), net, loader, train.Options{
+	opts := train.Options{
 		Epochs: c.Train.Epochs, Batch: c.Train.Batch, Size: c.Model.Size,
 		Momentum: c.Train.Momentum, Decay: c.Train.WeightDecay, Schedule: schedule(c.Train, per),
-		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, WeightsDir: filepath.Join(out, "weights"),
-	}, evaluator, io.Out, logf)
+		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, Dir: out,
+		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas,
+		Identity: id, Resume: resume,
+	}
+	if c.Train.EMA {
+		opts.EMA = &train.EMAOptions{Decay: c.Train.EMADecay, Tau: c.Train.EMATau}
+	}
+	start := time.Now()
+	sum, err := train.Run(cmd.Context(), net, loader, opts, evaluator, ios.Out, logf)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "trained %d iterations in %s (%.1f img/s)\n", sum.Iterations, time.Since(start).Round(time.Second), sum.ImagesPerS)
+	fmt.Fprintf(ios.Out, "trained to iteration %d in %s (%.1f img/s)\n", sum.Iter, time.Since(start).Round(time.Second), sum.ImagesPerS)
 	best := filepath.Join(out, "weights", "best.weights")
 	if _, err := net.LoadWeights(best); err != nil {
 		return err
@@ -128,10 +209,28 @@ func trainRun(cmd *cobra.Command, io *IO, o *TrainOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "\n%s split (%d images), weights %s:\n", c.Eval.Split, len(testSet.Samples), best)
-	if err := r.Table(io.Out); err != nil {
+	fmt.Fprintf(ios.Out, "\n%s split (%d images), weights %s:\n", c.Eval.Split, len(testSet.Samples), best)
+	if err := r.Table(ios.Out); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f; total time %s\n", r.MAP, r.MAP07, time.Since(start).Round(time.Second))
+	fmt.Fprintf(ios.Out, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f; total time %s\n", r.MAP, r.MAP07, time.Since(start).Round(time.Second))
 	return writeJSON(filepath.Join(out, "eval.json"), r)
+}
+
+// describeResume says what a resume does, and how an extension stretches
+// the schedule.
+func describeResume(w io.Writer, ck *train.Checkpoint, c *config.Config, per int) error {
+	old, err := config.Parse(ck.Config)
+	if err != nil {
+		return fmt.Errorf("the checkpoint's config: %w", err)
+	}
+	if ck.State.Finished && c.Train.Epochs <= ck.State.Epoch {
+		return errors.New("that run is finished: extend it with --set train.epochs=N (N > " + fmt.Sprint(ck.State.Epoch) + ")")
+	}
+	if old.Train.Epochs != c.Train.Epochs {
+		s0, s1 := schedule(old.Train, per), schedule(c.Train, per)
+		fmt.Fprintf(w, "train.epochs %d -> %d: the %s schedule is stretched from %d to %d iterations; at iteration %d the rate goes from %.6g to %.6g\n",
+			old.Train.Epochs, c.Train.Epochs, c.Train.Schedule, s0.Total, s1.Total, ck.State.Iter, s0.LR(ck.State.Iter), s1.LR(ck.State.Iter))
+	}
+	return nil
 }

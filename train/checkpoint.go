@@ -1,0 +1,190 @@
+package train
+
+import (
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dettrain/dettrain/model"
+)
+
+// Checkpoint is everything a run needs to continue exactly where it
+// stopped: the weights, BN running statistics, optimizer state, EMA, the
+// position in the schedule and the data (randomness in dettrain is a pure
+// function of the seed and the position, so the position is the random
+// state), plus the identity of the model and data set it belongs to.
+type Checkpoint struct {
+	Version  int
+	Config   []byte // the resolved config YAML of the run
+	ModelID  string // hash of the model cfg (with heads fitted to the classes)
+	DataID   string // hash of the class names and training sample ids
+	State    State
+	Params   [][]float32 // model.Network.Params order
+	BNMean   [][]float32 // per BN layer, in layer order
+	BNVar    [][]float32
+	Velocity [][]float32
+	EMA      *EMAState
+}
+
+// State is the position of a run.
+type State struct {
+	Iter       int     // iterations done
+	Epoch      int     // the epoch in progress (or the next one when Batch == 0)
+	Batch      int     // batches of Epoch already done
+	Seen       uint64  // images trained on
+	BestMetric float64 // -1 before any evaluation
+	BestEpoch  int
+	Finished   bool // the run ran all its epochs
+}
+
+const checkpointVersion = 1
+
+// bnStates lists the network's BN layers in order.
+func bnStates(net *model.Network) []*model.BNState {
+	var out []*model.BNState
+	for _, l := range net.Layers {
+		if c, ok := l.(*model.ConvLayer); ok && c.BatchNorm {
+			out = append(out, c.BN)
+		}
+	}
+	return out
+}
+
+func clone(x []float32) []float32 { return append([]float32(nil), x...) }
+
+// capture copies the run's state into a checkpoint.
+func capture(net *model.Network, opt *SGD, ema *EMA, st State, id Identity) *Checkpoint {
+	ck := &Checkpoint{Version: checkpointVersion, Config: id.Config, ModelID: id.Model, DataID: id.Data, State: st}
+	for _, p := range net.Params() {
+		ck.Params = append(ck.Params, clone(p.Value.Float32s()))
+	}
+	for _, b := range bnStates(net) {
+		ck.BNMean = append(ck.BNMean, clone(b.Mean))
+		ck.BNVar = append(ck.BNVar, clone(b.Var))
+	}
+	for _, v := range opt.velocity {
+		ck.Velocity = append(ck.Velocity, clone(v))
+	}
+	if ema != nil {
+		s := ema.state()
+		ck.EMA = &s
+	}
+	return ck
+}
+
+// restore copies a checkpoint into the network and optimizer, after
+// checking that every tensor has the right size.
+func (ck *Checkpoint) restore(net *model.Network, opt *SGD, ema *EMA) error {
+	ps := net.Params()
+	bns := bnStates(net)
+	if len(ck.Params) != len(ps) || len(ck.BNMean) != len(bns) || len(ck.Velocity) != len(ps) {
+		return fmt.Errorf("checkpoint has %d tensors and %d BN layers, the model %d and %d", len(ck.Params), len(ck.BNMean), len(ps), len(bns))
+	}
+	for i, p := range ps {
+		if len(ck.Params[i]) != len(p.Value.Float32s()) || len(ck.Velocity[i]) != len(ck.Params[i]) {
+			return fmt.Errorf("checkpoint tensor %s has %d values, the model %d", p.Name, len(ck.Params[i]), len(p.Value.Float32s()))
+		}
+	}
+	for i, p := range ps {
+		copy(p.Value.Float32s(), ck.Params[i])
+		copy(opt.velocity[i], ck.Velocity[i])
+	}
+	for i, b := range bns {
+		if len(ck.BNMean[i]) != len(b.Mean) {
+			return fmt.Errorf("checkpoint BN layer %d has %d channels, the model %d", i, len(ck.BNMean[i]), len(b.Mean))
+		}
+		copy(b.Mean, ck.BNMean[i])
+		copy(b.Var, ck.BNVar[i])
+	}
+	if ema != nil && ck.EMA != nil {
+		return ema.setState(*ck.EMA)
+	}
+	return nil
+}
+
+// checkpointName is ckpt-<iteration, 9 digits>.ckpt, so names sort by iteration.
+func checkpointName(iter int) string { return fmt.Sprintf("ckpt-%09d.ckpt", iter) }
+
+// WriteCheckpoint writes ck to dir atomically (temporary file, fsync,
+// rename), then deletes all but the newest keep checkpoints (best.ckpt is
+// never deleted). A crash at any moment leaves the previous checkpoints whole.
+func WriteCheckpoint(dir string, ck *Checkpoint, keep int) (string, error) {
+	path := filepath.Join(dir, checkpointName(ck.State.Iter))
+	if err := writeAtomicCheckpoint(path, ck); err != nil {
+		return "", err
+	}
+	if keep > 0 {
+		all, _ := listCheckpoints(dir)
+		for len(all) > keep {
+			os.Remove(all[0])
+			all = all[1:]
+		}
+	}
+	return path, nil
+}
+
+func writeAtomicCheckpoint(path string, ck *Checkpoint) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return model.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(ck) })
+}
+
+// ReadCheckpoint reads one checkpoint file.
+func ReadCheckpoint(path string) (*Checkpoint, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var ck Checkpoint
+	if err := gob.NewDecoder(f).Decode(&ck); err != nil {
+		return nil, fmt.Errorf("%s: not a readable dettrain checkpoint: %v", path, err)
+	}
+	if ck.Version != checkpointVersion {
+		return nil, fmt.Errorf("%s: checkpoint version %d, this dettrain reads version %d", path, ck.Version, checkpointVersion)
+	}
+	return &ck, nil
+}
+
+func listCheckpoints(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, "ckpt-") && strings.HasSuffix(n, ".ckpt") {
+			if _, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(n, "ckpt-"), ".ckpt")); err == nil {
+				out = append(out, filepath.Join(dir, n))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// LatestCheckpoint reads the newest readable checkpoint in dir. A damaged
+// newest file (which atomic writes should make impossible) is reported and
+// the one before it used.
+func LatestCheckpoint(dir string, warn io.Writer) (*Checkpoint, string, error) {
+	all, err := listCheckpoints(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("no checkpoints to resume from: %w", err)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		ck, err := ReadCheckpoint(all[i])
+		if err == nil {
+			return ck, all[i], nil
+		}
+		fmt.Fprintf(warn, "warning: %v; trying an older checkpoint\n", err)
+	}
+	return nil, "", errors.New("no readable checkpoint in " + dir)
+}

@@ -1,0 +1,121 @@
+package train
+
+import (
+	"sync"
+
+	"github.com/dettrain/dettrain/data"
+	"github.com/dettrain/dettrain/model"
+)
+
+// replica is one data-parallel worker: its own graph (and buffers) over
+// the shared weights. On CPU replicas are goroutines; a GPU replica will be a
+// device with its own graph, behind the same step.
+type replica struct {
+	g *model.Graph
+}
+
+// newReplicas builds r graphs of n images each. All share the network's
+// weight tensors. Only replica 0 updates the BN running statistics: the
+// others get private copies (as data-parallel PyTorch keeps rank 0's buffers).
+func newReplicas(net *model.Network, r, n, size int) ([]*replica, error) {
+	reps := make([]*replica, r)
+	for i := range reps {
+		view := net
+		if i > 0 {
+			view = privateBN(net)
+		}
+		g, err := view.NewGraph(n, size, true)
+		if err != nil {
+			closeReplicas(reps)
+			return nil, err
+		}
+		reps[i] = &replica{g: g}
+	}
+	return reps, nil
+}
+
+// privateBN returns a copy of net whose conv layers share the weights but
+// have their own BN running statistics.
+func privateBN(net *model.Network) *model.Network {
+	cp := *net
+	cp.Layers = make([]model.Layer, len(net.Layers))
+	for i, l := range net.Layers {
+		if c, ok := l.(*model.ConvLayer); ok && c.BatchNorm {
+			c2 := *c
+			bn := *c.BN
+			bn.Mean, bn.Var = clone(c.BN.Mean), clone(c.BN.Var)
+			c2.BN = &bn
+			l = &c2
+		}
+		cp.Layers[i] = l
+	}
+	return &cp
+}
+
+func closeReplicas(reps []*replica) {
+	for _, r := range reps {
+		if r != nil {
+			r.g.Close()
+		}
+	}
+}
+
+// runReplicas gives replica i images [i*n, (i+1)*n) of b, runs them in
+// parallel and averages the losses and gradients into replica 0's buffers
+// (the all-reduce of the CPU backend).
+func runReplicas(reps []*replica, b *data.Batch) (model.LossParts, [][]float32, error) {
+	n := b.N / len(reps)
+	plane := b.C * b.H * b.W
+	errs := make([]error, len(reps))
+	var wg sync.WaitGroup
+	for i, r := range reps {
+		copy(r.g.Input(), b.Images[i*n*plane:(i+1)*n*plane])
+		r.g.SetTruths(truths(b, i*n, (i+1)*n))
+		if len(reps) == 1 {
+			errs[0] = r.g.Run()
+			break
+		}
+		wg.Add(1)
+		go func(i int, r *replica) {
+			defer wg.Done()
+			errs[i] = r.g.Run()
+		}(i, r)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return model.LossParts{}, nil, err
+		}
+	}
+	grads, err := reps[0].g.Grads()
+	if err != nil {
+		return model.LossParts{}, nil, err
+	}
+	loss := reps[0].g.Loss()
+	if len(reps) == 1 {
+		return loss, grads, nil
+	}
+	for _, r := range reps[1:] {
+		gs, err := r.g.Grads()
+		if err != nil {
+			return model.LossParts{}, nil, err
+		}
+		for k, g := range gs {
+			dst := grads[k]
+			for j, v := range g {
+				dst[j] += v
+			}
+			clear(g)
+		}
+		loss.Add(r.g.Loss())
+	}
+	inv := 1 / float32(len(reps))
+	for _, g := range grads {
+		for j := range g {
+			g[j] *= inv
+		}
+	}
+	f := 1 / float64(len(reps))
+	loss.Obj, loss.XY, loss.WH, loss.Cls = loss.Obj*f, loss.XY*f, loss.WH*f, loss.Cls*f
+	return loss, grads, nil
+}
