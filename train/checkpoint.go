@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dettrain/dettrain/model"
 )
@@ -129,11 +131,34 @@ func WriteCheckpoint(dir string, ck *Checkpoint, keep int) (string, error) {
 	return path, nil
 }
 
+// slowWriteEnv names a fault-injection hook for the crash tests: when set to
+// a duration (e.g. "2s"), checkpoint writing pauses that long half-way, so a
+// test can kill the process in the middle of a write.
+const slowWriteEnv = "DETTRAIN_TEST_SLOW_CHECKPOINT"
+
 func writeAtomicCheckpoint(path string, ck *Checkpoint) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return model.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(ck) })
+	return model.WriteAtomic(path, func(w io.Writer) error {
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
+			return err
+		}
+		b := buf.Bytes()
+		if d, err := time.ParseDuration(os.Getenv(slowWriteEnv)); err == nil {
+			if _, err := w.Write(b[:len(b)/2]); err != nil {
+				return err
+			}
+			if f, ok := w.(*os.File); ok {
+				f.Sync()
+			}
+			time.Sleep(d)
+			b = b[len(b)/2:]
+		}
+		_, err := w.Write(b)
+		return err
+	})
 }
 
 // ReadCheckpoint reads one checkpoint file.
