@@ -24,7 +24,7 @@ func newSynthCmd(io *IO, runF func(*SynthOptions) error) *cobra.Command {
 		Long: `synth draws a deterministic detection data set of four shape classes
 (circle, square, triangle, cross) on textured backgrounds, in PASCAL VOC
 layout with train/val/test splits, so the demo needs no download.`,
-		Example: "  dettrain synth --out demo/shapes --images 600 --seed 1",
+		Example: "  dettrain synth --out demo/shapes --images 2400 --seed 1",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Out == "" {
@@ -45,7 +45,7 @@ layout with train/val/test splits, so the demo needs no download.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (required)")
-	cmd.Flags().IntVar(&o.Images, "images", 600, "number of images")
+	cmd.Flags().IntVar(&o.Images, "images", 2400, "number of images")
 	cmd.Flags().Int64Var(&o.Seed, "seed", 1, "random seed")
 	cmd.Flags().IntVar(&o.Size, "size", 160, "image width and height in pixels")
 	return cmd
