@@ -31,7 +31,14 @@ type GroundTruth struct {
 	Image     int // image index, the same numbering as Detection.Image
 	Class     int // 0-based class index
 	Box       box.Box
-	Difficult bool // VOC's <difficult>1</difficult>: neither rewarded nor penalised
+	// Difficult is VOC's <difficult>1</difficult> or COCO's iscrowd=1: a
+	// region where detections are neither rewarded nor penalised (see VOC
+	// and COCO for how each metric treats it).
+	Difficult bool
+	// Area is the annotation's area, used by COCO's small/medium/large
+	// ranges (COCO JSON's "area", the segmentation's area on COCO itself);
+	// 0 means the box's area.
+	Area float64
 }
 
 // ClassAP is the VOC result for one class.
