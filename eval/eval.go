@@ -28,9 +28,9 @@ type Detection struct {
 
 // GroundTruth is one annotated object.
 type GroundTruth struct {
-	Image     int // image index, the same numbering as Detection.Image
-	Class     int // 0-based class index
-	Box       box.Box
+	Image int // image index, the same numbering as Detection.Image
+	Class int // 0-based class index
+	Box   box.Box
 	// Difficult is VOC's <difficult>1</difficult> or COCO's iscrowd=1: a
 	// region where detections are neither rewarded nor penalised (see VOC
 	// and COCO for how each metric treats it).
