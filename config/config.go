@@ -45,8 +45,19 @@ type Model struct {
 
 // Data describes the data set on disk and how it is loaded.
 type Data struct {
-	// Format is the annotation format. Default "voc", the only value accepted
-	// for now (PASCAL VOC XML, one file per image).
+	// Format is the annotation format. Default "voc". One of:
+	//   - "voc": PASCAL VOC XML, Annotations/ID.xml per image, split lists
+	//     Splits/SPLIT.txt (or a sub-folder Annotations/SPLIT);
+	//   - "coco": one COCO JSON per split, Annotations/SPLIT.json or
+	//     Annotations/instances_SPLIT.json (or Roboflow's
+	//     SPLIT/_annotations.coco.json); images in Images/SPLIT or Images;
+	//   - "yolo": darknet/Ultralytics txt labels, one "class cx cy w h" line
+	//     per object (relative to the image size); images in Images/SPLIT (or
+	//     SPLIT/Images) and labels beside them in Annotations/SPLIT (or
+	//     SPLIT/Annotations); set images: images and annotations: labels for
+	//     the Ultralytics layout.
+	//
+	// Splits is used by "voc" only. See docs/EVAL.md.
 	Format string `yaml:"format"`
 	// Root is the data set folder. Required; no default. A relative path in
 	// the config file is relative to that file.
@@ -70,8 +81,9 @@ type Data struct {
 	// NamesFile is set (set exactly one of the two); no default.
 	Names []string `yaml:"names"`
 	// NamesFile is an alternative to Names: a file with one class name per
-	// line (blank lines skipped). Default "". A relative path in the config
-	// file is relative to that file.
+	// line (blank lines skipped), or a .yaml/.yml file with a "names" list
+	// or index-to-name map such as Ultralytics' data.yaml. Default "". A
+	// relative path in the config file is relative to that file.
 	NamesFile string `yaml:"names_file"`
 	// Workers is the number of loader goroutines. Default 2; 1..64.
 	Workers int `yaml:"workers"`
@@ -164,6 +176,11 @@ type Eval struct {
 	// Split is the name of the split evaluated by the final (and standalone)
 	// evaluation. Default "test"; must not be empty.
 	Split string `yaml:"split"`
+	// Metric is the mAP that ranks checkpoints and is printed first:
+	// "voc07" (VOC2007 11-point AP at IoU 0.5), "voc" (VOC all-point AP at
+	// IoU 0.5) or "coco" (COCO AP@[.50:.95], as pycocotools). Default "voc".
+	// The JSON output has all of them whatever this says.
+	Metric string `yaml:"metric"`
 }
 
 // Output says where a run writes its files.
@@ -214,6 +231,7 @@ func Default() Config {
 			NMS:     0.45,
 			MaxDets: 100,
 			Split:   "test",
+			Metric:  "voc",
 		},
 		Output: Output{Dir: "runs/train"},
 	}
@@ -294,6 +312,13 @@ func (c *Config) ClassNames() ([]string, error) {
 			msg += err.Error()
 		}
 		return nil, &Error{File: file, Problems: []string{msg}}
+	}
+	if isYAMLNames(file) {
+		names, problems := yamlNames(raw)
+		if len(problems) > 0 {
+			return nil, &Error{File: file, Problems: problems}
+		}
+		return names, nil
 	}
 	var names, problems []string
 	first := map[string]int{}

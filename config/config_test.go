@@ -104,6 +104,7 @@ func TestDefault(t *testing.T) {
 		{"eval.nms", d.Eval.NMS, 0.45},
 		{"eval.max_dets", d.Eval.MaxDets, 100},
 		{"eval.split", d.Eval.Split, "test"},
+		{"eval.metric", d.Eval.Metric, "voc"},
 		{"output.dir", d.Output.Dir, "runs/train"},
 	}
 	for _, c := range checks {
@@ -299,7 +300,7 @@ func TestValidateRules(t *testing.T) {
 	c.Model.Cfg, c.Data.Root = "n.cfg", "d"
 	c.Data.Names = []string{"a", "", "a"}
 	c.Data.NamesFile = "n.txt"
-	c.Data.Format = "coco"
+	c.Data.Format = "darknet"
 	c.Data.Train = "train.txt"
 	c.Train.LR = 11
 	c.Train.Steps = []float64{0.9, 0.8}
@@ -308,13 +309,14 @@ func TestValidateRules(t *testing.T) {
 	c.Train.FinalLR = 20
 	c.Eval.Size = 8
 	c.Eval.Conf = 1
+	c.Eval.Metric = "map"
 	c.Train.Device = "cuda"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
 	want := []string{
-		`data.format = "coco": must be "voc" (the only format supported for now)`,
+		`data.format = "darknet": must be "voc", "coco" or "yolo"`,
 		`data.train = "train.txt": must be a split name, without .txt (the file is <splits>/train.txt)`,
 		`data.names_file = "n.txt": set only one of data.names and data.names_file`,
 		`data.names[1] = "": must not be empty`,
@@ -326,6 +328,7 @@ func TestValidateRules(t *testing.T) {
 		`train.device = "cuda": must be "cpu" (the only device supported for now)`,
 		`eval.size = 8: must be between 32 and 4096`,
 		`eval.conf = 1: must be >= 0 and < 1`,
+		`eval.metric = "map": must be "voc07", "voc" or "coco"`,
 	}
 	if got := err.(*Error).Problems; !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

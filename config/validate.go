@@ -87,8 +87,10 @@ func (c *Config) check() []problem {
 	size("model.size", m.Size)
 
 	d := &c.Data
-	if d.Format != "voc" {
-		bad("data.format", `must be "voc" (the only format supported for now)`)
+	switch d.Format {
+	case "voc", "coco", "yolo":
+	default:
+		bad("data.format", `must be "voc", "coco" or "yolo"`)
 	}
 	required("data.root", d.Root, "the data set folder")
 	notEmpty("data.images", d.Images)
@@ -211,6 +213,11 @@ func (c *Config) check() []problem {
 	atLeast("eval.max_dets", e.MaxDets, 1)
 	notEmpty("eval.split", e.Split)
 	split("eval.split", e.Split)
+	switch e.Metric {
+	case "voc07", "voc", "coco":
+	default:
+		bad("eval.metric", `must be "voc07", "voc" or "coco"`)
+	}
 
 	notEmpty("output.dir", c.Output.Dir)
 	return ps
