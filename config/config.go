@@ -158,6 +158,38 @@ type Train struct {
 	// KeepCheckpoints is how many of the newest checkpoints are kept (besides
 	// best.ckpt). Default 3; >= 1.
 	KeepCheckpoints int `yaml:"keep_checkpoints"`
+
+	// The bag of freebies (Zhang et al. 2019, ../shared/notes/freebies.md).
+	// Each is off by default (the paper's baseline); their parameters default
+	// to the paper's values.
+
+	// LabelSmoothing smooths the class targets: "none" (default), "gluoncv"
+	// (1-eps and eps, eps = min(1/K, 1/40)) or "darknet" (1-eps/2 and eps/2
+	// with SmoothingEps).
+	LabelSmoothing string `yaml:"label_smoothing"`
+	// SmoothingEps is darknet's label_smooth_eps. Default 0.1; in [0, 1).
+	SmoothingEps float64 `yaml:"smoothing_eps"`
+	// RandomShapes trains each block of ShapeEvery iterations at a size drawn
+	// from Shapes (multi-scale training). Default false.
+	RandomShapes bool `yaml:"random_shapes"`
+	// Shapes are the square input sizes random shapes draws from. Default
+	// [320, 352, ..., 608]; each a multiple of 32.
+	Shapes []int `yaml:"shapes"`
+	// ShapeEvery is the number of iterations between size changes. Default 10; >= 1.
+	ShapeEvery int `yaml:"shape_every"`
+	// ShapeGraphs bounds the graphs (one per size) kept at once. Default 4; >= 1.
+	ShapeGraphs int `yaml:"shape_graphs"`
+	// Mixup turns on visually coherent mixup. Default false.
+	Mixup bool `yaml:"mixup"`
+	// MixupAlpha and MixupBeta are the Beta distribution of the mixing
+	// factor. Default 1.5 and 1.5; > 0.
+	MixupAlpha float64 `yaml:"mixup_alpha"`
+	MixupBeta  float64 `yaml:"mixup_beta"`
+	// MixupOffEpochs turns mixup off for the last N epochs. Default 20; >= 0.
+	MixupOffEpochs int `yaml:"mixup_off_epochs"`
+	// MixupOffFraction, when > 0, replaces MixupOffEpochs with that fraction
+	// of the epochs (for short runs). Default 0; in [0, 1).
+	MixupOffFraction float64 `yaml:"mixup_off_fraction"`
 }
 
 // Eval holds the evaluation (mAP) settings.
@@ -224,6 +256,14 @@ func Default() Config {
 			EMATau:          2000,
 			OnNaN:           "stop",
 			KeepCheckpoints: 3,
+			LabelSmoothing:  "none",
+			SmoothingEps:    0.1,
+			Shapes:          []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608},
+			ShapeEvery:      10,
+			ShapeGraphs:     4,
+			MixupAlpha:      1.5,
+			MixupBeta:       1.5,
+			MixupOffEpochs:  20,
 		},
 		Eval: Eval{
 			Size:    416,

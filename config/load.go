@@ -65,6 +65,7 @@ var (
 		reflect.TypeFor[bool]():      "true or false",
 		reflect.TypeFor[[]string]():  "a list of strings",
 		reflect.TypeFor[[]float64](): "a list of numbers",
+		reflect.TypeFor[[]int]():     "a list of integers",
 	}
 )
 

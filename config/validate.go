@@ -196,6 +196,37 @@ func (c *Config) check() []problem {
 	if t.OnNaN != "stop" && t.OnNaN != "skip" && t.OnNaN != "rollback" {
 		bad("train.on_nan", `must be "stop", "skip" or "rollback"`)
 	}
+	switch t.LabelSmoothing {
+	case "none", "gluoncv", "darknet":
+	default:
+		bad("train.label_smoothing", `must be "none", "gluoncv" or "darknet"`)
+	}
+	if floatOK("train.smoothing_eps", t.SmoothingEps) && (t.SmoothingEps < 0 || t.SmoothingEps >= 1) {
+		bad("train.smoothing_eps", "must be >= 0 and < 1")
+	}
+	if len(t.Shapes) == 0 {
+		bad("train.shapes", "must list at least one size")
+	}
+	for _, v := range t.Shapes {
+		if v < 32 || v > 4096 || v%32 != 0 {
+			bad("train.shapes", "%d: each size must be a multiple of 32 between 32 and 4096", v)
+			break
+		}
+	}
+	atLeast("train.shape_every", t.ShapeEvery, 1)
+	atLeast("train.shape_graphs", t.ShapeGraphs, 1)
+	for _, ab := range []struct {
+		key string
+		v   float64
+	}{{"train.mixup_alpha", t.MixupAlpha}, {"train.mixup_beta", t.MixupBeta}} {
+		if floatOK(ab.key, ab.v) && ab.v <= 0 {
+			bad(ab.key, "must be > 0")
+		}
+	}
+	atLeast("train.mixup_off_epochs", t.MixupOffEpochs, 0)
+	if floatOK("train.mixup_off_fraction", t.MixupOffFraction) && (t.MixupOffFraction < 0 || t.MixupOffFraction >= 1) {
+		bad("train.mixup_off_fraction", "must be >= 0 and < 1")
+	}
 	atLeast("train.keep_checkpoints", t.KeepCheckpoints, 1)
 	atLeast("train.threads", t.Threads, 0)
 	if t.Device != "cpu" {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/dettrain/dettrain/data"
@@ -50,6 +51,58 @@ func privateBN(net *model.Network) *model.Network {
 		cp.Layers[i] = l
 	}
 	return &cp
+}
+
+// graphCache keeps the replicas' graphs of the input sizes in use, at most
+// max sizes, dropping the least recently used (random shapes: one graph per
+// size, all over the same weights and BN statistics).
+type graphCache struct {
+	net         *model.Network
+	r, n, max   int
+	classTarget func(float64) float64
+	sizes       []int // most recently used last
+	reps        map[int][]*replica
+	// Built counts graph constructions (tests check reuse).
+	Built int
+}
+
+func (c *graphCache) get(size int) ([]*replica, error) {
+	if c.reps == nil {
+		c.reps = map[int][]*replica{}
+	}
+	if reps, ok := c.reps[size]; ok {
+		for i, s := range c.sizes {
+			if s == size {
+				c.sizes = append(append(c.sizes[:i:i], c.sizes[i+1:]...), size)
+				break
+			}
+		}
+		return reps, nil
+	}
+	if len(c.sizes) >= c.max {
+		old := c.sizes[0]
+		closeReplicas(c.reps[old])
+		delete(c.reps, old)
+		c.sizes = c.sizes[1:]
+	}
+	reps, err := newReplicas(c.net, c.r, c.n, size)
+	if err != nil {
+		return nil, fmt.Errorf("building the graph for input size %d: %w", size, err)
+	}
+	for _, r := range reps {
+		r.g.SetClassTarget(c.classTarget)
+	}
+	c.Built++
+	c.reps[size] = reps
+	c.sizes = append(c.sizes, size)
+	return reps, nil
+}
+
+func (c *graphCache) close() {
+	for _, reps := range c.reps {
+		closeReplicas(reps)
+	}
+	c.reps = nil
 }
 
 func closeReplicas(reps []*replica) {

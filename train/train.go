@@ -54,7 +54,14 @@ type Options struct {
 	// Replicas splits each batch into that many shards trained in parallel
 	// with averaged gradients (1 by default).
 	Replicas int
-	Identity Identity
+	// ClassTarget maps class targets for label smoothing (nil: none; see
+	// tricks.ClassTarget).
+	ClassTarget func(float64) float64
+	// MaxGraphs bounds how many input sizes keep their graphs (and buffers)
+	// at once when batches come in several sizes (random shapes); the least
+	// recently used is dropped. Default 4.
+	MaxGraphs int
+	Identity  Identity
 	// Resume continues from this checkpoint.
 	Resume *Checkpoint
 	// Fault, when set, may poison a step (tests inject NaN through it).
@@ -101,7 +108,7 @@ type trainer struct {
 	net      *model.Network
 	src      Batches
 	o        Options
-	reps     []*replica
+	graphs   *graphCache
 	opt      *SGD
 	ema      *EMA
 	st       State
@@ -116,6 +123,15 @@ type trainer struct {
 // finishes the current step, writes a checkpoint and returns an error
 // wrapping ErrStopped that says how to resume.
 func Run(ctx context.Context, net *model.Network, src Batches, o Options, evaluate Evaluator, human io.Writer, jsonl io.Writer) (Summary, error) {
+	return run(ctx, net, src, o, evaluate, human, jsonl, nil)
+}
+
+// runWithCache is Run for tests that count graph constructions.
+func runWithCache(ctx context.Context, net *model.Network, src Batches, o Options, built *int) (Summary, error) {
+	return run(ctx, net, src, o, nil, io.Discard, io.Discard, built)
+}
+
+func run(ctx context.Context, net *model.Network, src Batches, o Options, evaluate Evaluator, human io.Writer, jsonl io.Writer, built *int) (Summary, error) {
 	if o.KeepCheckpoints <= 0 {
 		o.KeepCheckpoints = 3
 	}
@@ -133,11 +149,17 @@ func Run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 	if o.Batch%o.Replicas != 0 {
 		return sum, fmt.Errorf("train.batch %d is not divisible by %d replicas", o.Batch, o.Replicas)
 	}
-	var err error
-	if t.reps, err = newReplicas(net, o.Replicas, o.Batch/o.Replicas, o.Size); err != nil {
+	if o.MaxGraphs <= 0 {
+		o.MaxGraphs = 4
+	}
+	t.graphs = &graphCache{net: net, r: o.Replicas, n: o.Batch / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget}
+	defer t.graphs.close()
+	if built != nil {
+		defer func() { *built = t.graphs.Built }()
+	}
+	if _, err := t.graphs.get(o.Size); err != nil { // fail early on a bad size
 		return sum, err
 	}
-	defer closeReplicas(t.reps)
 	t.opt = NewSGD(net.Params(), o.Momentum, o.Decay)
 	if o.EMA != nil {
 		t.ema = NewEMA(net, o.EMA.Decay, o.EMA.Tau)
@@ -311,7 +333,14 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 // step runs forward and backward on every replica's shard and returns the
 // loss and gradients averaged over the replicas.
 func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
-	return runReplicas(t.reps, b)
+	if b.H != b.W {
+		return model.LossParts{}, nil, fmt.Errorf("batch of %dx%d images: only square inputs are supported", b.W, b.H)
+	}
+	reps, err := t.graphs.get(b.H)
+	if err != nil {
+		return model.LossParts{}, nil, err
+	}
+	return runReplicas(reps, b)
 }
 
 func (t *trainer) checkpoint() (string, error) {
