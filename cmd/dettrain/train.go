@@ -17,6 +17,7 @@ import (
 	"github.com/dettrain/dettrain/data/image"
 	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/train"
+	"github.com/dettrain/dettrain/tricks"
 )
 
 // TrainOptions are train's flags.
@@ -195,6 +196,10 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 	if c.Train.EMA {
 		opts.EMA = &train.EMAOptions{Decay: c.Train.EMADecay, Tau: c.Train.EMATau}
 	}
+	if opts.ClassTarget, err = tricks.ClassTarget(c.Train.LabelSmoothing, len(names), c.Train.SmoothingEps); err != nil {
+		return err
+	}
+	opts.MaxGraphs = c.Train.ShapeGraphs
 	start := time.Now()
 	sum, err := train.Run(cmd.Context(), net, loader, opts, evaluator, ios.Out, logf)
 	if err != nil {
