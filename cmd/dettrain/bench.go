@@ -1,0 +1,200 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dettrain/dettrain/blas"
+	"github.com/dettrain/dettrain/box"
+	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/train"
+)
+
+// BenchOptions are bench's flags.
+type BenchOptions struct {
+	Model            string
+	Size, Batch      int
+	Mode             string
+	Iters, Warmup    int
+	Classes, Threads int
+	JSON             bool
+}
+
+func newBenchCmd(io *IO, runF func(*BenchOptions) error) *cobra.Command {
+	o := &BenchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure training or inference speed on synthetic input",
+		Long: `bench runs a model on random input (and random boxes, for training steps) and
+prints img/s (median, min, max over --iters timed iterations after --warmup),
+GFLOP/s by darknet's forward FLOP count (x3 for a training step, forward plus
+backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
+		Example: `  dettrain bench --model configs/models/yolov3-tiny.cfg --size 256 --batch 8 --mode train
+  dettrain bench --model configs/models/yolov3.cfg --size 416 --batch 2 --iters 5 --json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case o.Model == "":
+				return usagef("--model is required")
+			case o.Size < 32 || o.Size%32 != 0:
+				return usagef("--size %d: must be a positive multiple of 32", o.Size)
+			case o.Batch < 1 || o.Iters < 1 || o.Warmup < 0:
+				return usagef("--batch and --iters must be >= 1, --warmup >= 0")
+			case o.Mode != "train" && o.Mode != "infer":
+				return usagef("--mode %q: must be train or infer", o.Mode)
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return benchRun(io, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Model, "model", "", "darknet .cfg (required)")
+	cmd.Flags().IntVar(&o.Size, "size", 416, "input size")
+	cmd.Flags().IntVar(&o.Batch, "batch", 8, "images per iteration")
+	cmd.Flags().StringVar(&o.Mode, "mode", "train", "train (forward, backward, SGD step) or infer (forward)")
+	cmd.Flags().IntVar(&o.Iters, "iters", 10, "timed iterations")
+	cmd.Flags().IntVar(&o.Warmup, "warmup", 3, "untimed iterations first")
+	cmd.Flags().IntVar(&o.Classes, "classes", 20, "classes of the heads")
+	cmd.Flags().IntVar(&o.Threads, "threads", 0, "BLAS threads (0 = number of CPUs)")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+// forwardFLOPs is darknet's count: 2*filters*size*size*(in/groups)*out_h*out_w per conv.
+func forwardFLOPs(net *model.Network, size int) float64 {
+	hw := make([]int, len(net.Layers))
+	cur := size
+	total := 0.0
+	for i, l := range net.Layers {
+		switch l := l.(type) {
+		case *model.ConvLayer:
+			cur = (cur+2*l.Pad-l.Size)/l.Stride + 1
+			total += 2 * float64(l.Filters*l.Size*l.Size*(l.In/l.G)) * float64(cur*cur)
+		case *model.MaxPoolLayer:
+			cur = (cur+l.Padding-l.Size)/l.Stride + 1
+		case *model.UpsampleLayer:
+			cur *= l.Stride
+		case *model.RouteLayer:
+			cur = hw[l.From[0]]
+		}
+		hw[i] = cur
+	}
+	return total
+}
+
+// peakRSS reads VmHWM from /proc/self/status, in MiB (0 where unavailable).
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+func benchRun(ios *IO, o *BenchOptions) error {
+	blas.SetThreads(o.Threads)
+	net, err := buildNetwork(o.Model, "", o.Classes, 1)
+	if err != nil {
+		return err
+	}
+	g, err := net.NewGraph(o.Batch, o.Size, o.Mode == "train")
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	r := rand.New(rand.NewSource(1))
+	for i := range g.Input() {
+		g.Input()[i] = r.Float32()
+	}
+	var opt *train.SGD
+	if o.Mode == "train" {
+		truths := make([][]model.Truth, o.Batch)
+		for i := range truths {
+			for k := 0; k < 4; k++ {
+				x, y := r.Float64()*float64(o.Size)*0.7, r.Float64()*float64(o.Size)*0.7
+				w, h := 16+r.Float64()*float64(o.Size)*0.3, 16+r.Float64()*float64(o.Size)*0.3
+				truths[i] = append(truths[i], model.Truth{Class: r.Intn(o.Classes), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
+			}
+		}
+		g.SetTruths(truths)
+		opt = train.NewSGD(net.Params(), 0.9, 0.0005)
+	}
+	step := func() error {
+		if err := g.Run(); err != nil {
+			return err
+		}
+		if opt != nil {
+			grads, err := g.Grads()
+			if err != nil {
+				return err
+			}
+			opt.Step(grads, 1e-6)
+			for _, gr := range grads {
+				clear(gr)
+			}
+		}
+		return nil
+	}
+	for i := 0; i < o.Warmup; i++ {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	ips := make([]float64, o.Iters)
+	for i := range ips {
+		t0 := time.Now()
+		if err := step(); err != nil {
+			return err
+		}
+		ips[i] = float64(o.Batch) / time.Since(t0).Seconds()
+	}
+	sorted := append([]float64(nil), ips...)
+	sort.Float64s(sorted)
+	med := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	fwd := forwardFLOPs(net, o.Size)
+	mult := 1.0
+	if o.Mode == "train" {
+		mult = 3
+	}
+	gflops := med * fwd * mult / 1e9
+	rss := peakRSS()
+	if o.JSON {
+		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size, "batch": o.Batch, "threads": blas.Threads(),
+			"img_per_s_median": med, "img_per_s_min": sorted[0], "img_per_s_max": sorted[len(sorted)-1],
+			"fwd_gflop_per_img": fwd / 1e9, "gflop_per_s": gflops, "peak_rss_mib": rss, "blas": blas.Backend()})
+	}
+	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (%s %s size %d batch %d, %d BLAS threads)\n",
+		med, sorted[0], sorted[len(sorted)-1], fwd/1e9, gflops, rss, o.Mode, o.Model, o.Size, o.Batch, blas.Threads())
+	return nil
+}
+
+func writeJSONTo(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
