@@ -8,68 +8,6 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Activation is a darknet activation function.
-type Activation int
-
-const (
-	Linear Activation = iota
-	Leaky             // x if x > 0 else 0.1x (darknet's leaky)
-	ReLU
-	Logistic // 1/(1+exp(-x))
-)
-
-var activationNames = map[string]Activation{"linear": Linear, "leaky": Leaky, "relu": ReLU, "logistic": Logistic}
-
-func (a Activation) String() string {
-	for k, v := range activationNames {
-		if v == a {
-			return k
-		}
-	}
-	return fmt.Sprintf("Activation(%d)", int(a))
-}
-
-// ParseActivation maps darknet's activation names.
-func ParseActivation(s string) (Activation, bool) { a, ok := activationNames[s]; return a, ok }
-
-func act[T float](a Activation, z T) T {
-	switch a {
-	case Leaky:
-		if z > 0 {
-			return z
-		}
-		return 0.1 * z
-	case ReLU:
-		if z > 0 {
-			return z
-		}
-		return 0
-	case Logistic:
-		return T(1 / (1 + math.Exp(-float64(z))))
-	}
-	return z
-}
-
-// actGrad is d act/dz expressed through the output y = act(z), which is what
-// the backward pass keeps.
-func actGrad[T float](a Activation, y T) T {
-	switch a {
-	case Leaky:
-		if y > 0 {
-			return 1
-		}
-		return 0.1
-	case ReLU:
-		if y > 0 {
-			return 1
-		}
-		return 0
-	case Logistic:
-		return y * (1 - y)
-	}
-	return 1
-}
-
 // BNState is one batch-norm layer's running statistics, shared by every
 // graph (input size) built from the same network.
 type BNState struct {
@@ -136,59 +74,67 @@ func bnForward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y []T) {
 	if len(o.st.mean) != c {
 		o.st.mean, o.st.invstd = make([]float64, c), make([]float64, c)
 	}
-	for ch := 0; ch < c; ch++ {
-		var mean, vr float64
-		if o.training {
-			var sum float64
-			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-					sum += float64(v)
-				}
-			}
-			mean = sum / m
-			var ss float64
-			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-					d := float64(v) - mean
-					ss += d * d
-				}
-			}
-			vr = ss / m
-			unbiased := vr
-			if m > 1 {
-				unbiased = ss / (m - 1)
-			}
-			mo := o.bn.Momentum
-			o.bn.Mean[ch] = float32((1-mo)*float64(o.bn.Mean[ch]) + mo*mean)
-			o.bn.Var[ch] = float32((1-mo)*float64(o.bn.Var[ch]) + mo*unbiased)
-		} else {
-			mean, vr = float64(o.bn.Mean[ch]), float64(o.bn.Var[ch])
+	parallelFor(c, 1, func(c0, c1 int) {
+		for ch := c0; ch < c1; ch++ {
+			bnForwardChannel(o, ch, n, c, hw, m, x, gamma, beta, y)
 		}
-		inv := 1 / math.Sqrt(vr+o.bn.Eps)
-		o.st.mean[ch], o.st.invstd[ch] = mean, inv
-		sc := float64(gamma[ch]) * inv
-		sh := float64(beta[ch]) - mean*sc
-		a, b := T(sc), T(sh)
+	})
+}
+
+// bnForwardChannel normalises channel ch (and updates its running statistics
+// in training).
+func bnForwardChannel[T float](o *bnActOp, ch, n, c, hw int, m float64, x, gamma, beta, y []T) {
+	var mean, vr float64
+	if o.training {
+		var sum float64
 		for i := 0; i < n; i++ {
-			off := (i*c + ch) * hw
-			xs, ys := x[off:off+hw], y[off:off+hw]
-			switch o.act {
-			case Leaky:
-				for j, v := range xs {
-					z := a*v + b
-					if z < 0 {
-						z *= 0.1
-					}
-					ys[j] = z
+			for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				sum += float64(v)
+			}
+		}
+		mean = sum / m
+		var ss float64
+		for i := 0; i < n; i++ {
+			for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				d := float64(v) - mean
+				ss += d * d
+			}
+		}
+		vr = ss / m
+		unbiased := vr
+		if m > 1 {
+			unbiased = ss / (m - 1)
+		}
+		mo := o.bn.Momentum
+		o.bn.Mean[ch] = float32((1-mo)*float64(o.bn.Mean[ch]) + mo*mean)
+		o.bn.Var[ch] = float32((1-mo)*float64(o.bn.Var[ch]) + mo*unbiased)
+	} else {
+		mean, vr = float64(o.bn.Mean[ch]), float64(o.bn.Var[ch])
+	}
+	inv := 1 / math.Sqrt(vr+o.bn.Eps)
+	o.st.mean[ch], o.st.invstd[ch] = mean, inv
+	sc := float64(gamma[ch]) * inv
+	sh := float64(beta[ch]) - mean*sc
+	a, b := T(sc), T(sh)
+	for i := 0; i < n; i++ {
+		off := (i*c + ch) * hw
+		xs, ys := x[off:off+hw], y[off:off+hw]
+		switch o.act {
+		case Leaky:
+			for j, v := range xs {
+				z := a*v + b
+				if z < 0 {
+					z *= 0.1
 				}
-			case Linear:
-				for j, v := range xs {
-					ys[j] = a*v + b
-				}
-			default:
-				for j, v := range xs {
-					ys[j] = act(o.act, a*v+b)
-				}
+				ys[j] = z
+			}
+		case Linear:
+			for j, v := range xs {
+				ys[j] = a*v + b
+			}
+		default:
+			for j, v := range xs {
+				ys[j] = act(o.act, a*v+b)
 			}
 		}
 	}
@@ -200,8 +146,8 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	if !o.training {
 		return nil, fmt.Errorf("%s: no gradient in inference mode", o.name)
 	}
-	bw := &bnActGradOp{opBase{uniqueName("bnactgrad"), 4, []int{4, 1, 4, 4}, 4}, o}
-	dx, err := G.ApplyOp(bw, in[0], in[1], out, grad)
+	bw := &bnActGradOp{opBase{uniqueName("bnactgrad"), 5, []int{4, 1, 1, 4, 4}, 4}, o}
+	dx, err := G.ApplyOp(bw, in[0], in[1], in[2], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -217,8 +163,9 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dg, db}, nil
 }
 
-// bnActGradOp takes (x, gamma, y, dy) and returns dx, leaving dgamma and dbeta
-// in the forward op's state. With g = dy * act'(y), xhat = (x-mean)*invstd, M = N*H*W:
+// bnActGradOp takes (x, gamma, beta, y, dy) and returns dx, leaving dgamma and
+// dbeta in the forward op's state. With g = dy * act'(z), z = gamma*xhat + beta,
+// xhat = (x-mean)*invstd, M = N*H*W:
 //
 //	dbeta = sum g,  dgamma = sum g*xhat,
 //	dx = gamma*invstd/M * (M*g - dbeta - xhat*dgamma)
@@ -229,7 +176,7 @@ type bnActGradOp struct {
 
 func (o *bnActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
-	t, err := densen(vs, 4)
+	t, err := densen(vs, 5)
 	if err != nil {
 		return nil, err
 	}
@@ -241,40 +188,67 @@ func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	db := buffer(&st.dbeta, x.Dtype(), c)
 	switch x.Dtype() {
 	case tensor.Float32:
-		bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(dx), f32s(dg), f32s(db))
+		bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(t[4]), f32s(dx), f32s(dg), f32s(db))
 	case tensor.Float64:
-		bnBackward(o.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(),
+		bnBackward(o.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(), t[4].Float64s(),
 			dx.Float64s(), dg.Float64s(), db.Float64s())
 	}
 	return dx, nil
 }
 
-func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, y, dy, dx, dgamma, dbeta []T) {
+func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, dgamma, dbeta []T) {
 	n, c, h, w := dims4(s)
 	hw := h * w
 	m := float64(n * hw)
-	for ch := 0; ch < c; ch++ {
-		mean, inv := o.st.mean[ch], o.st.invstd[ch]
-		var sg, sgx float64
-		for i := 0; i < n; i++ {
-			off := (i*c + ch) * hw
-			xs, ys, ds, gs := x[off:off+hw], y[off:off+hw], dy[off:off+hw], dx[off:off+hw]
-			for j := range xs {
-				g := ds[j] * actGrad(o.act, ys[j])
-				gs[j] = g // keep g in dx for the second pass
-				sg += float64(g)
-				sgx += float64(g) * (float64(xs[j]) - mean) * inv
+	parallelFor(c, 1, func(c0, c1 int) {
+		for ch := c0; ch < c1; ch++ {
+			mean, inv := o.st.mean[ch], o.st.invstd[ch]
+			a, b := T(float64(gamma[ch])*inv), T(float64(beta[ch])-mean*float64(gamma[ch])*inv) // z = a*x + b
+			var sg, sgx float64
+			for i := 0; i < n; i++ {
+				off := (i*c + ch) * hw
+				xs, ys, ds, gs := x[off:off+hw], y[off:off+hw], dy[off:off+hw], dx[off:off+hw]
+				actGradSlice(o.act, a, b, xs, ys, ds, gs) // keep g = dy*act'(z) in dx for the second pass
+				var s1, s2 T
+				for j, g := range gs {
+					s1 += g
+					s2 += g * xs[j]
+				}
+				sg += float64(s1)
+				sgx += float64(s2)
+			}
+			sgx = (sgx - mean*sg) * inv // sum g*xhat
+			dbeta[ch], dgamma[ch] = T(sg), T(sgx)
+			// dx = k*(M*g - sg - xhat*sgx) = A*g + B*x + C
+			k := float64(gamma[ch]) * inv / m
+			A, B, C := T(k*m), T(-k*sgx*inv), T(-k*sg+k*sgx*inv*mean)
+			for i := 0; i < n; i++ {
+				off := (i*c + ch) * hw
+				xs, gs := x[off:off+hw], dx[off:off+hw]
+				for j, v := range xs {
+					gs[j] = A*gs[j] + B*v + C
+				}
 			}
 		}
-		dbeta[ch], dgamma[ch] = T(sg), T(sgx)
-		k := float64(gamma[ch]) * inv / m
-		for i := 0; i < n; i++ {
-			off := (i*c + ch) * hw
-			xs, gs := x[off:off+hw], dx[off:off+hw]
-			for j := range xs {
-				xhat := (float64(xs[j]) - mean) * inv
-				gs[j] = T(k * (m*float64(gs[j]) - sg - xhat*sgx))
+	})
+}
+
+// actGradSlice sets g = dy * act'(z) with z = a*x + b and y = act(z).
+func actGradSlice[T float](act Activation, a, b T, x, y, dy, g []T) {
+	switch act {
+	case Leaky:
+		for j, v := range y {
+			if v > 0 {
+				g[j] = dy[j]
+			} else {
+				g[j] = 0.1 * dy[j]
 			}
+		}
+	case Linear:
+		copy(g, dy)
+	default:
+		for j := range x {
+			g[j] = dy[j] * actGrad(act, a*x[j]+b, y[j])
 		}
 	}
 }
@@ -327,7 +301,7 @@ func biasForward[T float](a Activation, s tensor.Shape, x, b, y []T) {
 
 func (o *biasActOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 2, []int{4, 4}, 4}, o}, out, grad)
+	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 4, []int{4, 1, 4, 4}, 4}, o}, in[0], in[1], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +312,8 @@ func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, db}, nil
 }
 
-// biasActGradOp takes (y, dy) and returns dx = dy*act'(y); dbias = sum over N,H,W of dx.
+// biasActGradOp takes (x, bias, y, dy) and returns dx = dy*act'(x+bias);
+// dbias = sum over N,H,W of dx.
 type biasActGradOp struct {
 	opBase
 	fw *biasActOp
@@ -346,23 +321,23 @@ type biasActGradOp struct {
 
 func (o *biasActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
-	t, err := densen(vs, 2)
+	t, err := densen(vs, 4)
 	if err != nil {
 		return nil, err
 	}
-	y := t[0]
+	y := t[2]
 	dx := buffer(&o.fw.st.dx, y.Dtype(), y.Shape()...)
 	db := buffer(&o.fw.st.db, y.Dtype(), y.Shape()[1])
 	switch y.Dtype() {
 	case tensor.Float32:
-		biasBackward(o.fw.act, y.Shape(), f32s(y), f32s(t[1]), f32s(dx), f32s(db))
+		biasBackward(o.fw.act, y.Shape(), f32s(t[0]), f32s(t[1]), f32s(y), f32s(t[3]), f32s(dx), f32s(db))
 	case tensor.Float64:
-		biasBackward(o.fw.act, y.Shape(), y.Float64s(), t[1].Float64s(), dx.Float64s(), db.Float64s())
+		biasBackward(o.fw.act, y.Shape(), t[0].Float64s(), t[1].Float64s(), y.Float64s(), t[3].Float64s(), dx.Float64s(), db.Float64s())
 	}
 	return dx, nil
 }
 
-func biasBackward[T float](a Activation, s tensor.Shape, y, dy, dx, db []T) {
+func biasBackward[T float](a Activation, s tensor.Shape, x, b, y, dy, dx, db []T) {
 	n, c, h, w := dims4(s)
 	hw := h * w
 	clear(db)
@@ -370,8 +345,9 @@ func biasBackward[T float](a Activation, s tensor.Shape, y, dy, dx, db []T) {
 		for ch := 0; ch < c; ch++ {
 			off := (i*c + ch) * hw
 			var sum float64
+			bb := b[ch]
 			for j := off; j < off+hw; j++ {
-				g := dy[j] * actGrad(a, y[j])
+				g := dy[j] * actGrad(a, x[j]+bb, y[j])
 				dx[j] = g
 				sum += float64(g)
 			}

@@ -20,12 +20,14 @@ type Section struct {
 	File  string
 	opts  map[string]option
 	keys  []string // in file order
+	last  int      // line of the last key (or of the header)
 }
 
 type option struct {
 	value string
-	line  int
+	line  int // 0 for a key added by Set
 	used  bool
+	dirty bool // changed by Set
 }
 
 // CfgError is an error at a place in a cfg file.
@@ -47,6 +49,7 @@ type Cfg struct {
 	File   string
 	Net    *Section
 	Layers []*Section
+	raw    []byte // the text parsed, for Text and Clone
 }
 
 // ReadCfg parses a darknet .cfg file.
@@ -61,7 +64,7 @@ func ReadCfg(path string) (*Cfg, error) {
 // ParseCfg parses darknet .cfg text: "[section]" headers, "key=value" lines,
 // comments starting with '#' or ';'. name is used in errors.
 func ParseCfg(name string, text []byte) (*Cfg, error) {
-	c := &Cfg{File: name}
+	c := &Cfg{File: name, raw: bytes.Clone(text)}
 	var cur *Section
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -77,7 +80,7 @@ func ParseCfg(name string, text []byte) (*Cfg, error) {
 				return nil, &CfgError{name, ln, fmt.Sprintf("malformed section header %q", line)}
 			}
 			typ := strings.ToLower(strings.TrimSpace(line[1 : len(line)-1]))
-			cur = &Section{Type: typ, Line: ln, File: name, opts: map[string]option{}}
+			cur = &Section{Type: typ, Line: ln, File: name, opts: map[string]option{}, last: ln}
 			switch {
 			case c.Net == nil && len(c.Layers) == 0 && (typ == "net" || typ == "network"):
 				cur.Type, cur.Index = "net", -1
@@ -106,6 +109,7 @@ func ParseCfg(name string, text []byte) (*Cfg, error) {
 		}
 		cur.opts[k] = option{value: v, line: ln}
 		cur.keys = append(cur.keys, k)
+		cur.last = ln
 	}
 	if err := sc.Err(); err != nil {
 		return nil, &CfgError{name, 0, err.Error()}
@@ -245,29 +249,74 @@ func (s *Section) Unused() error {
 	return s.errf(line, "unsupported key %q (dettrain does not implement it; remove it or use a supported layer)", bad[0])
 }
 
-// Set replaces a key's value (used to adapt heads to the class count).
+// Set replaces a key's value, or adds the key (used to adapt heads to the
+// class count and to set anchors). Setting the value a key already has
+// changes nothing.
 func (s *Section) Set(key, value string) {
 	o, ok := s.opts[key]
 	if !ok {
 		s.keys = append(s.keys, key)
+	} else if o.value == value {
+		return
 	}
-	o.value = value
+	o.value, o.dirty = value, true
 	s.opts[key] = o
 }
 
-// Text returns the cfg as darknet text (comments dropped, keys in file order).
+// Text returns the cfg as darknet text: the file as it was read, byte for
+// byte, with the lines of keys changed by Set rewritten as key=value and keys
+// added by Set inserted after their section's last key. Comments, blank lines
+// and the order of keys are kept, so that a cfg read and written unchanged
+// is identical to its source.
 func (c *Cfg) Text() []byte {
-	w := &bytes.Buffer{}
-	write := func(s *Section) {
-		fmt.Fprintf(w, "[%s]\n", s.Type)
+	edits := map[int]string{}   // line -> replacement
+	inserts := map[int]string{} // line -> lines to add after it
+	for _, s := range append([]*Section{c.Net}, c.Layers...) {
 		for _, k := range s.keys {
-			fmt.Fprintf(w, "%s=%s\n", k, s.opts[k].value)
+			o := s.opts[k]
+			switch {
+			case !o.dirty:
+			case o.line > 0:
+				edits[o.line] = k + "=" + o.value
+			default:
+				inserts[s.last] += k + "=" + o.value + "\n"
+			}
 		}
-		w.WriteString("\n")
 	}
-	write(c.Net)
-	for _, s := range c.Layers {
-		write(s)
+	if len(edits) == 0 && len(inserts) == 0 {
+		return bytes.Clone(c.raw)
+	}
+	w := &bytes.Buffer{}
+	lines := bytes.SplitAfter(c.raw, []byte("\n"))
+	for i, l := range lines {
+		ln := i + 1
+		if e, ok := edits[ln]; ok {
+			w.WriteString(e)
+			switch {
+			case bytes.HasSuffix(l, []byte("\r\n")):
+				w.WriteString("\r\n")
+			case bytes.HasSuffix(l, []byte("\n")):
+				w.WriteString("\n")
+			}
+		} else {
+			w.Write(l)
+		}
+		if ins, ok := inserts[ln]; ok {
+			if !bytes.HasSuffix(l, []byte("\n")) {
+				w.WriteString("\n")
+			}
+			w.WriteString(ins)
+		}
 	}
 	return w.Bytes()
+}
+
+// Clone parses the cfg's original text again: a fresh Cfg, without the
+// changes made by Set, whose keys are all unread.
+func (c *Cfg) Clone() *Cfg {
+	n, err := ParseCfg(c.File, c.raw)
+	if err != nil {
+		panic(fmt.Sprintf("model: re-parsing %s: %v", c.File, err)) // it parsed once
+	}
+	return n
 }

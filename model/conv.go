@@ -172,6 +172,10 @@ func parallelImages(n int, fn func(worker, i int)) {
 func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[][]T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
+	if g.depthwise(c, f) {
+		dwForward(g, n, c, h, wd, x, w, y)
+		return
+	}
 	cg, fg := c/g.groups, f/g.groups
 	ho, wo := g.out(h), g.out(wd)
 	kk := cg * g.size * g.size
@@ -193,6 +197,10 @@ func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[]
 func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs *[][]T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
+	if g.depthwise(c, f) {
+		dwBackData(g, n, c, h, wd, w, dy, dx)
+		return
+	}
 	cg, fg := c/g.groups, f/g.groups
 	ho, wo := g.out(h), g.out(wd)
 	kk := cg * g.size * g.size
@@ -215,6 +223,10 @@ func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs 
 func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, bufs *[][]T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
+	if g.depthwise(c, f) {
+		dwBackFilter(g, n, c, h, wd, x, dy, dw)
+		return
+	}
 	cg, fg := c/g.groups, f/g.groups
 	ho, wo := g.out(h), g.out(wd)
 	kk := cg * g.size * g.size
@@ -301,4 +313,150 @@ func col2im[T float](col []T, c, h, w int, g convGeom, ho, wo int, x []T) {
 			}
 		}
 	}
+}
+
+// depthwise reports a convolution with one input and one output channel per
+// group (groups = C = F, MobileNet's depthwise conv): it is computed directly,
+// without im2col and its C tiny GEMMs per image.
+func (g convGeom) depthwise(c, f int) bool { return g.groups > 1 && g.groups == c && g.groups == f }
+
+// dwSpan returns the output columns j in [lo, hi) whose input column
+// j*stride+v-pad lies inside [0, w).
+func (g convGeom) dwSpan(v, w, wo int) (lo, hi int) {
+	// j*stride >= pad-v  and  j*stride <= w-1+pad-v
+	lo = 0
+	if d := g.pad - v; d > 0 {
+		lo = (d + g.stride - 1) / g.stride
+	}
+	hi = 0
+	if d := w - 1 + g.pad - v; d >= 0 {
+		hi = min(d/g.stride+1, wo)
+	}
+	return lo, max(hi, lo)
+}
+
+// dwForward: y[n,c,i,j] = sum_{u,v} w[c,0,u,v] * x[n,c,i*stride+u-pad, j*stride+v-pad].
+// Channels are split between goroutines.
+func dwForward[T float](g convGeom, n, c, h, w int, x, wt, y []T) {
+	ho, wo := g.out(h), g.out(w)
+	k := g.size
+	parallelFor(c, 4, func(c0, c1 int) {
+		for i := 0; i < n; i++ {
+			for ch := c0; ch < c1; ch++ {
+				xp := x[(i*c+ch)*h*w:][:h*w]
+				yp := y[(i*c+ch)*ho*wo:][:ho*wo]
+				kw := wt[ch*k*k:][:k*k]
+				clear(yp)
+				for u := 0; u < k; u++ {
+					for v := 0; v < k; v++ {
+						wv := kw[u*k+v]
+						lo, hi := g.dwSpan(v, w, wo)
+						for oi := 0; oi < ho; oi++ {
+							yy := oi*g.stride + u - g.pad
+							if yy < 0 || yy >= h {
+								continue
+							}
+							xr := xp[yy*w : (yy+1)*w]
+							yr := yp[oi*wo : (oi+1)*wo]
+							if g.stride == 1 {
+								src := xr[lo+v-g.pad : hi+v-g.pad]
+								dst := yr[lo:hi]
+								for j := range dst {
+									dst[j] += wv * src[j]
+								}
+								continue
+							}
+							for j := lo; j < hi; j++ {
+								yr[j] += wv * xr[j*g.stride+v-g.pad]
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// dwBackData: dx[n,c,yy,xx] = sum over (i,j,u,v) reading it of w[c,0,u,v]*dy[n,c,i,j].
+func dwBackData[T float](g convGeom, n, c, h, w int, wt, dy, dx []T) {
+	ho, wo := g.out(h), g.out(w)
+	k := g.size
+	parallelFor(c, 4, func(c0, c1 int) {
+		for i := 0; i < n; i++ {
+			for ch := c0; ch < c1; ch++ {
+				dxp := dx[(i*c+ch)*h*w:][:h*w]
+				dyp := dy[(i*c+ch)*ho*wo:][:ho*wo]
+				kw := wt[ch*k*k:][:k*k]
+				clear(dxp)
+				for u := 0; u < k; u++ {
+					for v := 0; v < k; v++ {
+						wv := kw[u*k+v]
+						lo, hi := g.dwSpan(v, w, wo)
+						for oi := 0; oi < ho; oi++ {
+							yy := oi*g.stride + u - g.pad
+							if yy < 0 || yy >= h {
+								continue
+							}
+							xr := dxp[yy*w : (yy+1)*w]
+							yr := dyp[oi*wo : (oi+1)*wo]
+							if g.stride == 1 {
+								dst := xr[lo+v-g.pad : hi+v-g.pad]
+								src := yr[lo:hi]
+								for j := range dst {
+									dst[j] += wv * src[j]
+								}
+								continue
+							}
+							for j := lo; j < hi; j++ {
+								xr[j*g.stride+v-g.pad] += wv * yr[j]
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// dwBackFilter: dw[c,0,u,v] = sum_{n,i,j} dy[n,c,i,j] * x[n,c,i*stride+u-pad, j*stride+v-pad].
+func dwBackFilter[T float](g convGeom, n, c, h, w int, x, dy, dw []T) {
+	ho, wo := g.out(h), g.out(w)
+	k := g.size
+	parallelFor(c, 4, func(c0, c1 int) {
+		for ch := c0; ch < c1; ch++ {
+			kw := dw[ch*k*k:][:k*k]
+			for u := 0; u < k; u++ {
+				for v := 0; v < k; v++ {
+					lo, hi := g.dwSpan(v, w, wo)
+					var sum float64
+					for i := 0; i < n; i++ {
+						xp := x[(i*c+ch)*h*w:][:h*w]
+						dyp := dy[(i*c+ch)*ho*wo:][:ho*wo]
+						var s T
+						for oi := 0; oi < ho; oi++ {
+							yy := oi*g.stride + u - g.pad
+							if yy < 0 || yy >= h {
+								continue
+							}
+							xr := xp[yy*w : (yy+1)*w]
+							yr := dyp[oi*wo : (oi+1)*wo]
+							if g.stride == 1 {
+								a := xr[lo+v-g.pad : hi+v-g.pad]
+								b := yr[lo:hi]
+								for j := range b {
+									s += a[j] * b[j]
+								}
+								continue
+							}
+							for j := lo; j < hi; j++ {
+								s += xr[j*g.stride+v-g.pad] * yr[j]
+							}
+						}
+						sum += float64(s)
+					}
+					kw[u*k+v] = T(sum)
+				}
+			}
+		}
+	})
 }

@@ -17,7 +17,8 @@ type Detection struct {
 // (get_yolo_detections): for anchor a at cell (i,j) with outputs
 // tx,ty,tw,th,to,c_k and stride s = size/grid,
 //
-//	centre = ((j + sigmoid(tx))*s, (i + sigmoid(ty))*s),  size = (aw*exp(tw), ah*exp(th))
+//	centre = ((j + o(tx))*s, (i + o(ty))*s),  size = (aw*exp(tw), ah*exp(th))
+//	o(t) = sigmoid(t)*k - (k-1)/2 with k = scale_x_y (sigmoid(t) when k = 1)
 //	score_k = sigmoid(to) * sigmoid(c_k)
 //
 // one detection per class whose score is >= conf. size is the network input size.
@@ -39,8 +40,8 @@ func (net *Network) Decode(heads []HeadOutput, b, size int, conf float64) []Dete
 					continue
 				}
 				i, j := p/ho.W, p%ho.W
-				cx := (float64(j) + sigmoid(v(a, 0, p))) * sx
-				cy := (float64(i) + sigmoid(v(a, 1, p))) * sy
+				cx := (float64(j) + h.offset(v(a, 0, p))) * sx
+				cy := (float64(i) + h.offset(v(a, 1, p))) * sy
 				w := an[0] * math.Exp(math.Min(v(a, 2, p), 20))
 				ht := an[1] * math.Exp(math.Min(v(a, 3, p), 20))
 				bb := box.Box{X1: cx - w/2, Y1: cy - ht/2, X2: cx + w/2, Y2: cy + ht/2}

@@ -21,6 +21,7 @@ type Graph struct {
 	loss     *G.Node
 	yolo     []*yoloState
 	params   []*G.Node
+	outs     []*G.Node // per layer
 }
 
 // NewGraph builds the network for batches of n images of size x size pixels.
@@ -63,20 +64,43 @@ func (net *Network) NewGraph(n, size int, training bool) (*Graph, error) {
 			}
 		case *MaxPoolLayer:
 			y, err = MaxPool(cur, l.Size, l.Stride, l.Padding)
+		case *AvgPoolLayer:
+			y, err = GlobalAvgPool(cur)
 		case *UpsampleLayer:
 			y, err = Upsample(cur, l.Stride)
-		case *RouteLayer:
-			if len(l.From) == 1 {
-				y = outs[l.From[0]]
-				break
+		case *DropoutLayer:
+			y = cur
+			if training {
+				net.graphs++
+				y, err = Dropout(cur, l.P, net.seed*1_000_003+int64(net.graphs)*1_009+int64(i))
 			}
+		case *RouteLayer:
 			ins := make([]*G.Node, len(l.From))
 			for k, f := range l.From {
 				ins[k] = outs[f]
 			}
-			y, err = G.Concat(1, ins...)
+			switch {
+			case l.Groups > 1:
+				y, err = RouteGroups(l.Groups, l.GroupID, ins...)
+			case len(ins) == 1:
+				y = ins[0]
+			default:
+				y, err = G.Concat(1, ins...)
+			}
 		case *ShortcutLayer:
-			y, err = G.Add(cur, outs[l.From])
+			y = cur
+			for _, f := range l.From {
+				if y, err = G.Add(y, outs[f]); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				y, err = Activate(y, l.Act)
+			}
+		case *ScaleChannelsLayer:
+			if y, err = ScaleChannels(outs[l.From], cur); err == nil {
+				y, err = Activate(y, l.Act)
+			}
 		case *YOLOLayer:
 			y = cur
 			gr.heads = append(gr.heads, cur)
@@ -94,6 +118,7 @@ func (net *Network) NewGraph(n, size int, training bool) (*Graph, error) {
 		outs = append(outs, y)
 		cur = y
 	}
+	gr.outs = outs
 	if training {
 		gr.loss = losses[0]
 		for _, l := range losses[1:] {
@@ -174,6 +199,13 @@ func (gr *Graph) Heads() []HeadOutput {
 		out[i] = HeadOutput{Data: h.Value().(*tensor.Dense).Float32s(), H: s[2], W: s[3]}
 	}
 	return out
+}
+
+// LayerOutput returns layer i's output of the last Run, (N, C, H, W) flattened,
+// and its shape. It is the graph's own storage: copy it to keep it.
+func (gr *Graph) LayerOutput(i int) ([]float32, []int) {
+	n := gr.outs[i]
+	return n.Value().(*tensor.Dense).Float32s(), []int(n.Shape().Clone())
 }
 
 // Close releases the tape machine.

@@ -14,9 +14,14 @@ import (
 type Network struct {
 	Cfg      *Cfg
 	Channels int // input channels, from [net]
-	Classes  int
-	Layers   []Layer
-	Heads    []*Head // one per [yolo] layer, in order
+	// Width and Height are [net]'s input size (0 when absent); graphs may use
+	// any size, this is the one the model was made for.
+	Width, Height int
+	Classes       int
+	Layers        []Layer
+	Heads         []*Head // one per [yolo] layer, in order
+	// seed seeds dropout masks (set by Init); graphs counts the dropout ops made.
+	seed, graphs int64
 }
 
 // Layer is one darknet layer. Out is the number of output channels.
@@ -43,24 +48,52 @@ type MaxPoolLayer struct {
 	C, Size, Stride, Padding int
 }
 
-// RouteLayer is [route]: the concatenation of earlier layers' outputs along channels.
-type RouteLayer struct {
-	sec  *Section
-	From []int // absolute layer indices
-	C    int
+// AvgPoolLayer is [avgpool]: darknet's global average pooling, (N,C,H,W) -> (N,C,1,1).
+type AvgPoolLayer struct {
+	sec *Section
+	C   int
 }
 
-// ShortcutLayer is [shortcut]: the previous output plus layer From's output.
+// RouteLayer is [route]: the concatenation of earlier layers' outputs along
+// channels. With groups=G and group_id=k it takes from each input only its
+// k-th of G equal channel groups (darknet's route groups, YOLOv4-tiny's CSP).
+type RouteLayer struct {
+	sec             *Section
+	From            []int // absolute layer indices
+	Groups, GroupID int
+	C               int
+}
+
+// ShortcutLayer is [shortcut]: act(previous output + the outputs of the From layers).
 type ShortcutLayer struct {
+	sec  *Section
+	From []int // absolute indices
+	C    int
+	Act  Activation
+}
+
+// ScaleChannelsLayer is [scale_channels]: act(out[From] * previous), the
+// previous output being (N,C,1,1) (squeeze-and-excitation, EfficientNet).
+type ScaleChannelsLayer struct {
 	sec  *Section
 	From int // absolute index
 	C    int
+	Act  Activation
 }
 
 // UpsampleLayer is [upsample].
 type UpsampleLayer struct {
 	sec       *Section
 	C, Stride int
+}
+
+// DropoutLayer is [dropout]: in a training graph each element is zeroed with
+// probability P and the others scaled by 1/(1-P) (darknet's dropout_layer.c);
+// in an inference graph it is the identity.
+type DropoutLayer struct {
+	sec *Section
+	C   int
+	P   float64
 }
 
 // YOLOLayer is [yolo]: a detection head on the previous layer's output.
@@ -70,30 +103,42 @@ type YOLOLayer struct {
 	Head *Head
 }
 
-func (l *ConvLayer) Section() *Section     { return l.sec }
-func (l *MaxPoolLayer) Section() *Section  { return l.sec }
-func (l *RouteLayer) Section() *Section    { return l.sec }
-func (l *ShortcutLayer) Section() *Section { return l.sec }
-func (l *UpsampleLayer) Section() *Section { return l.sec }
-func (l *YOLOLayer) Section() *Section     { return l.sec }
+func (l *ConvLayer) Section() *Section          { return l.sec }
+func (l *MaxPoolLayer) Section() *Section       { return l.sec }
+func (l *AvgPoolLayer) Section() *Section       { return l.sec }
+func (l *RouteLayer) Section() *Section         { return l.sec }
+func (l *ShortcutLayer) Section() *Section      { return l.sec }
+func (l *ScaleChannelsLayer) Section() *Section { return l.sec }
+func (l *UpsampleLayer) Section() *Section      { return l.sec }
+func (l *DropoutLayer) Section() *Section       { return l.sec }
+func (l *YOLOLayer) Section() *Section          { return l.sec }
 
-func (l *ConvLayer) OutChannels() int     { return l.Filters }
-func (l *MaxPoolLayer) OutChannels() int  { return l.C }
-func (l *RouteLayer) OutChannels() int    { return l.C }
-func (l *ShortcutLayer) OutChannels() int { return l.C }
-func (l *UpsampleLayer) OutChannels() int { return l.C }
-func (l *YOLOLayer) OutChannels() int     { return l.C }
+func (l *ConvLayer) OutChannels() int          { return l.Filters }
+func (l *MaxPoolLayer) OutChannels() int       { return l.C }
+func (l *AvgPoolLayer) OutChannels() int       { return l.C }
+func (l *RouteLayer) OutChannels() int         { return l.C }
+func (l *ShortcutLayer) OutChannels() int      { return l.C }
+func (l *ScaleChannelsLayer) OutChannels() int { return l.C }
+func (l *UpsampleLayer) OutChannels() int      { return l.C }
+func (l *DropoutLayer) OutChannels() int       { return l.C }
+func (l *YOLOLayer) OutChannels() int          { return l.C }
 
 // netTrainingKeys are [net] keys that describe darknet's own training
 // (dettrain takes these from its YAML config): read and ignored.
 var netTrainingKeys = strings.Fields(`batch subdivisions momentum decay angle saturation exposure hue learning_rate
 burn_in max_batches policy steps scales mosaic mixup flip letter_box blur gaussian_noise max_chart_loss
-adam B1 B2 eps cutmix track augment_speed sequential_subdivisions time_steps power label_smooth_eps`)
+adam B1 B2 eps cutmix track augment_speed sequential_subdivisions time_steps power label_smooth_eps
+mosaic_bound ema_alpha dynamic_minibatch loss_scale adversarial_lr attention optimized_memory
+workspace_size_limit_MB gamma step scale`)
 
 // yoloTrainingKeys are [yolo] keys of darknet's loss variants; dettrain
 // trains with GluonCV's loss (freebies.md), so they are read and ignored.
 var yoloTrainingKeys = strings.Fields(`jitter random truth_thresh iou_normalizer cls_normalizer iou_loss iou_thresh
-nms_kind beta_nms max_delta counters_per_class resize obj_normalizer delta_normalizer uc_normalizer`)
+nms_kind beta_nms max_delta counters_per_class resize obj_normalizer delta_normalizer uc_normalizer
+label_smooth_eps objectness_smooth focal_loss iou_thresh_kind`)
+
+// supportedLayers lists the section types NewNetwork builds, for error messages.
+const supportedLayers = "convolutional, maxpool, avgpool, route, shortcut, scale_channels, upsample, dropout, yolo"
 
 // NewNetwork builds the layers of cfg for a data set of classes classes
 // (0 keeps the cfg's own class count). Each [yolo] head's class count and the
@@ -102,14 +147,18 @@ nms_kind beta_nms max_delta counters_per_class resize obj_normalizer delta_norma
 func NewNetwork(cfg *Cfg, classes int) (*Network, error) {
 	net := &Network{Cfg: cfg}
 	s := cfg.Net
-	ch, err := s.Int("channels", 3)
-	if err != nil {
-		return nil, err
+	r := &ints{sec: s}
+	ch := r.get("channels", 3)
+	net.Width, net.Height = r.get("width", 0), r.get("height", 0)
+	if r.err != nil {
+		return nil, r.err
 	}
-	s.Ignore("width", "height")
 	s.Ignore(netTrainingKeys...)
 	if err := s.Unused(); err != nil {
 		return nil, err
+	}
+	if ch < 1 {
+		return nil, s.errf(s.opts["channels"].line, "channels=%d must be >= 1", ch)
 	}
 	net.Channels = ch
 	// Adapt the heads to the class count first, so that conv shapes follow.
@@ -150,93 +199,61 @@ func NewNetwork(cfg *Cfg, classes int) (*Network, error) {
 	}
 	in := ch
 	outs := make([]int, 0, len(cfg.Layers))
-	abs := func(sec *Section, idx, at int) (int, error) {
-		if idx < 0 {
-			idx += at
+	abs := func(sec *Section, key string, idx, at int) (int, error) {
+		a := idx
+		if a < 0 {
+			a += at
 		}
-		if idx < 0 || idx >= at {
-			return 0, sec.errf(0, "refers to layer %d, which is not an earlier layer", idx)
+		if a < 0 || a >= at {
+			return 0, sec.errf(sec.opts[key].line, "%s: %d refers to layer %d, which is not an earlier layer (this is layer %d)", key, idx, a, at)
 		}
-		return idx, nil
+		return a, nil
 	}
 	for i, sec := range cfg.Layers {
 		var l Layer
+		var err error
 		switch sec.Type {
 		case "convolutional":
-			cl, err := newConv(sec, in)
-			if err != nil {
-				return nil, err
-			}
-			l = cl
+			l, err = newConv(sec, in)
 		case "maxpool":
-			size, err := sec.Int("size", 1)
-			if err != nil {
-				return nil, err
-			}
-			stride, err := sec.Int("stride", 1)
-			if err != nil {
-				return nil, err
-			}
-			pad, err := sec.Int("padding", size-1)
-			if err != nil {
-				return nil, err
-			}
-			if size < 1 || stride < 1 || pad < 0 {
-				return nil, sec.errf(0, "size=%d stride=%d padding=%d: must be positive", size, stride, pad)
-			}
-			l = &MaxPoolLayer{sec: sec, C: in, Size: size, Stride: stride, Padding: pad}
+			l, err = newMaxPool(sec, in)
+		case "avgpool":
+			l = &AvgPoolLayer{sec: sec, C: in}
 		case "route":
-			idx, err := sec.Ints("layers")
-			if err != nil {
-				return nil, err
-			}
-			if len(idx) == 0 {
-				return nil, sec.errf(0, "layers= is required")
-			}
-			r := &RouteLayer{sec: sec}
-			for _, v := range idx {
-				a, err := abs(sec, v, i)
-				if err != nil {
-					return nil, err
-				}
-				r.From = append(r.From, a)
-				r.C += outs[a]
-			}
-			l = r
+			l, err = newRoute(sec, i, outs, abs)
 		case "shortcut":
-			from, err := sec.Int("from", 0)
-			if err != nil {
-				return nil, err
+			l, err = newShortcut(sec, i, in, outs, abs)
+		case "scale_channels":
+			var sc *ScaleChannelsLayer
+			if sc, err = newScaleChannels(sec, i, in, outs, abs); err == nil {
+				if _, ok := net.Layers[i-1].(*YOLOLayer); ok {
+					err = sec.errf(0, "the previous layer is a [yolo] head")
+				}
 			}
-			a, err := abs(sec, from, i)
-			if err != nil {
-				return nil, err
-			}
-			if act := sec.Str("activation", "linear"); act != "linear" {
-				return nil, sec.errf(0, "activation=%s: only linear shortcuts are supported", act)
-			}
-			if outs[a] != in {
-				return nil, sec.errf(0, "from=%d has %d channels, the previous layer %d", from, outs[a], in)
-			}
-			l = &ShortcutLayer{sec: sec, From: a, C: in}
+			l = sc
 		case "upsample":
-			st, err := sec.Int("stride", 2)
-			if err != nil {
-				return nil, err
-			}
-			if st < 1 {
-				return nil, sec.errf(0, "stride=%d must be >= 1", st)
+			st, e := sec.Int("stride", 2)
+			if err = e; err == nil && st < 1 {
+				err = sec.errf(sec.opts["stride"].line, "stride=%d must be >= 1 (darknet's negative stride, downsampling, is not supported)", st)
 			}
 			l = &UpsampleLayer{sec: sec, C: in, Stride: st}
-		case "yolo":
-			y, err := newYOLO(sec, in)
-			if err != nil {
-				return nil, err
+		case "dropout":
+			p, e := sec.Float("probability", 0.5)
+			if err = e; err == nil && !(p >= 0 && p < 1) {
+				err = sec.errf(sec.opts["probability"].line, "probability=%v must be in [0, 1)", p)
 			}
-			net.Heads = append(net.Heads, y.Head)
+			l = &DropoutLayer{sec: sec, C: in, P: p}
+		case "yolo":
+			var y *YOLOLayer
+			if y, err = newYOLO(sec, in); err == nil {
+				net.Heads = append(net.Heads, y.Head)
+			}
 			l = y
 		default:
-			return nil, sec.errf(0, "unsupported layer type [%s] (supported: convolutional, maxpool, route, shortcut, upsample, yolo)", sec.Type)
+			return nil, sec.errf(0, "unsupported layer type [%s] (supported: %s)", sec.Type, supportedLayers)
+		}
+		if err != nil {
+			return nil, err
 		}
 		if err := sec.Unused(); err != nil {
 			return nil, err
@@ -249,12 +266,115 @@ func NewNetwork(cfg *Cfg, classes int) (*Network, error) {
 		return nil, &CfgError{cfg.File, 0, "no [yolo] layer: not a detector"}
 	}
 	net.Classes = net.Heads[0].Classes
-	for _, h := range net.Heads {
-		if h.Classes != net.Classes {
-			return nil, &CfgError{cfg.File, 0, "[yolo] layers disagree on classes"}
+	for _, l := range net.Layers {
+		if y, ok := l.(*YOLOLayer); ok && y.Head.Classes != net.Classes {
+			return nil, y.sec.errf(0, "classes=%d but the first [yolo] layer has %d", y.Head.Classes, net.Classes)
 		}
 	}
 	return net, nil
+}
+
+type absFunc func(sec *Section, key string, idx, at int) (int, error)
+
+func newMaxPool(sec *Section, in int) (*MaxPoolLayer, error) {
+	// darknet's parse_maxpool: stride 1 by default, size = stride, padding = size-1.
+	r := &ints{sec: sec}
+	stride := r.get("stride", 1)
+	size := r.get("size", stride)
+	pad := r.get("padding", size-1)
+	if r.err != nil {
+		return nil, r.err
+	}
+	if size < 1 || stride < 1 || pad < 0 {
+		return nil, sec.errf(0, "size=%d stride=%d padding=%d: size and stride must be >= 1, padding >= 0", size, stride, pad)
+	}
+	return &MaxPoolLayer{sec: sec, C: in, Size: size, Stride: stride, Padding: pad}, nil
+}
+
+func newRoute(sec *Section, at int, outs []int, abs absFunc) (*RouteLayer, error) {
+	idx, err := sec.Ints("layers")
+	if err != nil {
+		return nil, err
+	}
+	if len(idx) == 0 {
+		return nil, sec.errf(0, "layers= is required")
+	}
+	r := &ints{sec: sec}
+	l := &RouteLayer{sec: sec, Groups: r.get("groups", 1), GroupID: r.get("group_id", 0)}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if l.Groups < 1 || l.GroupID < 0 || l.GroupID >= l.Groups {
+		return nil, sec.errf(0, "groups=%d group_id=%d: need groups >= 1 and 0 <= group_id < groups", l.Groups, l.GroupID)
+	}
+	for _, v := range idx {
+		a, err := abs(sec, "layers", v, at)
+		if err != nil {
+			return nil, err
+		}
+		if outs[a]%l.Groups != 0 {
+			return nil, sec.errf(sec.opts["groups"].line, "groups=%d does not divide the %d channels of layer %d", l.Groups, outs[a], a)
+		}
+		l.From = append(l.From, a)
+		l.C += outs[a] / l.Groups
+	}
+	return l, nil
+}
+
+func newShortcut(sec *Section, at, in int, outs []int, abs absFunc) (*ShortcutLayer, error) {
+	from, err := sec.Ints("from")
+	if err != nil {
+		return nil, err
+	}
+	if len(from) == 0 {
+		return nil, sec.errf(0, "from= is required")
+	}
+	l := &ShortcutLayer{sec: sec, C: in}
+	if l.Act, err = activation(sec, "linear"); err != nil {
+		return nil, err
+	}
+	for _, f := range from {
+		a, err := abs(sec, "from", f, at)
+		if err != nil {
+			return nil, err
+		}
+		if outs[a] != in {
+			return nil, sec.errf(sec.opts["from"].line, "from=%d: layer %d has %d channels but the previous layer %d (darknet's channel truncation is not supported)", f, a, outs[a], in)
+		}
+		l.From = append(l.From, a)
+	}
+	return l, nil
+}
+
+func newScaleChannels(sec *Section, at, in int, outs []int, abs absFunc) (*ScaleChannelsLayer, error) {
+	if _, ok := sec.opts["from"]; !ok {
+		return nil, sec.errf(0, "from= is required")
+	}
+	from, err := sec.Int("from", 0)
+	if err != nil {
+		return nil, err
+	}
+	a, err := abs(sec, "from", from, at)
+	if err != nil {
+		return nil, err
+	}
+	l := &ScaleChannelsLayer{sec: sec, From: a, C: outs[a]}
+	if l.Act, err = activation(sec, "linear"); err != nil {
+		return nil, err
+	}
+	if outs[a] != in {
+		return nil, sec.errf(sec.opts["from"].line, "from=%d: layer %d has %d channels but the previous layer (the scales) %d", from, a, outs[a], in)
+	}
+	return l, nil
+}
+
+// activation reads activation= (def when absent).
+func activation(sec *Section, def string) (Activation, error) {
+	a, ok := ParseActivation(sec.Str("activation", def))
+	if !ok {
+		return 0, sec.errf(sec.opts["activation"].line, "activation=%s is not supported (supported: %s)", sec.opts["activation"].value, activationList)
+	}
+	return a, nil
 }
 
 // ints reads integer keys of one section, keeping the first error.
@@ -282,9 +402,9 @@ func newConv(sec *Section, in int) (*ConvLayer, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	a, ok := ParseActivation(sec.Str("activation", "logistic"))
-	if !ok {
-		return nil, sec.errf(sec.opts["activation"].line, "activation=%s is not supported (supported: linear, leaky, relu, logistic)", sec.opts["activation"].value)
+	a, err := activation(sec, "logistic") // darknet's default for [convolutional]
+	if err != nil {
+		return nil, err
 	}
 	l.Act = a
 	switch {
@@ -297,7 +417,7 @@ func newConv(sec *Section, in int) (*ConvLayer, error) {
 	l.Bias = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
 	if l.BatchNorm {
 		l.Gamma = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
-		l.BN = &BNState{Mean: make([]float32, l.Filters), Var: make([]float32, l.Filters), Momentum: 0.1, Eps: 1e-5}
+		l.BN = &BNState{Mean: make([]float32, l.Filters), Var: make([]float32, l.Filters), Momentum: 0.1, Eps: DefaultBNEps}
 	}
 	return l, nil
 }
@@ -333,8 +453,10 @@ func newYOLO(sec *Section, in int) (*YOLOLayer, error) {
 		return nil, sec.errf(0, "anchors= needs pairs of numbers, got %d numbers", len(an))
 	case num != len(an)/2:
 		return nil, sec.errf(0, "num=%d but %d anchor pairs are given", num, len(an)/2)
-	case sxy != 1:
-		return nil, sec.errf(0, "scale_x_y=%v is not supported yet (only 1)", sxy)
+	case !(sxy >= 1 && sxy <= 4):
+		return nil, sec.errf(sec.opts["scale_x_y"].line, "scale_x_y=%v must be between 1 and 4", sxy)
+	case !(ig >= 0 && ig <= 1):
+		return nil, sec.errf(sec.opts["ignore_thresh"].line, "ignore_thresh=%v must be between 0 and 1", ig)
 	case classes < 1:
 		return nil, sec.errf(0, "classes=%d must be >= 1", classes)
 	}
@@ -343,8 +465,11 @@ func newYOLO(sec *Section, in int) (*YOLOLayer, error) {
 			mask = append(mask, i)
 		}
 	}
-	h := &Head{Classes: classes, Mask: mask, IgnoreThresh: ig}
+	h := &Head{Classes: classes, Mask: mask, IgnoreThresh: ig, ScaleXY: sxy}
 	for i := 0; i+1 < len(an); i += 2 {
+		if !(an[i] > 0 && an[i+1] > 0) || math.IsInf(an[i], 0) || math.IsInf(an[i+1], 0) {
+			return nil, sec.errf(sec.opts["anchors"].line, "anchor %d is %vx%v: anchors must be positive", i/2, an[i], an[i+1])
+		}
 		h.Anchors = append(h.Anchors, [2]float64{an[i], an[i+1]})
 	}
 	for _, m := range mask {
@@ -360,27 +485,46 @@ func newYOLO(sec *Section, in int) (*YOLOLayer, error) {
 
 // Init sets darknet's initial values: conv weights uniform in
 // [-s, s] with s = sqrt(2/(size*size*in/groups)) (make_convolutional_layer),
-// biases and beta 0, gamma 1, running mean 0 and variance 1.
+// biases and beta 0, gamma 1, running mean 0 and variance 1. The seed also
+// seeds the dropout masks of training graphs.
 func (n *Network) Init(seed int64) {
+	n.seed = seed
 	r := rand.New(rand.NewSource(seed))
 	for _, l := range n.Layers {
-		c, ok := l.(*ConvLayer)
-		if !ok {
-			continue
+		if c, ok := l.(*ConvLayer); ok {
+			c.init(r)
 		}
-		s := math.Sqrt(2 / float64(c.Size*c.Size*c.In/c.G))
-		for i := range f32s(c.W) {
-			f32s(c.W)[i] = float32(s * (2*r.Float64() - 1))
+	}
+}
+
+func (c *ConvLayer) init(r *rand.Rand) {
+	s := math.Sqrt(2 / float64(c.Size*c.Size*c.In/c.G))
+	for i := range f32s(c.W) {
+		f32s(c.W)[i] = float32(s * (2*r.Float64() - 1))
+	}
+	clear(f32s(c.Bias))
+	if c.BatchNorm {
+		for i := range f32s(c.Gamma) {
+			f32s(c.Gamma)[i] = 1
 		}
-		clear(f32s(c.Bias))
-		if c.BatchNorm {
-			for i := range f32s(c.Gamma) {
-				f32s(c.Gamma)[i] = 1
-			}
-			clear(c.BN.Mean)
-			for i := range c.BN.Var {
-				c.BN.Var[i] = 1
-			}
+		clear(c.BN.Mean)
+		for i := range c.BN.Var {
+			c.BN.Var[i] = 1
+		}
+	}
+}
+
+// DefaultBNEps is the batch-norm epsilon of a new network: AlexeyAB darknet's
+// normalize_cpu, x̂ = (x - mean)/sqrt(var + 1e-5). OpenCV's darknet importer
+// uses 1e-6 (darknet_io.cpp setBatchNorm); set that with SetBNEps to
+// reproduce OpenCV's outputs exactly.
+const DefaultBNEps = 1e-5
+
+// SetBNEps sets the epsilon of every batch-norm layer: x̂ = (x-mean)/sqrt(var+eps).
+func (n *Network) SetBNEps(eps float64) {
+	for _, l := range n.Layers {
+		if c, ok := l.(*ConvLayer); ok && c.BatchNorm {
+			c.BN.Eps = eps
 		}
 	}
 }

@@ -56,7 +56,7 @@ func TestCfgErrors(t *testing.T) {
 		{"[net]\n[conv]\n", "x.cfg:2: [conv] #0: unsupported layer type [conv]"},
 		{"[convolutional]\nfilters=3\n", "x.cfg:1: no [net] section"},
 		{"[net]\nwidth\n", "x.cfg:2: expected key=value"},
-		{"[net]\n[convolutional]\nfilters=8\nsize=3\n[route]\nlayers=-5\n", "x.cfg:5: [route] #1: refers to layer -4"},
+		{"[net]\n[convolutional]\nfilters=8\nsize=3\n[route]\nlayers=-5\n", "x.cfg:6: [route] #1: layers: -5 refers to layer -4, which is not an earlier layer"},
 		{"[net]\n[convolutional]\nfilters=6\nsize=1\nactivation=mish2\n[yolo]\nclasses=1\nnum=1\nanchors=1,1\nmask=0\n", "x.cfg:5: [convolutional] #0: activation=mish2 is not supported"},
 	} {
 		c, err := ParseCfg("x.cfg", []byte(tc.cfg))

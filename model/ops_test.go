@@ -279,3 +279,221 @@ func TestNetworkPiecesGradient(t *testing.T) {
 			return weighted(g, out, 5)
 		})
 }
+
+func TestActivationGradients(t *testing.T) {
+	for _, a := range []Activation{Leaky, ReLU, Logistic, Mish, Swish} {
+		t.Run(a.String(), func(t *testing.T) {
+			bn := &BNState{Mean: make([]float32, 3), Var: []float32{1, 1, 1}, Momentum: 0.1, Eps: 1e-5}
+			gradCheck(t, [][]int{{2, 3, 4, 3}, {3}, {3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+				y, err := BNAct(ps[0], ps[1], ps[2], a, bn, true)
+				if err != nil {
+					return nil, err
+				}
+				return weighted(g, y, 2)
+			})
+			gradCheck(t, [][]int{{2, 3, 4, 3}, {3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+				y, err := BiasAct(ps[0], ps[1], a)
+				if err != nil {
+					return nil, err
+				}
+				return weighted(g, y, 3)
+			})
+			gradCheck(t, [][]int{{2, 3, 4, 3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+				y, err := Activate(ps[0], a)
+				if err != nil {
+					return nil, err
+				}
+				return weighted(g, y, 4)
+			})
+		})
+	}
+}
+
+// TestActivationValues checks mish and swish against values computed by hand
+// from their definitions (Misra 2019; Ramachandran et al. 2017):
+// mish(1) = tanh(ln(1+e)) = 0.8650983882673103, swish(1) = 1/(1+1/e) = 0.7310585786300049.
+func TestActivationValues(t *testing.T) {
+	for _, tc := range []struct {
+		a    Activation
+		x, y float64
+	}{
+		{Mish, 1, 0.8650983882673103}, {Mish, -1, -0.30340146137410895}, {Mish, 30, 30},
+		{Swish, 1, 0.7310585786300049}, {Swish, -2, -0.2384058440442351},
+		{Leaky, -2, -0.2}, {ReLU, -2, 0}, {Logistic, 0, 0.5},
+	} {
+		if got := act(tc.a, tc.x); math.Abs(got-tc.y) > 1e-12 {
+			t.Errorf("%v(%v) = %.16g, want %.16g", tc.a, tc.x, got, tc.y)
+		}
+	}
+}
+
+func TestDropoutGradient(t *testing.T) {
+	gradCheck(t, [][]int{{2, 3, 4, 3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+		y, err := Dropout(ps[0], 0.3, 11) // same seed, same mask in every graph gradCheck builds
+		if err != nil {
+			return nil, err
+		}
+		return weighted(g, y, 5)
+	})
+}
+
+// TestDropoutMask: the kept fraction is about 1-p and kept values are scaled by 1/(1-p).
+func TestDropoutMask(t *testing.T) {
+	g := G.NewGraph()
+	x := tensor.New(tensor.WithShape(1, 1, 100, 100), tensor.Of(tensor.Float32))
+	for i := range x.Float32s() {
+		x.Float32s()[i] = 1
+	}
+	xn := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 1, 100, 100), G.WithValue(x))
+	y, err := Dropout(xn, 0.2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, v := range y.Value().(*tensor.Dense).Float32s() {
+		switch v {
+		case 0:
+		case 1.25:
+			kept++
+		default:
+			t.Fatalf("value %v, want 0 or 1/(1-0.2)", v)
+		}
+	}
+	if f := float64(kept) / 1e4; math.Abs(f-0.8) > 0.02 {
+		t.Fatalf("kept %.3f, want about 0.8", f)
+	}
+}
+
+func TestAvgPoolScaleRouteGradient(t *testing.T) {
+	t.Run("avgpool", func(t *testing.T) {
+		gradCheck(t, [][]int{{2, 3, 4, 5}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+			y, err := GlobalAvgPool(ps[0])
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, y, 6)
+		})
+	})
+	t.Run("scale_channels", func(t *testing.T) {
+		gradCheck(t, [][]int{{2, 3, 4, 5}, {2, 3, 1, 1}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+			y, err := ScaleChannels(ps[0], ps[1])
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, y, 7)
+		})
+	})
+	t.Run("route groups", func(t *testing.T) {
+		gradCheck(t, [][]int{{2, 4, 3, 3}, {2, 6, 3, 3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+			y, err := RouteGroups(2, 1, ps[0], ps[1], ps[0])
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, y, 8)
+		})
+	})
+	t.Run("squeeze-excite", func(t *testing.T) {
+		// EfficientNet's block: avgpool -> conv -> logistic -> scale_channels.
+		gradCheck(t, [][]int{{2, 3, 4, 5}, {3, 3, 1, 1}, {3}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+			p, err := GlobalAvgPool(ps[0])
+			if err != nil {
+				return nil, err
+			}
+			c, err := Conv2D(p, ps[1], 1, 1, 0, 1)
+			if err != nil {
+				return nil, err
+			}
+			s, err := BiasAct(c, ps[2], Logistic)
+			if err != nil {
+				return nil, err
+			}
+			y, err := ScaleChannels(ps[0], s)
+			if err != nil {
+				return nil, err
+			}
+			y, err = Activate(y, Swish)
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, y, 9)
+		})
+	})
+}
+
+// TestRouteGroupsValues: groups=2 group_id=1 of channels [0 1 2 3] is [2 3].
+func TestRouteGroupsValues(t *testing.T) {
+	g := G.NewGraph()
+	x := tensor.New(tensor.WithShape(1, 4, 1, 2), tensor.WithBacking([]float64{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5}))
+	xn := G.NewTensor(g, tensor.Float64, 4, G.WithShape(1, 4, 1, 2), G.WithValue(x))
+	y, err := RouteGroups(2, 1, xn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	got := y.Value().(*tensor.Dense).Float64s()
+	want := []float64{2, 2.5, 3, 3.5}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+// TestDepthwiseMatchesDirect checks the direct depthwise kernels (forward,
+// and by gradCheck below the backward ones) against the defining sum, for
+// the sizes, strides and paddings of MobileNet-style models.
+func TestDepthwiseMatchesDirect(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	for _, geo := range []convGeom{{3, 1, 1, 4}, {3, 2, 1, 4}, {5, 1, 2, 4}, {5, 2, 2, 4}, {3, 2, 0, 4}, {1, 1, 0, 4}} {
+		n, c, h, w := 2, 4, 9, 7
+		x := make([]float64, n*c*h*w)
+		wt := make([]float64, c*geo.size*geo.size)
+		for i := range x {
+			x[i] = r.NormFloat64()
+		}
+		for i := range wt {
+			wt[i] = r.NormFloat64()
+		}
+		ho, wo := geo.out(h), geo.out(w)
+		y := make([]float64, n*c*ho*wo)
+		var bufs [][]float64
+		convForward(geo, tensor.Shape{n, c, h, w}, tensor.Shape{c, 1, geo.size, geo.size}, x, wt, y, &bufs)
+		k := geo.size
+		for i := 0; i < n; i++ {
+			for ch := 0; ch < c; ch++ {
+				for oy := 0; oy < ho; oy++ {
+					for ox := 0; ox < wo; ox++ {
+						var s float64
+						for u := 0; u < k; u++ {
+							for v := 0; v < k; v++ {
+								yy, xx := oy*geo.stride+u-geo.pad, ox*geo.stride+v-geo.pad
+								if yy >= 0 && yy < h && xx >= 0 && xx < w {
+									s += wt[(ch*k+u)*k+v] * x[((i*c+ch)*h+yy)*w+xx]
+								}
+							}
+						}
+						if got := y[((i*c+ch)*ho+oy)*wo+ox]; math.Abs(got-s) > 1e-12 {
+							t.Fatalf("%+v: y[%d,%d,%d,%d] = %v, want %v", geo, i, ch, oy, ox, got, s)
+						}
+					}
+				}
+			}
+		}
+		gradCheck(t, [][]int{{n, c, h, w}, {c, 1, k, k}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+			y, err := Conv2D(ps[0], ps[1], geo.size, geo.stride, geo.pad, geo.groups)
+			if err != nil {
+				return nil, err
+			}
+			return weighted(g, y, 10)
+		})
+	}
+}

@@ -243,3 +243,94 @@ func upBackward[T float](s, planes, h, w int, dy, dx []T) {
 		}
 	}
 }
+
+// avgPoolOp is darknet's [avgpool]: global average pooling (avgpool_layer.c),
+//
+//	y[n,c,0,0] = (1/(H*W)) sum_ij x[n,c,i,j],  dx[n,c,i,j] = dy[n,c,0,0]/(H*W).
+type avgPoolOp struct {
+	opBase
+	st *poolState
+}
+
+// GlobalAvgPool averages each channel of x over its H x W positions.
+func GlobalAvgPool(x *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&avgPoolOp{opBase{uniqueName("avgpool"), 1, []int{4}, 4}, &poolState{}}, x)
+}
+
+func (o *avgPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 4 {
+		return nil, fmt.Errorf("avgpool: want 4-D input, got %v", s)
+	}
+	return tensor.Shape{s[0], s[1], 1, 1}, nil
+}
+
+func (o *avgPoolOp) Do(vs ...G.Value) (G.Value, error) {
+	x, err := dense(vs[0])
+	if err != nil {
+		return nil, err
+	}
+	n, c, h, w := dims4(x.Shape())
+	y := buffer(&o.st.y, x.Dtype(), n, c, 1, 1)
+	switch x.Dtype() {
+	case tensor.Float32:
+		avgForward(n*c, h*w, f32s(x), f32s(y))
+	case tensor.Float64:
+		avgForward(n*c, h*w, x.Float64s(), y.Float64s())
+	}
+	return y, nil
+}
+
+func avgForward[T float](planes, hw int, x, y []T) {
+	for p := 0; p < planes; p++ {
+		var s float64
+		for _, v := range x[p*hw : (p+1)*hw] {
+			s += float64(v)
+		}
+		y[p] = T(s / float64(hw))
+	}
+}
+
+func (o *avgPoolOp) DiffWRT(int) []bool { return []bool{true} }
+func (o *avgPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&avgPoolGradOp{opBase{uniqueName("avgpoolgrad"), 2, []int{4, 4}, 4}, o}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+type avgPoolGradOp struct {
+	opBase
+	fw *avgPoolOp
+}
+
+func (o *avgPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *avgPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x, dy := t[0], t[1]
+	n, c, h, w := dims4(x.Shape())
+	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		avgBackward(n*c, h*w, f32s(dy), f32s(dx))
+	case tensor.Float64:
+		avgBackward(n*c, h*w, dy.Float64s(), dx.Float64s())
+	}
+	return dx, nil
+}
+
+func avgBackward[T float](planes, hw int, dy, dx []T) {
+	for p := 0; p < planes; p++ {
+		g := dy[p] / T(hw)
+		for j := p * hw; j < (p+1)*hw; j++ {
+			dx[j] = g
+		}
+	}
+}

@@ -3,6 +3,7 @@ package model
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,110 +24,185 @@ type WeightsHeader struct {
 	Seen                   uint64
 }
 
-func (n *Network) floatCount() int {
-	total := 0
-	for _, l := range n.Layers {
-		if c, ok := l.(*ConvLayer); ok {
-			total += c.Filters + len(f32s(c.W))
-			if c.BatchNorm {
-				total += 3 * c.Filters
-			}
-		}
+// DefaultHeader is the header dettrain writes: version 0.2.5, darknet's
+// current one (AlexeyAB and pjreddie), with a 64-bit seen.
+var DefaultHeader = WeightsHeader{Major: 0, Minor: 2, Revision: 5}
+
+// seenBytes is the size of `seen` for this version: darknet's load_weights
+// reads a uint64 when major*10+minor >= 2 (and neither is over 1000), else
+// a uint32.
+func (h WeightsHeader) seenBytes() int {
+	if h.Major*10+h.Minor >= 2 && h.Major < 1000 && h.Minor < 1000 {
+		return 8
 	}
-	return total
+	return 4
+}
+
+// Size is the header's length in bytes: 20 or 16.
+func (h WeightsHeader) Size() int { return 12 + h.seenBytes() }
+
+// ErrWeights matches (errors.Is) every *WeightsError.
+var ErrWeights = errors.New("bad darknet weights")
+
+// WeightsError is a problem with a .weights file's content: its header, or a
+// size that does not fit the cfg.
+type WeightsError struct {
+	File, Msg string
+}
+
+func (e *WeightsError) Error() string        { return e.File + ": " + e.Msg }
+func (e *WeightsError) Is(target error) bool { return target == ErrWeights }
+
+func weightsErr(name, format string, a ...any) error {
+	return &WeightsError{name, fmt.Sprintf(format, a...)}
+}
+
+// readHeader reads and checks a header: versions must not be negative, and
+// major or minor over 1000 (darknet's flag for transposed fully-connected
+// weights) is refused, as OpenCV refuses it.
+func readHeader(r io.Reader, name string) (WeightsHeader, error) {
+	var h WeightsHeader
+	var v [3]int32
+	if err := binary.Read(r, binary.LittleEndian, &v); err != nil {
+		return h, weightsErr(name, "truncated header (%v)", err)
+	}
+	h.Major, h.Minor, h.Revision = v[0], v[1], v[2]
+	if h.Major < 0 || h.Minor < 0 || h.Revision < 0 {
+		return h, weightsErr(name, "header version %d.%d.%d: not a darknet .weights file", h.Major, h.Minor, h.Revision)
+	}
+	if h.Major > 1000 || h.Minor > 1000 {
+		return h, weightsErr(name, "header version %d.%d.%d marks transposed weights, which dettrain does not read", h.Major, h.Minor, h.Revision)
+	}
+	if h.seenBytes() == 8 {
+		if err := binary.Read(r, binary.LittleEndian, &h.Seen); err != nil {
+			return h, weightsErr(name, "truncated header (%v)", err)
+		}
+	} else {
+		var s uint32
+		if err := binary.Read(r, binary.LittleEndian, &s); err != nil {
+			return h, weightsErr(name, "truncated header (%v)", err)
+		}
+		h.Seen = uint64(s)
+	}
+	return h, nil
+}
+
+// convParts lists the float slices of a conv layer in file order.
+func convParts(c *ConvLayer) [][]float32 {
+	parts := [][]float32{f32s(c.Bias)}
+	if c.BatchNorm {
+		parts = append(parts, f32s(c.Gamma), c.BN.Mean, c.BN.Var)
+	}
+	return append(parts, f32s(c.W))
 }
 
 // LoadWeights reads a darknet .weights file into the network. A file whose
 // size does not match the cfg is refused, naming the expected and actual
 // number of floats.
 func (n *Network) LoadWeights(path string) (WeightsHeader, error) {
-	var h WeightsHeader
 	f, err := os.Open(path)
 	if err != nil {
-		return h, fmt.Errorf("reading weights: %w", err)
+		return WeightsHeader{}, fmt.Errorf("reading weights: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return h, fmt.Errorf("reading weights: %w", err)
+		return WeightsHeader{}, fmt.Errorf("reading weights: %w", err)
 	}
-	r := bufio.NewReader(f)
-	var v [3]int32
-	if err := binary.Read(r, binary.LittleEndian, &v); err != nil {
-		return h, fmt.Errorf("%s: truncated header: %v", path, err)
+	return n.ReadWeights(bufio.NewReaderSize(f, 1<<20), st.Size(), path)
+}
+
+// ReadWeights reads darknet weights of size bytes from r into the network;
+// name is used in errors. The size is checked before anything is read.
+func (n *Network) ReadWeights(r io.Reader, size int64, name string) (WeightsHeader, error) {
+	h, err := readHeader(r, name)
+	if err != nil {
+		return h, err
 	}
-	h.Major, h.Minor, h.Revision = v[0], v[1], v[2]
-	hdr := int64(12)
-	if h.Major*10+h.Minor >= 2 && h.Major < 1000 && h.Minor < 1000 {
-		if err := binary.Read(r, binary.LittleEndian, &h.Seen); err != nil {
-			return h, fmt.Errorf("%s: truncated header: %v", path, err)
-		}
-		hdr += 8
-	} else {
-		var s uint32
-		if err := binary.Read(r, binary.LittleEndian, &s); err != nil {
-			return h, fmt.Errorf("%s: truncated header: %v", path, err)
-		}
-		h.Seen = uint64(s)
-		hdr += 4
-	}
+	hdr := int64(h.Size())
 	want := n.floatCount()
-	if got := (st.Size() - hdr) / 4; got != int64(want) || (st.Size()-hdr)%4 != 0 {
-		return h, fmt.Errorf("%s: has %d floats after its %d-byte header, but %s needs %d: the weights do not belong to this cfg (or the file is truncated)",
-			path, got, hdr, n.Cfg.File, want)
+	if body := size - hdr; body != 4*int64(want) {
+		return h, weightsErr(name, "has %d floats after its %d-byte header%s, but %s needs %d: the weights do not belong to this cfg (or the file is truncated)",
+			body/4, hdr, partialFloat(body), n.Cfg.File, want)
 	}
-	read := func(dst []float32) error { return binary.Read(r, binary.LittleEndian, dst) }
-	for _, l := range n.Layers {
-		c, ok := l.(*ConvLayer)
-		if !ok {
-			continue
-		}
-		if err := read(f32s(c.Bias)); err != nil {
-			return h, fmt.Errorf("%s: %v", path, err)
-		}
-		if c.BatchNorm {
-			for _, d := range [][]float32{f32s(c.Gamma), c.BN.Mean, c.BN.Var} {
-				if err := read(d); err != nil {
-					return h, fmt.Errorf("%s: %v", path, err)
+	for i, l := range n.Layers {
+		if c, ok := l.(*ConvLayer); ok {
+			for _, p := range convParts(c) {
+				if err := binary.Read(r, binary.LittleEndian, p); err != nil {
+					return h, weightsErr(name, "layer %d: %v", i, err)
 				}
 			}
-		}
-		if err := read(f32s(c.W)); err != nil {
-			return h, fmt.Errorf("%s: %v", path, err)
 		}
 	}
 	return h, nil
 }
 
+// floatCount is the number of floats of the network's .weights body.
+func (n *Network) floatCount() int {
+	total := 0
+	for _, l := range n.Layers {
+		if c, ok := l.(*ConvLayer); ok {
+			total += convFloats(c)
+		}
+	}
+	return total
+}
+
+func convFloats(c *ConvLayer) int {
+	k := c.Filters + len(f32s(c.W))
+	if c.BatchNorm {
+		k += 3 * c.Filters
+	}
+	return k
+}
+
+func partialFloat(body int64) string {
+	if body%4 != 0 {
+		return fmt.Sprintf(" and %d more bytes", body%4)
+	}
+	return ""
+}
+
 // WriteWeights writes the network as darknet .weights (version 0.2.5 with a
 // 64-bit seen), atomically: a temporary file in the same folder, fsync, rename.
 func (n *Network) WriteWeights(path string, seen uint64) error {
-	return WriteAtomic(path, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
-		if err := binary.Write(bw, binary.LittleEndian, [3]int32{0, 2, 5}); err != nil {
-			return err
-		}
-		if err := binary.Write(bw, binary.LittleEndian, seen); err != nil {
-			return err
-		}
-		for _, l := range n.Layers {
-			c, ok := l.(*ConvLayer)
-			if !ok {
-				continue
-			}
-			parts := [][]float32{f32s(c.Bias)}
-			if c.BatchNorm {
-				parts = append(parts, f32s(c.Gamma), c.BN.Mean, c.BN.Var)
-			}
-			parts = append(parts, f32s(c.W))
-			for _, p := range parts {
+	h := DefaultHeader
+	h.Seen = seen
+	return n.WriteWeightsHeader(path, h)
+}
+
+// WriteWeightsHeader writes the network as darknet .weights with header h
+// (seen as 64 or 32 bits as h's version says), atomically. A network loaded
+// with LoadWeights and written with the header it returned gives back the
+// same bytes.
+func (n *Network) WriteWeightsHeader(path string, h WeightsHeader) error {
+	return WriteAtomic(path, func(w io.Writer) error { return n.writeWeights(w, h) })
+}
+
+func (n *Network) writeWeights(w io.Writer, h WeightsHeader) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := binary.Write(bw, binary.LittleEndian, [3]int32{h.Major, h.Minor, h.Revision}); err != nil {
+		return err
+	}
+	var err error
+	if h.seenBytes() == 8 {
+		err = binary.Write(bw, binary.LittleEndian, h.Seen)
+	} else {
+		err = binary.Write(bw, binary.LittleEndian, uint32(h.Seen))
+	}
+	if err != nil {
+		return err
+	}
+	for _, l := range n.Layers {
+		if c, ok := l.(*ConvLayer); ok {
+			for _, p := range convParts(c) {
 				if err := binary.Write(bw, binary.LittleEndian, p); err != nil {
 					return err
 				}
 			}
 		}
-		return bw.Flush()
-	})
+	}
+	return bw.Flush()
 }
 
 // WriteAtomic writes a file through fn so that path holds either its old

@@ -26,6 +26,24 @@ type Head struct {
 	Mask         []int        // indices into Anchors predicted by this head
 	Classes      int
 	IgnoreThresh float64 // 0.7 by default (freebies.md)
+	// ScaleXY is darknet's scale_x_y (YOLOv4): the centre offset in its cell
+	// is sigmoid(tx)*ScaleXY - (ScaleXY-1)/2, so that it can reach 0 and 1.
+	// 1 (or 0, read as 1) is YOLOv3's sigmoid(tx).
+	ScaleXY float64
+}
+
+// xyScale returns ScaleXY, with 0 read as 1.
+func (h *Head) xyScale() float64 {
+	if h.ScaleXY == 0 {
+		return 1
+	}
+	return h.ScaleXY
+}
+
+// offset is the decoded centre offset in a cell: sigmoid(t)*s - (s-1)/2.
+func (h *Head) offset(t float64) float64 {
+	s := h.xyScale()
+	return sigmoid(t)*s - (s-1)/2
 }
 
 // LossParts are the four YOLOv3 loss terms, summed over the batch and divided
@@ -60,7 +78,9 @@ func (l *LossParts) Add(o LossParts) {
 //   - with BCE(x,t) = softplus(x) - t*x (stable: max(x,0) - t*x + log(1+exp(-|x|))),
 //     bw = 2 - w*h/(W*H) and m the truth's weight:
 //     obj   = sum_pos m*BCE(p_obj, 1) + sum_neg BCE(p_obj, 0)
-//     xy    = sum_pos m*bw*[BCE(tx, cx/stride - j) + BCE(ty, cy/stride - i)]
+//     xy    = sum_pos m*bw*[BCE(tx, u(cx/stride - j)) + BCE(ty, u(cy/stride - i))]
+//     with u(t) = (t + (s-1)/2)/s for scale_x_y = s (u(t) = t when s = 1), the
+//     sigmoid value that decodes to offset t
 //     wh    = sum_pos m*bw*[|tw - log(w/aw)| + |th - log(h/ah)|]
 //     cls   = sum_pos m*sum_c BCE(p_c, [c == class])
 //
@@ -155,6 +175,7 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 	area := float64(st.netW * st.netH)
 	at := func(b, a, k, i, j int) int { return ((b*na+a)*per+k)*plane + i*gw + j }
 	pos := make([]int, na*plane)
+	sxy := h.xyScale()
 	smooth := st.smooth
 	if smooth == nil {
 		smooth = func(t float64) float64 { return t }
@@ -197,7 +218,8 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 						cx, cy := t.Box.Center()
 						w, ht := t.Box.W(), t.Box.H()
 						bw := 2 - w*ht/area
-						for k, tgt := range [2]float64{cx/sx - float64(j), cy/sy - float64(i)} {
+						for k, off := range [2]float64{cx/sx - float64(j), cy/sy - float64(i)} {
+							tgt := (off + (sxy-1)/2) / sxy
 							idx := at(b, a, k, i, j)
 							l, g := bce(float64(x[idx]), tgt)
 							st.parts.XY += m * bw * l * inv
@@ -230,8 +252,8 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 					}
 					// Negative unless its decoded box overlaps a truth by more than the threshold.
 					if len(truths) > 0 {
-						px := (float64(j) + sigmoid(float64(x[at(b, a, 0, i, j)]))) * sx
-						py := (float64(i) + sigmoid(float64(x[at(b, a, 1, i, j)]))) * sy
+						px := (float64(j) + h.offset(float64(x[at(b, a, 0, i, j)]))) * sx
+						py := (float64(i) + h.offset(float64(x[at(b, a, 1, i, j)]))) * sy
 						pw := math.Exp(math.Min(float64(x[at(b, a, 2, i, j)]), 20)) * aw
 						ph := math.Exp(math.Min(float64(x[at(b, a, 3, i, j)]), 20)) * ah
 						pb := box.Box{X1: px - pw/2, Y1: py - ph/2, X2: px + pw/2, Y2: py + ph/2}

@@ -86,3 +86,34 @@ func TestBCEStable(t *testing.T) {
 		t.Fatalf("bce mismatch")
 	}
 }
+
+// TestYOLOLossScaleXYGradient: with scale_x_y (YOLOv4) the loss is still the
+// gradient of what it reports.
+func TestYOLOLossScaleXYGradient(t *testing.T) {
+	h := *testHead
+	h.ScaleXY = 1.2
+	truths := [][]Truth{{{Class: 1, Box: box.Box{X1: 3, Y1: 5, X2: 15, Y2: 20}, Weight: 1}, {Class: 0, Box: box.Box{X1: 16, Y1: 1, X2: 50, Y2: 30}, Weight: 1}}}
+	gradCheck(t, [][]int{{1, 3 * 7, 4, 4}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+		l, st, err := newYOLOLoss(ps[0], &h, 64, 64)
+		st.truths = truths
+		return l, err
+	})
+}
+
+// TestScaleXYTarget: with scale_x_y = 2 a centre at the very start of its
+// cell (offset 0) needs sigmoid(tx) = (0 + 0.5)/2 = 0.25, i.e. the BCE target
+// is 0.25, and Decode maps tx = logit(0.25) back to offset 0.
+func TestScaleXYTarget(t *testing.T) {
+	h := &Head{Anchors: [][2]float64{{16, 16}}, Mask: []int{0}, Classes: 1, IgnoreThresh: 0.7, ScaleXY: 2}
+	tx := math.Log(0.25 / 0.75)
+	if o := h.offset(tx); math.Abs(o) > 1e-12 {
+		t.Fatalf("offset(logit 0.25) = %v, want 0", o)
+	}
+	x := make([]float64, 6)
+	x[0], x[1] = tx, tx // predict exactly the target: the xy gradient is 0
+	st := &yoloState{netW: 32, netH: 32, truths: [][]Truth{{{Class: 0, Box: box.Box{X1: -8, Y1: -8, X2: 8, Y2: 8}, Weight: 1}}}}
+	yoloLoss(h, st, tensor.Shape{1, 6, 1, 1}, x)
+	if math.Abs(st.grad[0])+math.Abs(st.grad[1]) > 1e-12 {
+		t.Fatalf("xy gradient %v %v, want 0", st.grad[0], st.grad[1])
+	}
+}

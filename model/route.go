@@ -1,0 +1,144 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// routeOp is darknet's [route] with groups (route_layer.c): from each input
+// x_k (N,C_k,H,W) it takes channel group g of G,
+//
+//	y = concat_k x_k[:, g*C_k/G : (g+1)*C_k/G]
+//
+// along the channels. Its gradient copies each slice of dy back into a
+// zeroed dx_k. (Routes without groups use gorgonia's Concat.)
+type routeOp struct {
+	opBase
+	groups, id int
+	st         *routeState
+}
+
+type routeState struct {
+	y  *tensor.Dense
+	dx []*tensor.Dense
+}
+
+// RouteGroups concatenates group id of groups of each input's channels.
+func RouteGroups(groups, id int, xs ...*G.Node) (*G.Node, error) {
+	in := make([]int, len(xs))
+	for i := range in {
+		in[i] = 4
+	}
+	op := &routeOp{opBase{uniqueName("route"), len(xs), in, 4}, groups, id, &routeState{dx: make([]*tensor.Dense, len(xs))}}
+	return G.ApplyOp(op, xs...)
+}
+
+func (o *routeOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	var out tensor.Shape
+	for i, d := range in {
+		s, err := shapeOf(d)
+		if err != nil {
+			return nil, err
+		}
+		if len(s) != 4 || s[1]%o.groups != 0 {
+			return nil, fmt.Errorf("route: input %d has shape %v, want 4-D with channels divisible by %d", i, s, o.groups)
+		}
+		if i == 0 {
+			out = tensor.Shape{s[0], 0, s[2], s[3]}
+		} else if s[0] != out[0] || s[2] != out[2] || s[3] != out[3] {
+			return nil, fmt.Errorf("route: input %d is %dx%d, the first %dx%d: inputs must have the same size", i, s[3], s[2], out[3], out[2])
+		}
+		out[1] += s[1] / o.groups
+	}
+	return out, nil
+}
+
+func (o *routeOp) Do(vs ...G.Value) (G.Value, error) {
+	ts, err := densen(vs, o.arity)
+	if err != nil {
+		return nil, err
+	}
+	n, _, h, w := dims4(ts[0].Shape())
+	c := 0
+	for _, t := range ts {
+		c += t.Shape()[1] / o.groups
+	}
+	y := buffer(&o.st.y, ts[0].Dtype(), n, c, h, w)
+	off := 0
+	for _, t := range ts {
+		k := t.Shape()[1] / o.groups
+		switch t.Dtype() {
+		case tensor.Float32:
+			copyChannels(f32s(y), f32s(t), n, c, t.Shape()[1], h*w, off, o.id*k, k)
+		case tensor.Float64:
+			copyChannels(y.Float64s(), t.Float64s(), n, c, t.Shape()[1], h*w, off, o.id*k, k)
+		default:
+			return nil, fmt.Errorf("route: unsupported dtype %v", t.Dtype())
+		}
+		off += k
+	}
+	return y, nil
+}
+
+// copyChannels copies k channels of each image from src (n, cs, hw) starting
+// at channel so into dst (n, cd, hw) starting at channel do.
+func copyChannels[T float](dst, src []T, n, cd, cs, hw, do, so, k int) {
+	for i := 0; i < n; i++ {
+		copy(dst[(i*cd+do)*hw:(i*cd+do+k)*hw], src[(i*cs+so)*hw:(i*cs+so+k)*hw])
+	}
+}
+
+func (o *routeOp) DiffWRT(n int) []bool {
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = true
+	}
+	return out
+}
+
+func (o *routeOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	ds := make(G.Nodes, len(in))
+	off := 0
+	for i, x := range in {
+		k := x.Shape()[1] / o.groups
+		d, err := G.ApplyOp(&routeGradOp{opBase{uniqueName("routegrad"), 2, []int{4, 4}, 4}, o, i, off, o.id * k, k}, x, grad)
+		if err != nil {
+			return nil, err
+		}
+		ds[i] = d
+		off += k
+	}
+	return ds, nil
+}
+
+// routeGradOp takes (x_k, dy) and returns dx_k: zero except for the channels
+// the route took, which get their slice of dy.
+type routeGradOp struct {
+	opBase
+	fw            *routeOp
+	input         int
+	yOff, xOff, k int
+}
+
+func (o *routeGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x, dy := t[0], t[1]
+	n, c, h, w := dims4(x.Shape())
+	dx := buffer(&o.fw.st.dx[o.input], x.Dtype(), x.Shape()...)
+	cy := dy.Shape()[1]
+	switch x.Dtype() {
+	case tensor.Float32:
+		clear(f32s(dx))
+		copyChannels(f32s(dx), f32s(dy), n, c, cy, h*w, o.xOff, o.yOff, o.k)
+	case tensor.Float64:
+		clear(dx.Float64s())
+		copyChannels(dx.Float64s(), dy.Float64s(), n, c, cy, h*w, o.xOff, o.yOff, o.k)
+	}
+	return dx, nil
+}

@@ -1,0 +1,119 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// scaleChannelsOp is darknet's [scale_channels] (scale_channels_layer.c):
+// x (N,C,H,W) is the output of layer from=, s (N,C,1,1) the previous layer's,
+//
+//	y[n,c,i,j] = x[n,c,i,j] * s[n,c]
+//
+// with gradients dx = dy*s and ds[n,c] = sum_ij dy[n,c,i,j]*x[n,c,i,j].
+type scaleChannelsOp struct {
+	opBase
+	st *scaleState
+}
+
+type scaleState struct{ y, dx, ds *tensor.Dense }
+
+// ScaleChannels multiplies each channel of x by the matching element of s.
+func ScaleChannels(x, s *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&scaleChannelsOp{opBase{uniqueName("scalechannels"), 2, []int{4, 4}, 4}, &scaleState{}}, x, s)
+}
+
+func (o *scaleChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	xs, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	ss, err := shapeOf(in[1])
+	if err != nil {
+		return nil, err
+	}
+	if len(xs) != 4 || len(ss) != 4 || ss[0] != xs[0] || ss[1] != xs[1] || ss[2] != 1 || ss[3] != 1 {
+		return nil, fmt.Errorf("scale_channels: scales %v do not fit input %v (want (N,C,1,1))", ss, xs)
+	}
+	return xs.Clone(), nil
+}
+
+func (o *scaleChannelsOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	x := t[0]
+	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	n, c, h, w := dims4(x.Shape())
+	switch x.Dtype() {
+	case tensor.Float32:
+		scaleForward(n*c, h*w, f32s(x), f32s(t[1]), f32s(y))
+	case tensor.Float64:
+		scaleForward(n*c, h*w, x.Float64s(), t[1].Float64s(), y.Float64s())
+	default:
+		return nil, fmt.Errorf("scale_channels: unsupported dtype %v", x.Dtype())
+	}
+	return y, nil
+}
+
+func scaleForward[T float](planes, hw int, x, s, y []T) {
+	for p := 0; p < planes; p++ {
+		k := s[p]
+		for j, v := range x[p*hw : (p+1)*hw] {
+			y[p*hw+j] = v * k
+		}
+	}
+}
+
+func (o *scaleChannelsOp) DiffWRT(int) []bool { return []bool{true, true} }
+func (o *scaleChannelsOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&scaleGradOp{opBase{uniqueName("scalechannelsgrad"), 3, []int{4, 4, 4}, 4}, o}, in[0], in[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := G.ApplyOp(newExtract("dscale", 4, in[1].Shape().Clone(), func() *tensor.Dense { return o.st.ds }), dx)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, ds}, nil
+}
+
+// scaleGradOp takes (x, s, dy), returns dx and leaves ds in the forward op's state.
+type scaleGradOp struct {
+	opBase
+	fw *scaleChannelsOp
+}
+
+func (o *scaleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
+func (o *scaleGradOp) Do(vs ...G.Value) (G.Value, error) {
+	t, err := densen(vs, 3)
+	if err != nil {
+		return nil, err
+	}
+	x, s, dy := t[0], t[1], t[2]
+	n, c, h, w := dims4(x.Shape())
+	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	ds := buffer(&o.fw.st.ds, x.Dtype(), s.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		scaleBackward(n*c, h*w, f32s(x), f32s(s), f32s(dy), f32s(dx), f32s(ds))
+	case tensor.Float64:
+		scaleBackward(n*c, h*w, x.Float64s(), s.Float64s(), dy.Float64s(), dx.Float64s(), ds.Float64s())
+	}
+	return dx, nil
+}
+
+func scaleBackward[T float](planes, hw int, x, s, dy, dx, ds []T) {
+	for p := 0; p < planes; p++ {
+		var sum float64
+		k := s[p]
+		for j := p * hw; j < (p+1)*hw; j++ {
+			dx[j] = dy[j] * k
+			sum += float64(dy[j] * x[j])
+		}
+		ds[p] = T(sum)
+	}
+}
