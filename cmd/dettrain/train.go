@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/train"
 	"github.com/dettrain/dettrain/tricks"
@@ -114,33 +116,48 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 			c.Output.Dir = o.Out
 		}
 	}
+	_, err = runTraining(cmd.Context(), ios, c, resume)
+	return err
+}
+
+// trainResult is what runTraining reports.
+type trainResult struct {
+	Summary train.Summary
+	Test    eval.Result
+	Elapsed time.Duration
+}
+
+// runTraining trains with a resolved config (from scratch, or from resume)
+// into c.Output.Dir and scores best.weights on the eval split.
+func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpoint) (*trainResult, error) {
+	start := time.Now()
 	names, err := c.ClassNames()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	setThreads(c.Train)
 	trainSet, err := loadSplit(c, c.Data.Train, names, ios.Err)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var valSet *data.Dataset
 	if c.Data.Val != "" && c.Train.EvalInterval > 0 {
 		if valSet, err = loadSplit(c, c.Data.Val, names, ios.Err); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	testSet, err := loadSplit(c, c.Eval.Split, names, ios.Err)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	net, err := buildNetwork(c.Model.Cfg, c.Model.Weights, len(names), c.Train.Seed)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out := c.Output.Dir
 	resolved, err := c.YAML()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(names, trainSet)}
 	loader := data.NewLoader(trainSet, image.OpenCV{}, data.LoaderOptions{
@@ -149,32 +166,32 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 	per := loader.BatchesPerEpoch()
 	if resume != nil {
 		if resume.ModelID != id.Model {
-			return fmt.Errorf("cannot resume %s: its checkpoint was made with another model (cfg %s, now %s)", out, resume.ModelID, id.Model)
+			return nil, fmt.Errorf("cannot resume %s: its checkpoint was made with another model (cfg %s, now %s)", out, resume.ModelID, id.Model)
 		}
 		if resume.DataID != id.Data {
-			return fmt.Errorf("cannot resume %s: its checkpoint was made with another data set or class list (%s, now %s)", out, resume.DataID, id.Data)
+			return nil, fmt.Errorf("cannot resume %s: its checkpoint was made with another data set or class list (%s, now %s)", out, resume.DataID, id.Data)
 		}
 		if err := describeResume(ios.Out, resume, c, per); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(out, "weights"), 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	if err := model.WriteAtomic(filepath.Join(out, "config.yaml"), func(w io.Writer) error { _, err := w.Write(resolved); return err }); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(out, "model.cfg"), net.Cfg.Text(), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(out, "log.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logf.Close()
 	if resume == nil {
 		if err := logf.Truncate(0); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %d, %d replica(s); output in %s\n",
@@ -197,29 +214,31 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 		opts.EMA = &train.EMAOptions{Decay: c.Train.EMADecay, Tau: c.Train.EMATau}
 	}
 	if opts.ClassTarget, err = tricks.ClassTarget(c.Train.LabelSmoothing, len(names), c.Train.SmoothingEps); err != nil {
-		return err
+		return nil, err
 	}
 	opts.MaxGraphs = c.Train.ShapeGraphs
-	start := time.Now()
-	sum, err := train.Run(cmd.Context(), net, loader, opts, evaluator, ios.Out, logf)
+	sum, err := train.Run(ctx, net, loader, opts, evaluator, ios.Out, logf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(ios.Out, "trained to iteration %d in %s (%.1f img/s)\n", sum.Iter, time.Since(start).Round(time.Second), sum.ImagesPerS)
 	best := filepath.Join(out, "weights", "best.weights")
 	if _, err := net.LoadWeights(best); err != nil {
-		return err
+		return nil, err
 	}
 	r, err := evaluate(net, testSet, c, names)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(ios.Out, "\n%s split (%d images), weights %s:\n", c.Eval.Split, len(testSet.Samples), best)
 	if err := r.Table(ios.Out); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(ios.Out, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f; total time %s\n", r.MAP, r.MAP07, time.Since(start).Round(time.Second))
-	return writeJSON(filepath.Join(out, "eval.json"), r)
+	if err := writeJSON(filepath.Join(out, "eval.json"), r); err != nil {
+		return nil, err
+	}
+	return &trainResult{Summary: sum, Test: r, Elapsed: time.Since(start)}, nil
 }
 
 // describeResume says what a resume does, and how an extension stretches
