@@ -41,6 +41,10 @@ type Model struct {
 	// (random initialisation). A relative path in the config file is relative
 	// to that file.
 	Weights string `yaml:"weights"`
+	// BN is how batch norm computes its training statistics with several
+	// replicas: "local" (each replica its own shard; default, the paper's
+	// baseline) or "sync" (synchronized BN: the whole batch across replicas).
+	BN string `yaml:"bn"`
 }
 
 // Data describes the data set on disk and how it is loaded.
@@ -227,7 +231,7 @@ type Output struct {
 // and Data.Names (or Data.NamesFile) have no default and must be set.
 func Default() Config {
 	return Config{
-		Model: Model{Size: 416},
+		Model: Model{Size: 416, BN: "local"},
 		Data: Data{
 			Format:      "voc",
 			Images:      "JPEGImages",

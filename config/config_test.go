@@ -66,6 +66,7 @@ func TestDefault(t *testing.T) {
 		{"model.cfg", d.Model.Cfg, ""},
 		{"model.size", d.Model.Size, 416},
 		{"model.weights", d.Model.Weights, ""},
+		{"model.bn", d.Model.BN, "local"},
 		{"data.format", d.Data.Format, "voc"},
 		{"data.root", d.Data.Root, ""},
 		{"data.images", d.Data.Images, "JPEGImages"},

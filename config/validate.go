@@ -183,6 +183,9 @@ func (c *Config) check() []problem {
 	}
 	atLeast("train.eval_interval", t.EvalInterval, 0)
 	atLeast("train.log_interval", t.LogInterval, 1)
+	if c.Model.BN != "local" && c.Model.BN != "sync" {
+		bad("model.bn", `must be "local" or "sync"`)
+	}
 	intRange("train.replicas", t.Replicas, 1, 64)
 	if t.Replicas >= 1 && t.Batch >= 1 && t.Batch%t.Replicas != 0 {
 		bad("train.replicas", "train.batch (%d) must be divisible by the number of replicas", t.Batch)

@@ -34,6 +34,9 @@ type bnActOp struct {
 	training bool
 	bn       *BNState
 	st       *bnActState
+	// sync, when set, makes the batch statistics those of every replica's
+	// batch together (synchronized BN, syncbn.go).
+	sync Collective
 }
 
 type bnActState struct {
@@ -43,7 +46,13 @@ type bnActState struct {
 
 // BNAct applies batch norm with scale gamma and shift beta, then the activation.
 func BNAct(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool) (*G.Node, error) {
-	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4}, a, training, bn, &bnActState{}}
+	return BNActSync(x, gamma, beta, a, bn, training, nil)
+}
+
+// BNActSync is BNAct whose training statistics are reduced over the
+// replicas of coll (nil: this batch alone).
+func BNActSync(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool, coll Collective) (*G.Node, error) {
+	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4}, a, training, bn, &bnActState{}, coll}
 	return G.ApplyOp(op, x, gamma, beta)
 }
 
@@ -58,27 +67,31 @@ func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
 	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		bnForward(o, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(y))
+		err = bnForward(o, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(y))
 	case tensor.Float64:
-		bnForward(o, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), y.Float64s())
+		err = bnForward(o, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), y.Float64s())
 	default:
 		return nil, fmt.Errorf("bnact: unsupported dtype %v", x.Dtype())
 	}
-	return y, nil
+	return y, err
 }
 
-func bnForward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y []T) {
+func bnForward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y []T) error {
 	n, c, h, w := dims4(s)
 	hw := h * w
 	m := float64(n * hw)
 	if len(o.st.mean) != c {
 		o.st.mean, o.st.invstd = make([]float64, c), make([]float64, c)
 	}
+	if o.training && o.sync != nil {
+		return syncForward(o, n, c, hw, x, gamma, beta, y)
+	}
 	parallelFor(c, 1, func(c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			bnForwardChannel(o, ch, n, c, hw, m, x, gamma, beta, y)
 		}
 	})
+	return nil
 }
 
 // bnForwardChannel normalises channel ch (and updates its running statistics
@@ -111,6 +124,12 @@ func bnForwardChannel[T float](o *bnActOp, ch, n, c, hw int, m float64, x, gamma
 	} else {
 		mean, vr = float64(o.bn.Mean[ch]), float64(o.bn.Var[ch])
 	}
+	bnApplyChannel(o, ch, n, c, hw, mean, vr, x, gamma, beta, y)
+}
+
+// bnApplyChannel normalises channel ch with the given statistics and applies
+// the activation.
+func bnApplyChannel[T float](o *bnActOp, ch, n, c, hw int, mean, vr float64, x, gamma, beta, y []T) {
 	inv := 1 / math.Sqrt(vr+o.bn.Eps)
 	o.st.mean[ch], o.st.invstd[ch] = mean, inv
 	sc := float64(gamma[ch]) * inv
@@ -188,18 +207,21 @@ func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	db := buffer(&st.dbeta, x.Dtype(), c)
 	switch x.Dtype() {
 	case tensor.Float32:
-		bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(t[4]), f32s(dx), f32s(dg), f32s(db))
+		err = bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(t[4]), f32s(dx), f32s(dg), f32s(db))
 	case tensor.Float64:
-		bnBackward(o.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(), t[4].Float64s(),
+		err = bnBackward(o.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(), t[4].Float64s(),
 			dx.Float64s(), dg.Float64s(), db.Float64s())
 	}
-	return dx, nil
+	return dx, err
 }
 
-func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, dgamma, dbeta []T) {
+func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, dgamma, dbeta []T) error {
 	n, c, h, w := dims4(s)
 	hw := h * w
 	m := float64(n * hw)
+	if o.sync != nil {
+		return syncBackward(o, n, c, hw, x, gamma, beta, y, dy, dx, dgamma, dbeta)
+	}
 	parallelFor(c, 1, func(c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			mean, inv := o.st.mean[ch], o.st.invstd[ch]
@@ -231,6 +253,7 @@ func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, 
 			}
 		}
 	})
+	return nil
 }
 
 // actGradSlice sets g = dy * act'(z) with z = a*x + b and y = act(z).

@@ -24,9 +24,22 @@ type Graph struct {
 	outs     []*G.Node // per layer
 }
 
+// GraphOption changes how NewGraph builds.
+type GraphOption func(*graphOptions)
+
+type graphOptions struct{ sync Collective }
+
+// WithSyncBN makes every BN layer of a training graph use batch statistics
+// reduced over the replicas of c (synchronized batch norm).
+func WithSyncBN(c Collective) GraphOption { return func(o *graphOptions) { o.sync = c } }
+
 // NewGraph builds the network for batches of n images of size x size pixels.
 // A training graph computes the loss and the gradients of every Param.
-func (net *Network) NewGraph(n, size int, training bool) (*Graph, error) {
+func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*Graph, error) {
+	var gopt graphOptions
+	for _, f := range opts {
+		f(&gopt)
+	}
 	if size%32 != 0 && size%8 != 0 {
 		return nil, fmt.Errorf("input size %d must be a multiple of 8 (32 for YOLOv3's strides)", size)
 	}
@@ -57,7 +70,7 @@ func (net *Network) NewGraph(n, size int, training bool) (*Graph, error) {
 			b := param(fmt.Sprintf("%d.bias", i), l.Bias)
 			if l.BatchNorm {
 				gr.params = append(gr.params, w, gamma, b)
-				y, err = BNAct(y, gamma, b, l.Act, l.BN, training)
+				y, err = BNActSync(y, gamma, b, l.Act, l.BN, training, gopt.sync)
 			} else {
 				gr.params = append(gr.params, w, b)
 				y, err = BiasAct(y, b, l.Act)

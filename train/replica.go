@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -18,14 +19,18 @@ type replica struct {
 // newReplicas builds r graphs of n images each. All share the network's
 // weight tensors. Only replica 0 updates the BN running statistics: the
 // others get private copies (as data-parallel PyTorch keeps rank 0's buffers).
-func newReplicas(net *model.Network, r, n, size int) ([]*replica, error) {
+func newReplicas(net *model.Network, r, n, size int, group *model.SyncGroup) ([]*replica, error) {
 	reps := make([]*replica, r)
 	for i := range reps {
 		view := net
 		if i > 0 {
 			view = privateBN(net)
 		}
-		g, err := view.NewGraph(n, size, true)
+		var opts []model.GraphOption
+		if group != nil {
+			opts = append(opts, model.WithSyncBN(group.Member(i)))
+		}
+		g, err := view.NewGraph(n, size, true, opts...)
 		if err != nil {
 			closeReplicas(reps)
 			return nil, err
@@ -60,7 +65,8 @@ type graphCache struct {
 	net         *model.Network
 	r, n, max   int
 	classTarget func(float64) float64
-	sizes       []int // most recently used last
+	group       *model.SyncGroup // synchronized BN; nil for local BN
+	sizes       []int            // most recently used last
 	reps        map[int][]*replica
 	// Built counts graph constructions (tests check reuse).
 	Built int
@@ -85,7 +91,7 @@ func (c *graphCache) get(size int) ([]*replica, error) {
 		delete(c.reps, old)
 		c.sizes = c.sizes[1:]
 	}
-	reps, err := newReplicas(c.net, c.r, c.n, size)
+	reps, err := newReplicas(c.net, c.r, c.n, size, c.group)
 	if err != nil {
 		return nil, fmt.Errorf("building the graph for input size %d: %w", size, err)
 	}
@@ -116,7 +122,7 @@ func closeReplicas(reps []*replica) {
 // runReplicas gives replica i images [i*n, (i+1)*n) of b, runs them in
 // parallel and averages the losses and gradients into replica 0's buffers
 // (the all-reduce of the CPU backend).
-func runReplicas(reps []*replica, b *data.Batch) (model.LossParts, [][]float32, error) {
+func runReplicas(reps []*replica, b *data.Batch, group *model.SyncGroup) (model.LossParts, [][]float32, error) {
 	n := b.N / len(reps)
 	plane := b.C * b.H * b.W
 	errs := make([]error, len(reps))
@@ -131,12 +137,17 @@ func runReplicas(reps []*replica, b *data.Batch) (model.LossParts, [][]float32, 
 		wg.Add(1)
 		go func(i int, r *replica) {
 			defer wg.Done()
-			errs[i] = r.g.Run()
+			if errs[i] = r.g.Run(); errs[i] != nil && group != nil {
+				group.Abort() // release the replicas waiting for this one
+			}
 		}(i, r)
 	}
 	wg.Wait()
 	for _, err := range errs {
-		if err != nil {
+		if err != nil && !errors.Is(err, model.ErrAborted) {
+			if group != nil {
+				group.Reset()
+			}
 			return model.LossParts{}, nil, err
 		}
 	}

@@ -54,6 +54,9 @@ type Options struct {
 	// Replicas splits each batch into that many shards trained in parallel
 	// with averaged gradients (1 by default).
 	Replicas int
+	// SyncBN reduces the BN batch statistics over the replicas (synchronized
+	// batch norm); otherwise each replica normalises its own shard.
+	SyncBN bool
 	// ClassTarget maps class targets for label smoothing (nil: none; see
 	// tricks.ClassTarget).
 	ClassTarget func(float64) float64
@@ -153,6 +156,9 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 		o.MaxGraphs = 4
 	}
 	t.graphs = &graphCache{net: net, r: o.Replicas, n: o.Batch / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget}
+	if o.SyncBN && o.Replicas > 1 {
+		t.graphs.group = model.NewSyncGroup(o.Replicas)
+	}
 	defer t.graphs.close()
 	if built != nil {
 		defer func() { *built = t.graphs.Built }()
@@ -340,7 +346,7 @@ func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
 	if err != nil {
 		return model.LossParts{}, nil, err
 	}
-	return runReplicas(reps, b)
+	return runReplicas(reps, b, t.graphs.group)
 }
 
 func (t *trainer) checkpoint() (string, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 
 	"github.com/dettrain/dettrain/blas"
@@ -80,7 +81,16 @@ func schedule(t config.Train, itersPerEpoch int) tricks.Schedule {
 	return s
 }
 
-func setThreads(t config.Train) { blas.SetThreads(t.Threads) }
+// setThreads sets OpenBLAS's threads: train.threads, or the CPUs shared
+// among the replicas (each replica's GEMMs then run side by side instead of
+// fighting over the same cores).
+func setThreads(t config.Train) {
+	n := t.Threads
+	if n == 0 && t.Replicas > 1 {
+		n = max(1, runtime.NumCPU()/t.Replicas)
+	}
+	blas.SetThreads(n)
+}
 
 // evaluate scores the network on ds at the eval size and returns the VOC result.
 func evaluate(net *model.Network, ds *data.Dataset, c *config.Config, names []string) (eval.Result, error) {

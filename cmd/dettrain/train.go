@@ -207,7 +207,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		Epochs: c.Train.Epochs, Batch: c.Train.Batch, Size: c.Model.Size,
 		Momentum: c.Train.Momentum, Decay: c.Train.WeightDecay, Schedule: schedule(c.Train, per),
 		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, Dir: out,
-		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas,
+		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas, SyncBN: c.Model.BN == "sync",
 		Identity: id, Resume: resume,
 	}
 	if c.Train.EMA {
