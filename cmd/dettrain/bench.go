@@ -27,6 +27,7 @@ type BenchOptions struct {
 	Iters, Warmup    int
 	Classes, Threads int
 	JSON             bool
+	RSSEvery         int
 }
 
 func newBenchCmd(io *IO, runF func(*BenchOptions) error) *cobra.Command {
@@ -67,6 +68,7 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 	cmd.Flags().IntVar(&o.Classes, "classes", 20, "classes of the heads")
 	cmd.Flags().IntVar(&o.Threads, "threads", 0, "BLAS threads (0 = number of CPUs)")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object")
+	cmd.Flags().IntVar(&o.RSSEvery, "rss-every", 0, "print the resident memory every N timed iterations (0: never)")
 	return cmd
 }
 
@@ -93,13 +95,16 @@ func forwardFLOPs(net *model.Network, size int) float64 {
 }
 
 // peakRSS reads VmHWM from /proc/self/status, in MiB (0 where unavailable).
-func peakRSS() float64 {
+func peakRSS() float64 { return procStatus("VmHWM:") }
+
+// procStatus reads one kB field of /proc/self/status, in MiB.
+func procStatus(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			if len(f) >= 2 {
 				kb, _ := strconv.ParseFloat(f[1], 64)
@@ -166,6 +171,9 @@ func benchRun(ios *IO, o *BenchOptions) error {
 			return err
 		}
 		ips[i] = float64(o.Batch) / time.Since(t0).Seconds()
+		if o.RSSEvery > 0 && (i+1)%o.RSSEvery == 0 {
+			fmt.Fprintf(ios.Out, "iter %d RSS %.0f MiB peak %.0f MiB\n", i+1, procStatus("VmRSS:"), procStatus("VmHWM:"))
+		}
 	}
 	sorted := append([]float64(nil), ips...)
 	sort.Float64s(sorted)
