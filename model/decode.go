@@ -55,3 +55,22 @@ func (net *Network) Decode(heads []HeadOutput, b, size int, conf float64) []Dete
 	}
 	return dets
 }
+
+// DecodeBest is Decode keeping only each box's best class: one detection per
+// anchor and cell, of the class with the highest score, when that score is >=
+// conf. This is how OpenCV's samples and most YOLO tools report detections
+// (darknet and Decode report every class above the threshold, which VOC mAP
+// rewards but which shows several labels on one object).
+func (net *Network) DecodeBest(heads []HeadOutput, b, size int, conf float64) []Detection {
+	var out []Detection
+	for _, d := range net.Decode(heads, b, size, conf) {
+		if n := len(out); n > 0 && out[n-1].Box == d.Box {
+			if d.Score > out[n-1].Score {
+				out[n-1] = d
+			}
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
