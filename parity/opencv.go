@@ -108,4 +108,3 @@ func f32bytes(v []float32) []byte {
 	}
 	return b
 }
-
