@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
@@ -228,11 +227,11 @@ func PlotConfusion(path, title string, m [][]int, labels []string) error {
 	p.Title.Text = title
 	p.X.Label.Text = "true class"
 	p.Y.Label.Text = "predicted class"
-	pal := palette.Heat(64, 1)
-	h := plotter.NewHeatMap(confusionGrid{norm}, pal)
+	h := plotter.NewHeatMap(confusionGrid{norm}, blues{})
 	h.Min, h.Max = 0, 1
 	p.Add(h)
 	var lab plotter.XYLabels
+	var dark []bool // white text on the dark cells
 	for i := range n {
 		for j := range n {
 			if m[i][j] == 0 {
@@ -240,6 +239,7 @@ func PlotConfusion(path, title string, m [][]int, labels []string) error {
 			}
 			lab.XYs = append(lab.XYs, plotter.XY{X: float64(j), Y: float64(n - 1 - i)})
 			lab.Labels = append(lab.Labels, fmt.Sprint(m[i][j]))
+			dark = append(dark, norm[i][j] > 0.55)
 		}
 	}
 	if len(lab.XYs) > 0 {
@@ -250,7 +250,10 @@ func PlotConfusion(path, title string, m [][]int, labels []string) error {
 		for i := range l.TextStyle {
 			l.TextStyle[i].XAlign = draw.XCenter
 			l.TextStyle[i].YAlign = draw.YCenter
-			l.TextStyle[i].Color = color.Gray{Y: 0x60}
+			l.TextStyle[i].Color = color.Black
+			if dark[i] {
+				l.TextStyle[i].Color = color.White
+			}
 		}
 		p.Add(l)
 	}
@@ -266,4 +269,18 @@ func PlotConfusion(path, title string, m [][]int, labels []string) error {
 	p.X.Tick.Label.YAlign = draw.YTop
 	side := vg.Length(math.Min(14, math.Max(6, 2+0.5*float64(n)))) * vg.Inch
 	return savePNG(p, side, side, path)
+}
+
+// blues is a white-to-dark-blue colour scale (ColorBrewer's Blues ends).
+type blues struct{}
+
+func (blues) Colors() []color.Color {
+	const n = 64
+	cs := make([]color.Color, n)
+	for i := range cs {
+		t := float64(i) / (n - 1)
+		mix := func(a, b float64) uint8 { return uint8(math.Round(a + (b-a)*t)) }
+		cs[i] = color.RGBA{R: mix(247, 8), G: mix(251, 48), B: mix(255, 107), A: 255}
+	}
+	return cs
 }

@@ -2,19 +2,24 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/progress"
 )
 
 func newDataCmd(io *IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "data",
-		Short: "Inspect data sets",
+		Short: "Inspect and convert data sets (VOC, COCO, YOLO)",
 	}
-	cmd.AddCommand(newDataCheckCmd(io, nil))
+	cmd.AddCommand(newDataCheckCmd(io, nil), newDataConvertCmd(io, nil))
 	return cmd
 }
 
@@ -29,44 +34,184 @@ func newDataCheckCmd(io *IO, runF func(*DataCheckOptions) error) *cobra.Command 
 		Use:   "check",
 		Short: "Validate every split of a data set: images, boxes per class, problems",
 		Long: `check reads every annotation and the header of every image of the train, val and
-test splits and lists what is wrong: missing or corrupt images, malformed XML,
-unknown classes, boxes outside the image. It exits 1 when it finds problems.`,
-		Example: "  dettrain data check --config configs/bccd-yolov3-tiny.yaml",
-		Args:    exactArgs(0),
+test splits, in the config's data.format (voc, coco or yolo), and lists what is
+wrong: missing or corrupt images, malformed XML, JSON or txt labels, unknown
+classes, boxes outside the image. It exits 1 when it finds problems.`,
+		Example: `  dettrain data check --config configs/bccd-yolov3-tiny.yaml
+  dettrain data check -c my.yaml --set data.format=yolo --set data.images=images --set data.annotations=labels`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(o)
 			}
-			c, err := o.Config.load()
-			if err != nil {
-				return err
-			}
-			names, err := c.ClassNames()
-			if err != nil {
-				return err
-			}
-			problems := 0
-			for _, split := range []string{c.Data.Train, c.Data.Val, c.Data.Test} {
-				if split == "" {
-					continue
-				}
-				_, rep, err := data.Check(layout(c), split, names, image.OpenCV{})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(io.Out, "== split %s\n", split)
-				if err := rep.Summary(io.Out, names); err != nil {
-					return err
-				}
-				problems += len(rep.Problems)
-			}
-			if problems > 0 {
-				return fmt.Errorf("%d problems found", problems)
-			}
-			fmt.Fprintln(io.Out, "no problems found")
-			return nil
+			return dataCheckRun(io, o)
 		},
 	}
 	o.Config.addFlags(cmd)
 	return cmd
+}
+
+func dataCheckRun(io *IO, o *DataCheckOptions) error {
+	c, err := o.Config.load()
+	if err != nil {
+		return err
+	}
+	names, err := c.ClassNames()
+	if err != nil {
+		return err
+	}
+	var splits []string
+	for _, s := range []string{c.Data.Train, c.Data.Val, c.Data.Test} {
+		if s != "" && !slices.Contains(splits, s) {
+			splits = append(splits, s)
+		}
+	}
+	bar := progress.New(io.Err, len(splits), progress.Options{Label: "data check " + c.Data.Format, Unit: "split"})
+	problems := 0
+	for _, split := range splits {
+		bar.SetSuffix("split " + split)
+		_, _, rep, err := data.Load(c.Data.Format, layout(c), split, names, image.OpenCV{}, true)
+		if err != nil {
+			bar.Finish()
+			return err
+		}
+		bar.Add(1)
+		fmt.Fprintf(io.Out, "== split %s (%s)\n", split, c.Data.Format)
+		if err := rep.Summary(io.Out, names); err != nil {
+			return err
+		}
+		problems += len(rep.Problems)
+	}
+	bar.SetSuffix("")
+	bar.Finish()
+	if problems > 0 {
+		return fmt.Errorf("%d problems found", problems)
+	}
+	fmt.Fprintln(io.Out, "no problems found")
+	return nil
+}
+
+// DataConvertOptions are data convert's flags.
+type DataConvertOptions struct {
+	From, To, In, Out string
+	Names             string // a names file (one per line, or a YAML "names")
+	Splits            []string
+	SkipBad           bool
+}
+
+func newDataConvertCmd(io *IO, runF func(*DataConvertOptions) error) *cobra.Command {
+	o := &DataConvertOptions{}
+	cmd := &cobra.Command{
+		Use:   "convert --from F --to G --in DIR --out DIR",
+		Short: "Convert a data set between VOC, COCO and YOLO layouts",
+		Long: `convert reads a data set of format --from in --in, finding its layout, splits and
+class names, and writes it in format --to to --out, images hard-linked (or copied):
+
+  voc   JPEGImages/ (or images/), Annotations/ (or annotations/), split lists in
+        ImageSets/Main/ (or splits/Main/, splits/) or split sub-folders of the XML folder
+  coco  annotations/[instances_]SPLIT.json with images in images/[SPLIT/] or the
+        folder itself, or Roboflow's SPLIT/_annotations.coco.json
+  yolo  images/SPLIT/ + labels/SPLIT/ (Ultralytics) or SPLIT/images/ + SPLIT/labels/
+        (Roboflow), names from data.yaml, classes.txt or *.names
+
+Class names: --names, else the format's own (VOC: every <name>, sorted; COCO: the
+categories by id; YOLO: the names file). Boxes are kept exactly where the formats allow
+(VOC integers stay integers, YOLO keeps full float precision); VOC difficult and COCO
+iscrowd map to each other; YOLO has no such flag, so those objects are left out of YOLO
+labels (as Ultralytics' converters do). It prints a data: config section for the output.`,
+		Example: `  dettrain data convert --from voc --to yolo --in ../shared/data/playing-cards --out cards-yolo
+  dettrain data convert --from coco --to voc --in coco2017 --out coco-voc --splits val2017
+  dettrain data convert --from yolo --to coco --in my-yolo-set --out my-coco --names my-yolo-set/data.yaml`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case o.From == "" || o.To == "" || o.In == "" || o.Out == "":
+				return usagef("--from, --to, --in and --out are required")
+			case !slices.Contains(data.Formats, o.From):
+				return usagef("--from %q: want voc, coco or yolo", o.From)
+			case !slices.Contains(data.Formats, o.To):
+				return usagef("--to %q: want voc, coco or yolo", o.To)
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return dataConvertRun(io, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.From, "from", "", "input format: voc, coco or yolo (required)")
+	cmd.Flags().StringVar(&o.To, "to", "", "output format: voc, coco or yolo (required)")
+	cmd.Flags().StringVar(&o.In, "in", "", "input data set folder (required)")
+	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (required)")
+	cmd.Flags().StringVar(&o.Names, "names", "", "class names file (default: found in the input)")
+	cmd.Flags().StringSliceVar(&o.Splits, "splits", nil, "splits to convert (default: every split found)")
+	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images with problems instead of stopping")
+	return cmd
+}
+
+func dataConvertRun(io *IO, o *DataConvertOptions) error {
+	var names []string
+	if o.Names != "" {
+		n, err := config.ReadNamesFile(o.Names)
+		if err != nil {
+			return err
+		}
+		names = n
+	}
+	src, err := data.Detect(o.From, o.In, names, config.ReadNamesFile)
+	if err != nil {
+		return err
+	}
+	splits := src.Splits
+	if len(o.Splits) > 0 {
+		for _, s := range o.Splits {
+			if !slices.Contains(src.Splits, s) {
+				return usagef("--splits: %q is not a split of %s (found: %s)", s, o.In, strings.Join(src.Splits, ", "))
+			}
+		}
+		splits = o.Splits
+	}
+	fmt.Fprintf(io.Out, "%s data set in %s: splits %s; %d classes from %s: %s\n", o.From, o.In, strings.Join(splits, ", "),
+		len(src.Names), src.NamesFrom, strings.Join(src.Names, ", "))
+	bar := progress.New(io.Err, len(splits), progress.Options{Label: "reading", Unit: "split"})
+	var sd []data.SplitData
+	for _, s := range splits {
+		ds, cs, rep, err := data.Load(o.From, src.Layout, s, src.Names, image.OpenCV{}, false)
+		if err != nil {
+			bar.Finish()
+			return err
+		}
+		bar.Add(1)
+		if len(rep.Problems) > 0 {
+			var b strings.Builder
+			for i, p := range rep.Problems {
+				if i == 20 {
+					fmt.Fprintf(&b, "\n  ... and %d more", len(rep.Problems)-20)
+					break
+				}
+				fmt.Fprintf(&b, "\n  %s", p)
+			}
+			if !o.SkipBad {
+				bar.Finish()
+				return fmt.Errorf("split %q has %d problems (--skip-bad leaves those images out):%s", s, len(rep.Problems), b.String())
+			}
+			fmt.Fprintf(io.Err, "warning: leaving out %d images of split %q with problems:%s\n", rep.Skipped, s, b.String())
+		}
+		fmt.Fprintf(io.Out, "  %s: %d images, %d objects\n", s, rep.Images, rep.Objects)
+		sd = append(sd, data.SplitData{Name: s, Dataset: ds, COCO: cs})
+	}
+	bar.Finish()
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return err
+	}
+	wr, err := data.Write(o.To, out, src.Names, sd)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Out, "wrote %d images and %d objects as %s to %s\n", wr.Images, wr.Objects, o.To, o.Out)
+	if wr.LeftOut > 0 {
+		fmt.Fprintf(io.Out, "left out %d difficult/crowd objects (YOLO labels have no such flag)\n", wr.LeftOut)
+	}
+	fmt.Fprintf(io.Out, "config for the converted set:\n%s", wr.Config)
+	return nil
 }
