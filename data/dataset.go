@@ -2,8 +2,9 @@
 // turns them into batches of network input for training.
 //
 // The package has no cgo dependency: image decoding and header probing are
-// behind the Decoder and Prober interfaces, which package data/image
-// implements with OpenCV.
+// behind the Decoder, FullDecoder and Prober interfaces, which package
+// data/image implements with OpenCV. The training augmentations (resize,
+// colour jitter, expand, crop, flip, mixup) are pure Go, on Image.
 package data
 
 import (

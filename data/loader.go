@@ -16,19 +16,21 @@ import (
 // Target is one training target of one image of a batch.
 type Target struct {
 	Class  int
-	Box    box.Box // in network-input pixels (0..Size)
-	Weight float32 // loss weight: 1 (mixup would make it the mixing factor)
+	Box    box.Box // in network-input pixels (0..W, 0..H of the batch)
+	Weight float32 // loss weight: 1, or the mixing factor of its image under mixup
 }
 
 // Batch is N images of network input and their targets.
 type Batch struct {
-	N, C, H, W int
-	// Images holds N*C*H*W floats in NCHW order, RGB in [0,1]:
-	// Images[((n*C+c)*H+y)*W+x].
+	N, C, H, W int // H = W: the batch's square input size (SizeAt, or Size)
+	// Images holds N*C*H*W floats in NCHW order, RGB / 255:
+	// Images[((n*C+c)*H+y)*W+x]. The values are in [0,1] except after the
+	// colour jitter of Augment, which may leave that range (GluonCV does not
+	// clip either).
 	Images  []float32
 	Targets [][]Target // Targets[n]: image n's objects, difficult ones left out
 	Index   []int      // Index[n]: image n's index in Dataset.Samples
-	OrigW   []int      // image n's size before resizing
+	OrigW   []int      // image n's own size before resizing (not its mixup canvas's)
 	OrigH   []int
 }
 
@@ -42,6 +44,24 @@ type LoaderOptions struct {
 	Flip     bool  // random horizontal flip, p = 0.5 per image
 	Seed     int64 // seeds the order and the per-image random decisions
 	DropLast bool  // drop the last batch of an epoch when it is short
+
+	// Augment applies GluonCV's YOLOv3 training transform
+	// (YOLO3DefaultTrainTransform) to every image: colour jitter
+	// (RandomColorJitter), random expand on a canvas of ExpandFill
+	// (RandomExpand), SSD constrained random crop (RandomCrop), resize to
+	// the batch size with a random interpolation (Interp(r.IntN(NumInterps)))
+	// and the horizontal flip (p = 0.5, whatever Flip says). It needs a
+	// FullDecoder. False: a plain resize by the Decoder (Load), as eval and
+	// predict do.
+	Augment bool
+	// Mixup, when not nil, mixes every image with a partner before the other
+	// augmentations (see MixupOptions, Mixup). Needs a FullDecoder.
+	Mixup *MixupOptions
+	// SizeAt, when not nil, gives the square input size of batch k of epoch
+	// e (random shapes: one size per batch, Batch.H and Batch.W vary); nil:
+	// every batch has Size. It must be a pure function of (e, k): it is
+	// called from the loader's goroutine, and EpochFrom relies on it.
+	SizeAt func(epoch, batch int) int
 }
 
 func (o LoaderOptions) withDefaults() LoaderOptions {
@@ -56,6 +76,10 @@ func (o LoaderOptions) withDefaults() LoaderOptions {
 	}
 	if o.Prefetch <= 0 {
 		o.Prefetch = 2
+	}
+	if o.Mixup != nil {
+		m := o.Mixup.withDefaults()
+		o.Mixup = &m
 	}
 	return o
 }
@@ -115,9 +139,12 @@ func (l *Loader) EpochOrder(e int) []int {
 
 // SampleRand returns the random generator for the image at position pos of
 // epoch e (pos counts from 0 over the whole epoch). It depends on nothing
-// else, which makes augmentation independent of scheduling. The first
-// decision drawn from it is the flip (r.Float64() < 0.5); augmentations added
-// later must draw after it so that existing runs keep their flips.
+// else, which makes augmentation independent of scheduling. The draws, in
+// order: the flip (r.Float64() < 0.5, drawn first whether or not it is
+// used, so that runs from before Augment and Mixup keep their flips); with
+// mixup, lambda (Beta) and the partner (MixPartner, only when lambda < 1);
+// with Augment, RandomColorJitter, RandomExpand, RandomCrop and the
+// interpolation (r.IntN(NumInterps)).
 func SampleRand(seed int64, e, pos int) *randv2.Rand {
 	return randv2.New(randv2.NewPCG(uint64(seed), uint64(e)<<32^uint64(uint32(pos))))
 }
@@ -233,7 +260,15 @@ func startEpoch(l *Loader, e, first int) *epochRun {
 			}
 			lo := bi * l.o.Batch
 			hi := min(lo+l.o.Batch, len(order))
-			p := &pending{b: l.newBatch(order[lo:hi]), result: er.results[bi]}
+			size := l.o.Size
+			if l.o.SizeAt != nil {
+				size = l.o.SizeAt(e, bi)
+			}
+			if size <= 0 {
+				er.results[bi] <- batchResult{err: fmt.Errorf("data.Loader: SizeAt(%d, %d) = %d, want > 0", e, bi, size)}
+				continue
+			}
+			p := &pending{b: l.newBatch(order[lo:hi], size), result: er.results[bi]}
 			p.left.Store(int32(hi - lo))
 			for n := range hi - lo {
 				select {
@@ -263,8 +298,7 @@ func startEpoch(l *Loader, e, first int) *epochRun {
 	return er
 }
 
-func (l *Loader) newBatch(idx []int) *Batch {
-	s := l.o.Size
+func (l *Loader) newBatch(idx []int, s int) *Batch {
 	n := len(idx)
 	return &Batch{
 		N: n, C: 3, H: s, W: s,
@@ -280,13 +314,29 @@ func (l *Loader) newBatch(idx []int) *Batch {
 // of a batch to finish delivers the batch.
 func (l *Loader) fill(j job, e int) {
 	b := j.p.b
-	s := l.o.Size
+	s := b.W
 	plane := 3 * s * s
 	dst := b.Images[j.n*plane : (j.n+1)*plane]
 	sm := &l.ds.Samples[b.Index[j.n]]
-	ow, oh, err := l.dec.Load(sm.ImagePath, s, s, dst)
-	if err == nil && (ow <= 0 || oh <= 0) {
-		err = fmt.Errorf("decoder returned size %dx%d", ow, oh)
+	r := SampleRand(l.o.Seed, e, j.pos)
+	flipDraw := r.Float64() < 0.5
+	var err error
+	if l.o.Augment || l.mixes(e) {
+		err = l.fillTrain(j, e, r, flipDraw)
+	} else {
+		var ow, oh int
+		ow, oh, err = l.dec.Load(sm.ImagePath, s, s, dst)
+		if err == nil && (ow <= 0 || oh <= 0) {
+			err = fmt.Errorf("decoder returned size %dx%d", ow, oh)
+		}
+		if err == nil {
+			flip := flipDraw && l.o.Flip
+			if flip {
+				flipCHW(dst, 3, s, s)
+			}
+			b.OrigW[j.n], b.OrigH[j.n] = ow, oh
+			b.Targets[j.n] = targets(sm.Objects, float64(s)/float64(ow), float64(s)/float64(oh), float64(s), flip)
+		}
 	}
 	if err != nil {
 		j.p.mu.Lock()
@@ -294,14 +344,6 @@ func (l *Loader) fill(j job, e int) {
 			j.p.err = fmt.Errorf("load %s (sample %q): %w", sm.ImagePath, sm.ID, err)
 		}
 		j.p.mu.Unlock()
-	} else {
-		r := SampleRand(l.o.Seed, e, j.pos)
-		flip := r.Float64() < 0.5 && l.o.Flip
-		if flip {
-			flipCHW(dst, 3, s, s)
-		}
-		b.OrigW[j.n], b.OrigH[j.n] = ow, oh
-		b.Targets[j.n] = targets(sm.Objects, float64(s)/float64(ow), float64(s)/float64(oh), float64(s), flip)
 	}
 	if j.p.left.Add(-1) == 0 {
 		j.p.mu.Lock()

@@ -47,6 +47,35 @@ func (d *fakeDecoder) Load(path string, w, h int, dst []float32) (int, int, erro
 	return d.w, d.h, nil
 }
 
+// Decode returns a d.w x d.h image whose values 0..255 depend on the path
+// and the position, after the same blocking, jitter and failure as Load.
+func (d *fakeDecoder) Decode(path string) (*Image, error) {
+	if d.block != nil {
+		<-d.block
+	}
+	if d.jitter {
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+	}
+	if path == d.fail {
+		return nil, errors.New("cannot decode image " + path)
+	}
+	f := fnv.New32a()
+	f.Write([]byte(path))
+	seed := f.Sum32()
+	img := NewImage(d.w, d.h)
+	for i := range img.Pix {
+		img.Pix[i] = float32((seed + uint32(i)*2654435761) >> 24)
+	}
+	return img, nil
+}
+
+// loadOnly is a Decoder without Decode.
+type loadOnly struct{ d *fakeDecoder }
+
+func (l loadOnly) Load(path string, w, h int, dst []float32) (int, int, error) {
+	return l.d.Load(path, w, h, dst)
+}
+
 func testDataset(n int) *Dataset {
 	ds := &Dataset{Names: []string{"a", "b"}}
 	for i := range n {
