@@ -17,8 +17,8 @@ import (
 type OpenCV struct{}
 
 var (
-	_ data.Decoder = OpenCV{}
-	_ data.Prober  = OpenCV{}
+	_ data.FullDecoder = OpenCV{}
+	_ data.Prober      = OpenCV{}
 )
 
 // Load reads path with cv::imread(IMREAD_COLOR), whatever its extension says,
@@ -61,6 +61,38 @@ func (OpenCV) Load(path string, w, h int, dst []float32) (origW, origH int, err 
 		dst[2*plane+i] = float32(px[3*i+0]) / 255 // B
 	}
 	return origW, origH, nil
+}
+
+// Decode reads path with cv::imread(IMREAD_COLOR), whatever its extension
+// says, and returns it at full size as a data.Image: RGB, HWC, float32
+// values 0..255,
+//
+//	img.Pix[(y*W+x)*3+c] = BGR[y][x][2-c]
+//
+// so that Decode followed by data.Resize(..., data.InterpBilinear) and /255
+// gives what Load gives, up to OpenCV's fixed-point rounding of 8-bit
+// INTER_LINEAR.
+func (OpenCV) Decode(path string) (*data.Image, error) {
+	m, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	if !m.IsContinuous() {
+		c := m.Clone()
+		defer c.Close()
+		m = c
+	}
+	px, err := m.DataPtrUint8()
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	img := data.NewImage(m.Cols(), m.Rows())
+	p := img.Pix
+	for i := 0; i+2 < len(p); i += 3 {
+		p[i], p[i+1], p[i+2] = float32(px[i+2]), float32(px[i+1]), float32(px[i])
+	}
+	return img, nil
 }
 
 // read decodes path to a 3-channel BGR Mat; the caller closes it.
