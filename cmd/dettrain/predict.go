@@ -5,42 +5,66 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/infer"
+	"github.com/dettrain/dettrain/progress"
 )
 
 // PredictOptions are predict's flags.
 type PredictOptions struct {
 	Model, Weights, Names, Out string
-	Size                       int
+	Size, Batch                int
 	Conf, NMS                  float64
+	MaxDets                    int
+	SaveTxt, SaveConf, NoDraw  bool
 	Inputs                     []string
 }
 
 func newPredictCmd(io *IO, runF func(*PredictOptions) error) *cobra.Command {
 	o := &PredictOptions{}
 	cmd := &cobra.Command{
-		Use:   "predict --model CFG --weights FILE --out DIR IMAGE|DIR...",
-		Short: "Detect objects in images: COCO-style predictions.json and annotated copies",
+		Use:   "predict --model CFG --weights FILE --out DIR IMAGE|DIR|GLOB|VIDEO...",
+		Short: "Detect objects in images and videos: COCO predictions.json, YOLO txt, annotated copies",
+		Long: `predict runs a model over images (files, folders, glob patterns such as
+'photos/*.jpg' — quote them so that dettrain expands them) and video files (.mp4, .avi,
+.mov, .mkv, .webm, read with OpenCV's VideoCapture), in batches of --batch, and writes
+to --out:
+
+  predictions.json  COCO results: image_id (n-th image, from 1), category_id (class
+                    index + 1), bbox [x, y, w, h], score, plus file_name and
+                    category_name; dettrain eval --detections reads it back
+  NAME.ext          each image with its boxes drawn (unless --no-draw)
+  labels/NAME.txt   with --save-txt: YOLO lines "class cx cy w h" (relative to the
+                    image size; --save-conf appends the score)
+  NAME.mp4          each video with its boxes drawn, and with --save-txt
+                    labels/NAME_FRAME.txt per frame`,
 		Example: `  dettrain predict --model runs/demo/model.cfg --weights runs/demo/weights/best.weights \
-      --names demo/shapes/classes.txt --size 128 --out runs/demo/pred demo/shapes/JPEGImages`,
+      --names demo/shapes/classes.txt --size 128 --out runs/demo/pred demo/shapes/JPEGImages
+  dettrain predict --model m.cfg --weights w.weights --names data.yaml --out pred --save-txt 'test/*.jpg' clip.mp4`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Inputs = args
 			switch {
 			case o.Model == "" || o.Weights == "" || o.Out == "":
 				return usagef("--model, --weights and --out are required")
 			case len(args) == 0:
-				return usagef("name at least one image or folder")
+				return usagef("name at least one image, folder, glob pattern or video")
 			case o.Size < 32 || o.Size%32 != 0:
 				return usagef("--size %d: must be a positive multiple of 32", o.Size)
 			case o.Conf < 0 || o.Conf >= 1 || o.NMS <= 0 || o.NMS > 1:
 				return usagef("--conf must be in [0,1) and --nms in (0,1]")
+			case o.Batch < 1 || o.Batch > 256:
+				return usagef("--batch %d: must be between 1 and 256", o.Batch)
+			case o.MaxDets < 1:
+				return usagef("--max-dets %d: must be >= 1", o.MaxDets)
 			}
 			if runF != nil {
 				return runF(o)
@@ -50,45 +74,86 @@ func newPredictCmd(io *IO, runF func(*PredictOptions) error) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.Model, "model", "", "darknet .cfg (required)")
 	cmd.Flags().StringVar(&o.Weights, "weights", "", "darknet .weights (required)")
-	cmd.Flags().StringVar(&o.Names, "names", "", "class names, one per line (default: class0, class1, ...)")
+	cmd.Flags().StringVar(&o.Names, "names", "", "class names: one per line, or a YAML with names (default: class0, class1, ...)")
 	cmd.Flags().IntVar(&o.Size, "size", 416, "network input size")
+	cmd.Flags().IntVar(&o.Batch, "batch", 8, "images per forward pass")
 	cmd.Flags().Float64Var(&o.Conf, "conf", 0.25, "minimum score")
 	cmd.Flags().Float64Var(&o.NMS, "nms", 0.45, "NMS IoU threshold")
+	cmd.Flags().IntVar(&o.MaxDets, "max-dets", 300, "most detections kept per image")
 	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (required)")
+	cmd.Flags().BoolVar(&o.SaveTxt, "save-txt", false, "also write YOLO txt labels to OUT/labels")
+	cmd.Flags().BoolVar(&o.SaveConf, "save-conf", false, "with --save-txt, append the score to each line")
+	cmd.Flags().BoolVar(&o.NoDraw, "no-draw", false, "do not write annotated images")
 	return cmd
 }
 
 var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": true, ".tif": true, ".tiff": true, ".webp": true}
 
-func listImages(inputs []string) ([]string, error) {
-	var out []string
+var videoExts = map[string]bool{".mp4": true, ".avi": true, ".mov": true, ".mkv": true, ".webm": true, ".m4v": true, ".mpg": true, ".mpeg": true}
+
+// listInputs expands the inputs: a folder gives its images (not its
+// sub-folders), a pattern with * ? or [ is expanded by filepath.Glob, a file
+// is an image, or a video when its extension is one of videoExts. Images are
+// sorted and deduplicated; videos keep their order.
+func listInputs(inputs []string) (images, videos []string, err error) {
+	seen := map[string]bool{}
+	add := func(p string) {
+		if videoExts[strings.ToLower(filepath.Ext(p))] {
+			videos = append(videos, p)
+		} else if !seen[p] {
+			seen[p] = true
+			images = append(images, p)
+		}
+	}
 	for _, in := range inputs {
+		if strings.ContainsAny(in, "*?[") {
+			ms, err := filepath.Glob(in)
+			if err != nil {
+				return nil, nil, fmt.Errorf("pattern %q: %w", in, err)
+			}
+			n := 0
+			for _, m := range ms {
+				ext := strings.ToLower(filepath.Ext(m))
+				if st, err := os.Stat(m); err == nil && !st.IsDir() && (imageExts[ext] || videoExts[ext]) {
+					add(m)
+					n++
+				}
+			}
+			if n == 0 {
+				return nil, nil, fmt.Errorf("pattern %q matches no image or video", in)
+			}
+			continue
+		}
 		st, err := os.Stat(in)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !st.IsDir() {
-			out = append(out, in)
+			add(in)
 			continue
 		}
 		ents, err := os.ReadDir(in)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, e := range ents {
 			if !e.IsDir() && imageExts[strings.ToLower(filepath.Ext(e.Name()))] {
-				out = append(out, filepath.Join(in, e.Name()))
+				add(filepath.Join(in, e.Name()))
 			}
 		}
 	}
-	sort.Strings(out)
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no images found in %s", strings.Join(inputs, ", "))
+	slices.Sort(images)
+	if len(images) == 0 && len(videos) == 0 {
+		return nil, nil, fmt.Errorf("no images or videos found in %s", strings.Join(inputs, ", "))
 	}
-	return out, nil
+	return images, videos, nil
 }
 
+// readNames reads --names: one name per line, or a YAML file's names.
 func readNames(path string) ([]string, error) {
+	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
+		return config.ReadNamesFile(path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -107,9 +172,10 @@ func readNames(path string) ([]string, error) {
 	return names, sc.Err()
 }
 
-// cocoResult is one entry of predictions.json (COCO results format plus the
-// file and class names).
+// cocoResult is one entry of predictions.json: a COCO result plus the file
+// and class names.
 type cocoResult struct {
+	ImageID      int        `json:"image_id"`
 	FileName     string     `json:"file_name"`
 	CategoryID   int        `json:"category_id"`
 	CategoryName string     `json:"category_name"`
@@ -117,8 +183,19 @@ type cocoResult struct {
 	Score        float64    `json:"score"`
 }
 
+// yoloLine formats a detection as a YOLO label line for a w x h image.
+func yoloLine(d eval.Detection, w, h int, conf bool) string {
+	cx, cy, bw, bh := d.Box.RelCXCYWH(float64(w), float64(h))
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	s := fmt.Sprintf("%d %s %s %s %s", d.Class, f(cx), f(cy), f(bw), f(bh))
+	if conf {
+		s += " " + f(d.Score)
+	}
+	return s
+}
+
 func predictRun(io *IO, o *PredictOptions) error {
-	paths, err := listImages(o.Inputs)
+	images, videos, err := listInputs(o.Inputs)
 	if err != nil {
 		return err
 	}
@@ -142,36 +219,119 @@ func predictRun(io *IO, o *PredictOptions) error {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return err
 	}
-	ds := &data.Dataset{Names: names}
-	for _, p := range paths {
-		ds.Samples = append(ds.Samples, data.Sample{ID: filepath.Base(p), ImagePath: p})
+	if o.SaveTxt {
+		if err := os.MkdirAll(filepath.Join(o.Out, "labels"), 0o755); err != nil {
+			return err
+		}
 	}
-	const batch = 4
-	p, err := infer.New(net, batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: 300})
+	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: batch, Size: o.Size, Workers: 2})
+	if len(images) > 0 {
+		if err := predictImages(io, o, p, images, names); err != nil {
+			return err
+		}
+	}
+	for _, v := range videos {
+		if err := predictVideo(io, o, p, v, names); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outName is the output name of input path: its base name, made unique
+// among the inputs by prefixing the parent folder when two share it.
+func outNames(paths []string) []string {
+	count := map[string]int{}
+	for _, p := range paths {
+		count[filepath.Base(p)]++
+	}
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+		if count[out[i]] > 1 {
+			out[i] = filepath.Base(filepath.Dir(p)) + "_" + out[i]
+		}
+	}
+	return out
+}
+
+func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names []string) error {
+	ds := &data.Dataset{Names: names}
+	for _, path := range paths {
+		ds.Samples = append(ds.Samples, data.Sample{ID: filepath.Base(path), ImagePath: path})
+	}
+	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: o.Batch, Size: o.Size, Workers: 2})
 	defer l.Close()
-	dets, err := p.Dataset(l)
+	bar := progress.New(io.Err, len(paths), progress.Options{Label: "predict", Unit: "img"})
+	sizes := make([][2]int, len(paths))
+	dets, err := p.Dataset(sizeRecorder{countingBatches{l, bar}, sizes})
+	bar.Finish()
 	if err != nil {
 		return err
 	}
+	outs := outNames(paths)
 	results := []cocoResult{}
-	perImage := make([][]image.Labelled, len(paths))
+	perImage := make([][]eval.Detection, len(paths))
 	for _, d := range dets {
-		results = append(results, cocoResult{FileName: filepath.Base(paths[d.Image]), CategoryID: d.Class, CategoryName: names[d.Class], BBox: d.Box.XYWH(), Score: d.Score})
-		perImage[d.Image] = append(perImage[d.Image], image.Labelled{Box: d.Box, Label: names[d.Class], Score: d.Score, Class: d.Class})
+		results = append(results, cocoResult{ImageID: d.Image + 1, FileName: outs[d.Image], CategoryID: d.Class + 1, CategoryName: names[d.Class], BBox: d.Box.XYWH(), Score: d.Score})
+		perImage[d.Image] = append(perImage[d.Image], d)
 	}
 	for i, path := range paths {
-		if err := image.Draw(path, perImage[i], filepath.Join(o.Out, filepath.Base(path))); err != nil {
-			return err
+		if !o.NoDraw {
+			var ls []image.Labelled
+			for _, d := range perImage[i] {
+				ls = append(ls, image.Labelled{Box: d.Box, Label: names[d.Class], Score: d.Score, Class: d.Class})
+			}
+			if err := image.Draw(path, ls, filepath.Join(o.Out, outs[i])); err != nil {
+				return err
+			}
+		}
+		if o.SaveTxt {
+			if err := writeLabels(filepath.Join(o.Out, "labels", strings.TrimSuffix(outs[i], filepath.Ext(outs[i]))+".txt"), perImage[i], sizes[i], o.SaveConf); err != nil {
+				return err
+			}
 		}
 	}
 	if err := writeJSON(filepath.Join(o.Out, "predictions.json"), results); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "%d detections in %d images; wrote %s and annotated images to %s\n", len(results), len(paths), filepath.Join(o.Out, "predictions.json"), o.Out)
+	fmt.Fprintf(io.Out, "%d detections in %d images; wrote %s", len(results), len(paths), filepath.Join(o.Out, "predictions.json"))
+	if !o.NoDraw {
+		fmt.Fprintf(io.Out, ", annotated images")
+	}
+	if o.SaveTxt {
+		fmt.Fprintf(io.Out, ", labels/*.txt")
+	}
+	fmt.Fprintf(io.Out, " in %s\n", o.Out)
 	return nil
+}
+
+// writeLabels writes YOLO label lines for one image of size wh.
+func writeLabels(path string, dets []eval.Detection, wh [2]int, conf bool) error {
+	var b strings.Builder
+	for _, d := range dets {
+		b.WriteString(yoloLine(d, wh[0], wh[1], conf))
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// sizeRecorder notes each image's original size as batches go by.
+type sizeRecorder struct {
+	infer.Batches
+	sizes [][2]int
+}
+
+func (s sizeRecorder) Next() (*data.Batch, error) {
+	b, err := s.Batches.Next()
+	if err == nil {
+		for i := 0; i < b.N; i++ {
+			s.sizes[b.Index[i]] = [2]int{b.OrigW[i], b.OrigH[i]}
+		}
+	}
+	return b, err
 }
