@@ -156,13 +156,10 @@ func TestDataConvertAndCheck(t *testing.T) {
 	}
 }
 
-// predict on a glob of images and a video: COCO JSON, YOLO txt, annotated
-// images and an annotated video.
-func TestPredictImagesAndVideo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a network; skipped with -short")
-	}
-	dir := t.TempDir()
+// randomWeights writes the demo-tiny network for 2 classes with random
+// weights: dir/m.cfg and dir/w.weights.
+func randomWeights(t *testing.T, dir string) (mcfg, w string) {
+	t.Helper()
 	cfgPath, _ := filepath.Abs("../../configs/models/demo-tiny.cfg")
 	cfg, err := model.ReadCfg(cfgPath)
 	if err != nil {
@@ -173,14 +170,43 @@ func TestPredictImagesAndVideo(t *testing.T) {
 		t.Fatal(err)
 	}
 	net.Init(1)
-	w := filepath.Join(dir, "w.weights")
+	w = filepath.Join(dir, "w.weights")
 	if err := net.WriteWeights(w, 0); err != nil {
 		t.Fatal(err)
 	}
-	mcfg := filepath.Join(dir, "m.cfg")
+	mcfg = filepath.Join(dir, "m.cfg")
 	if err := os.WriteFile(mcfg, net.Cfg.Text(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return mcfg, w
+}
+
+// eval with weights: runs the network over the split and writes the report.
+func TestEvalWeights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a network; skipped with -short")
+	}
+	dir := t.TempDir()
+	cfg := tinyVOC(t, dir)
+	mcfg, w := randomWeights(t, dir)
+	out := filepath.Join(dir, "report")
+	code, stdout, errs := run(t, "eval", "--config", cfg, "--set", "model.cfg="+mcfg, "--set", "eval.size=64", "--weights", w, "--out", out)
+	if code != 0 || !strings.Contains(stdout, "test split (3 images), size 64") || !strings.Contains(errs, "eval test  100% 3/3 img") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
+	}
+	if _, err := os.Stat(filepath.Join(out, "summary.md")); err != nil {
+		t.Error(err)
+	}
+}
+
+// predict on a glob of images and a video: COCO JSON, YOLO txt, annotated
+// images and an annotated video.
+func TestPredictImagesAndVideo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a network; skipped with -short")
+	}
+	dir := t.TempDir()
+	mcfg, w := randomWeights(t, dir)
 	for _, n := range []string{"x.png", "y.png", "z.png"} {
 		writeFile(t, filepath.Join(dir, "in", n), string(pngBytes(t, 64, 48)))
 	}
