@@ -100,3 +100,11 @@ func yamlNames(raw []byte) ([]string, []string) {
 	}
 	return names, problems
 }
+
+// ReadNamesFile reads class names from file as data.names_file is read:
+// one name per line, or a YAML file's "names". Errors are *Error values
+// naming the file.
+func ReadNamesFile(file string) ([]string, error) {
+	c := Config{Data: Data{NamesFile: file}}
+	return c.ClassNames()
+}
