@@ -137,6 +137,16 @@ var yoloTrainingKeys = strings.Fields(`jitter random truth_thresh iou_normalizer
 nms_kind beta_nms max_delta counters_per_class resize obj_normalizer delta_normalizer uc_normalizer
 label_smooth_eps objectness_smooth focal_loss iou_thresh_kind`)
 
+// Limits that keep a malformed cfg from allocating without bound. The
+// largest published darknet models stay far below them (YOLOv4: 64M floats in
+// all, 4.7M in its largest layer, 1024 filters).
+const (
+	maxChannels    = 1 << 16
+	maxKernel      = 1 << 10
+	maxLayerFloats = 1 << 24
+	maxNetFloats   = 1 << 28
+)
+
 // supportedLayers lists the section types NewNetwork builds, for error messages.
 const supportedLayers = "convolutional, maxpool, avgpool, route, shortcut, scale_channels, upsample, dropout, yolo"
 
@@ -198,6 +208,7 @@ func NewNetwork(cfg *Cfg, classes int) (*Network, error) {
 		}
 	}
 	in := ch
+	floats := 0
 	outs := make([]int, 0, len(cfg.Layers))
 	abs := func(sec *Section, key string, idx, at int) (int, error) {
 		a := idx
@@ -233,8 +244,8 @@ func NewNetwork(cfg *Cfg, classes int) (*Network, error) {
 			l = sc
 		case "upsample":
 			st, e := sec.Int("stride", 2)
-			if err = e; err == nil && st < 1 {
-				err = sec.errf(sec.opts["stride"].line, "stride=%d must be >= 1 (darknet's negative stride, downsampling, is not supported)", st)
+			if err = e; err == nil && (st < 1 || st > 64) {
+				err = sec.errf(sec.opts["stride"].line, "stride=%d must be between 1 and 64 (darknet's negative stride, downsampling, is not supported)", st)
 			}
 			l = &UpsampleLayer{sec: sec, C: in, Stride: st}
 		case "dropout":
@@ -257,6 +268,14 @@ func NewNetwork(cfg *Cfg, classes int) (*Network, error) {
 		}
 		if err := sec.Unused(); err != nil {
 			return nil, err
+		}
+		if c, ok := l.(*ConvLayer); ok {
+			if floats += convFloats(c); floats > maxNetFloats {
+				return nil, sec.errf(0, "the network has more than %d weights", maxNetFloats)
+			}
+		}
+		if l.OutChannels() > maxChannels {
+			return nil, sec.errf(0, "%d output channels: more than %d", l.OutChannels(), maxChannels)
 		}
 		net.Layers = append(net.Layers, l)
 		in = l.OutChannels()
@@ -285,8 +304,8 @@ func newMaxPool(sec *Section, in int) (*MaxPoolLayer, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if size < 1 || stride < 1 || pad < 0 {
-		return nil, sec.errf(0, "size=%d stride=%d padding=%d: size and stride must be >= 1, padding >= 0", size, stride, pad)
+	if size < 1 || stride < 1 || pad < 0 || size > maxKernel || stride > maxKernel || pad > maxKernel {
+		return nil, sec.errf(0, "size=%d stride=%d padding=%d: size and stride must be between 1 and %d, padding between 0 and %[4]d", size, stride, pad, maxKernel)
 	}
 	return &MaxPoolLayer{sec: sec, C: in, Size: size, Stride: stride, Padding: pad}, nil
 }
@@ -410,8 +429,12 @@ func newConv(sec *Section, in int) (*ConvLayer, error) {
 	switch {
 	case l.Filters < 1 || l.Size < 1 || l.Stride < 1 || l.G < 1 || l.Pad < 0:
 		return nil, sec.errf(0, "filters=%d size=%d stride=%d groups=%d padding=%d: must be positive", l.Filters, l.Size, l.Stride, l.G, l.Pad)
+	case l.Filters > maxChannels || l.Size > maxKernel || l.Stride > maxKernel || l.Pad > maxKernel:
+		return nil, sec.errf(0, "filters=%d size=%d stride=%d padding=%d: too large (at most %d filters, sizes up to %d)", l.Filters, l.Size, l.Stride, l.Pad, maxChannels, maxKernel)
 	case in%l.G != 0 || l.Filters%l.G != 0:
 		return nil, sec.errf(0, "groups=%d does not divide the %d input channels and %d filters", l.G, in, l.Filters)
+	case l.Filters*(in/l.G)*l.Size*l.Size > maxLayerFloats:
+		return nil, sec.errf(0, "%d filters of %dx%dx%d: more than %d weights in one layer", l.Filters, in/l.G, l.Size, l.Size, maxLayerFloats)
 	}
 	l.W = tensor.New(tensor.WithShape(l.Filters, in/l.G, l.Size, l.Size), tensor.Of(tensor.Float32))
 	l.Bias = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
@@ -457,8 +480,8 @@ func newYOLO(sec *Section, in int) (*YOLOLayer, error) {
 		return nil, sec.errf(sec.opts["scale_x_y"].line, "scale_x_y=%v must be between 1 and 4", sxy)
 	case !(ig >= 0 && ig <= 1):
 		return nil, sec.errf(sec.opts["ignore_thresh"].line, "ignore_thresh=%v must be between 0 and 1", ig)
-	case classes < 1:
-		return nil, sec.errf(0, "classes=%d must be >= 1", classes)
+	case classes < 1 || classes > maxChannels:
+		return nil, sec.errf(sec.opts["classes"].line, "classes=%d must be between 1 and %d", classes, maxChannels)
 	}
 	if len(mask) == 0 {
 		for i := 0; i < num; i++ {

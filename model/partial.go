@@ -35,6 +35,10 @@ func (n *Network) LoadPartial(path string, layers int, log io.Writer) (WeightsHe
 	if err != nil {
 		return WeightsHeader{}, fmt.Errorf("reading weights: %w", err)
 	}
+	return n.loadPartial(b, path, layers, log)
+}
+
+func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) (WeightsHeader, error) {
 	h, err := readHeader(bytes.NewReader(b), path)
 	if err != nil {
 		return h, err
