@@ -797,3 +797,13 @@ func TestCOCOReferenceAgreesOnHandCases(t *testing.T) {
 		t.Errorf("reference AP on the ties case = %.17g, want 253/303", stats[0])
 	}
 }
+
+// BenchmarkCOCO: 500 images of the random case (about 3000 ground truths
+// and 10000 detections, 3 classes).
+func BenchmarkCOCO(b *testing.B) {
+	dets, gts := randomCOCOCase(rand.New(rand.NewPCG(1, 2)), 500)
+	b.ReportMetric(float64(len(dets)), "dets")
+	for b.Loop() {
+		COCO(dets, gts, nil)
+	}
+}
