@@ -45,6 +45,19 @@ type Model struct {
 	// replicas: "local" (each replica its own shard; default, the paper's
 	// baseline) or "sync" (synchronized BN: the whole batch across replicas).
 	BN string `yaml:"bn"`
+	// BNEps is the batch-norm epsilon: x̂ = (x - mean)/sqrt(var + eps).
+	// Default 1e-5 (AlexeyAB darknet's normalize_cpu); OpenCV's darknet
+	// importer uses 1e-6, which reproduces its outputs exactly. > 0 and <= 0.01.
+	BNEps float64 `yaml:"bn_eps"`
+	// Anchors is "" (the cfg's own anchors; default) or "auto": k-means on the
+	// training split's boxes at Size (what `dettrain anchors` prints), written
+	// into the run's model.cfg.
+	Anchors string `yaml:"anchors"`
+	// Partial limits the import of Weights to layers 0..Partial-1 (darknet's
+	// `partial` command). Default 0: every convolution whose shape matches is
+	// imported, which is all of them when Weights fits the cfg and all but the
+	// heads when it was trained with another class count. >= 0.
+	Partial int `yaml:"partial"`
 }
 
 // Data describes the data set on disk and how it is loaded.
@@ -96,6 +109,10 @@ type Data struct {
 	SkipBad bool `yaml:"skip_bad"`
 	// Flip enables a random horizontal flip (p 0.5) in training. Default true.
 	Flip bool `yaml:"flip"`
+	// Augment enables GluonCV's YOLOv3 training transform (freebies.md):
+	// colour jitter, random expand, constrained random crop, resize with a
+	// random interpolation, flip. Default true (the paper's baseline has it).
+	Augment bool `yaml:"augment"`
 }
 
 // Train holds the optimisation settings.
@@ -231,7 +248,7 @@ type Output struct {
 // and Data.Names (or Data.NamesFile) have no default and must be set.
 func Default() Config {
 	return Config{
-		Model: Model{Size: 416, BN: "local"},
+		Model: Model{Size: 416, BN: "local", BNEps: 1e-5},
 		Data: Data{
 			Format:      "voc",
 			Images:      "JPEGImages",
@@ -242,6 +259,7 @@ func Default() Config {
 			Test:        "test",
 			Workers:     2,
 			Flip:        true,
+			Augment:     true,
 		},
 		Train: Train{
 			Epochs:          100,

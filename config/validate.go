@@ -85,6 +85,13 @@ func (c *Config) check() []problem {
 	m := &c.Model
 	required("model.cfg", m.Cfg, "a darknet .cfg file")
 	size("model.size", m.Size)
+	if floatOK("model.bn_eps", m.BNEps) && !(m.BNEps > 0 && m.BNEps <= 0.01) {
+		bad("model.bn_eps", "must be > 0 and <= 0.01")
+	}
+	if m.Anchors != "" && m.Anchors != "auto" {
+		bad("model.anchors", `must be "" (the cfg's anchors) or "auto"`)
+	}
+	atLeast("model.partial", m.Partial, 0)
 
 	d := &c.Data
 	switch d.Format {
