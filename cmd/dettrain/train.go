@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -160,10 +162,23 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		return nil, err
 	}
 	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(names, trainSet)}
-	loader := data.NewLoader(trainSet, image.OpenCV{}, data.LoaderOptions{
-		Batch: c.Train.Batch, Size: c.Model.Size, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true})
+	lo := data.LoaderOptions{
+		Batch: c.Train.Batch, Size: c.Model.Size, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true,
+		Augment: c.Data.Augment}
+	per := len(trainSet.Samples) / c.Train.Batch
+	if c.Train.Mixup {
+		off := c.Train.MixupOffEpochs
+		if c.Train.MixupOffFraction > 0 {
+			off = int(math.Round(c.Train.MixupOffFraction * float64(c.Train.Epochs)))
+		}
+		lo.Mixup = &data.MixupOptions{Alpha: c.Train.MixupAlpha, Beta: c.Train.MixupBeta, OffFromEpoch: c.Train.Epochs - off}
+	}
+	if c.Train.RandomShapes {
+		shapes := tricks.Shapes{Sizes: c.Train.Shapes, Every: c.Train.ShapeEvery, Seed: c.Train.Seed}
+		lo.SizeAt = func(epoch, batch int) int { return shapes.SizeAt(epoch*per + batch) }
+	}
+	loader := data.NewLoader(trainSet, image.OpenCV{}, lo)
 	defer loader.Close()
-	per := loader.BatchesPerEpoch()
 	if resume != nil {
 		if resume.ModelID != id.Model {
 			return nil, fmt.Errorf("cannot resume %s: its checkpoint was made with another model (cfg %s, now %s)", out, resume.ModelID, id.Model)
@@ -196,6 +211,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	}
 	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %d, %d replica(s); output in %s\n",
 		filepath.Base(c.Model.Cfg), len(trainSet.Samples), len(names), c.Train.Epochs, per, c.Train.Batch, c.Model.Size, c.Train.Replicas, out)
+	fmt.Fprintf(ios.Out, "tricks: %s\n", strings.Join(trickList(c), ", "))
 	var evaluator train.Evaluator
 	if valSet != nil {
 		evaluator = func(epoch int) (float64, error) {
@@ -257,4 +273,35 @@ func describeResume(w io.Writer, ck *train.Checkpoint, c *config.Config, per int
 			old.Train.Epochs, c.Train.Epochs, c.Train.Schedule, s0.Total, s1.Total, ck.State.Iter, s0.LR(ck.State.Iter), s1.LR(ck.State.Iter))
 	}
 	return nil
+}
+
+// trickList names the training tricks a config turns on.
+func trickList(c *config.Config) []string {
+	t := c.Train
+	var on []string
+	if c.Data.Augment {
+		on = append(on, "YOLOv3 augmentation")
+	} else if c.Data.Flip {
+		on = append(on, "flip")
+	}
+	if t.WarmupEpochs > 0 {
+		on = append(on, fmt.Sprintf("warmup %g epochs", t.WarmupEpochs))
+	}
+	on = append(on, t.Schedule+" lr")
+	if t.Mixup {
+		on = append(on, fmt.Sprintf("mixup Beta(%g,%g)", t.MixupAlpha, t.MixupBeta))
+	}
+	if t.RandomShapes {
+		on = append(on, fmt.Sprintf("random shapes %v every %d", t.Shapes, t.ShapeEvery))
+	}
+	if t.LabelSmoothing != "none" {
+		on = append(on, "label smoothing ("+t.LabelSmoothing+")")
+	}
+	if c.Model.BN == "sync" {
+		on = append(on, "synchronized BN")
+	}
+	if t.EMA {
+		on = append(on, "EMA")
+	}
+	return on
 }
