@@ -17,6 +17,7 @@ import (
 
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/progress"
 	"github.com/dettrain/dettrain/tricks"
 )
 
@@ -69,6 +70,19 @@ type Options struct {
 	Resume *Checkpoint
 	// Fault, when set, may poison a step (tests inject NaN through it).
 	Fault func(iter int, loss *model.LossParts, grads [][]float32)
+	// OnEpoch, when set, is called after every epoch (results.csv, charts).
+	OnEpoch func(EpochInfo) error
+}
+
+// EpochInfo describes a finished epoch.
+type EpochInfo struct {
+	Epoch     int     // 1-based
+	Seconds   float64 // since the start of this run
+	LR        float64 // at the end of the epoch
+	Loss      model.LossParts
+	Steps     int      // iterations in the epoch (this run); Loss parts are means over them
+	ImgPerSec float64  // over the epoch
+	Metric    *float64 // the evaluation's mAP, nil when not evaluated
 }
 
 // EMAOptions are train.ema's settings.
@@ -223,6 +237,12 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	var ep model.LossParts
 	steps := 0
 	tick := time.Now()
+	mode := progress.Silent // plain log lines only, when not on a terminal
+	if progress.IsTerminal(t.human) {
+		mode = progress.Redraw
+	}
+	bar := progress.New(t.human, t.src.BatchesPerEpoch()-t.st.Batch, progress.Options{Label: fmt.Sprintf("epoch %d/%d", e+1, o.Epochs), Mode: mode})
+	defer bar.Finish()
 	for {
 		b, err := t.src.Next()
 		if errors.Is(err, io.EOF) {
@@ -280,9 +300,11 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		if t.st.Iter%o.LogInterval == 0 || steps == 1 {
 			ips := float64(b.N*steps) / time.Since(tick).Seconds()
 			t.log(Record{Kind: "iter", Epoch: e, Iter: t.st.Iter, LR: lr, Loss: loss.Total(), Obj: loss.Obj, XY: loss.XY, WH: loss.WH, Cls: loss.Cls, ImgPerSec: ips})
-			fmt.Fprintf(t.human, "epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s\n",
-				e+1, o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips)
+			bar.Log(fmt.Sprintf("epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s",
+				e+1, o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips))
 		}
+		bar.Add(1)
+		bar.SetSuffix(fmt.Sprintf("loss %.3f", loss.Total()))
 		if ctx.Err() != nil {
 			path, err := t.checkpoint()
 			if err != nil {
@@ -295,6 +317,13 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		}
 	}
 	// End of the epoch.
+	bar.Finish()
+	info := EpochInfo{Epoch: e + 1, LR: o.Schedule.LR(max(t.st.Iter-1, 0)) * t.lrScale, Steps: steps}
+	if steps > 0 {
+		n := float64(steps)
+		info.Loss = model.LossParts{Obj: ep.Obj / n, XY: ep.XY / n, WH: ep.WH / n, Cls: ep.Cls / n, Positives: ep.Positives}
+		info.ImgPerSec = float64(steps*o.Batch) / time.Since(tick).Seconds()
+	}
 	t.st.Epoch++
 	t.st.Batch = 0
 	rec := Record{Kind: "epoch", Epoch: e, Iter: t.st.Iter}
@@ -332,6 +361,12 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		}
 	}
 	t.log(rec)
+	if o.OnEpoch != nil {
+		info.Seconds, info.Metric = time.Since(t.start).Seconds(), rec.MAP
+		if err := o.OnEpoch(info); err != nil {
+			return err
+		}
+	}
 	_, err := t.checkpoint()
 	return err
 }

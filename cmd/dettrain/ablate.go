@@ -136,7 +136,7 @@ func ablateRun(cmd *cobra.Command, ios *IO, o *AblateOptions) error {
 		if err != nil {
 			return fmt.Errorf("variant %s: %w", st.name, err)
 		}
-		row.MAP, row.MAP07, row.Minutes = res.Test.MAP, res.Test.MAP07, res.Elapsed.Minutes()
+		row.MAP, row.MAP07, row.Minutes = res.Test.VOC.MAP, res.Test.VOC.MAP07, res.Elapsed.Minutes()
 		if prev >= 0 {
 			row.Delta = row.MAP - prev
 		}

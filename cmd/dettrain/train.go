@@ -20,6 +20,7 @@ import (
 	"github.com/dettrain/dettrain/data/image"
 	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/report"
 	"github.com/dettrain/dettrain/train"
 	"github.com/dettrain/dettrain/tricks"
 )
@@ -125,7 +126,7 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 // trainResult is what runTraining reports.
 type trainResult struct {
 	Summary train.Summary
-	Test    eval.Result
+	Test    eval.Summary
 	Elapsed time.Duration
 }
 
@@ -142,13 +143,16 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err != nil {
 		return nil, err
 	}
-	var valSet *data.Dataset
+	var (
+		valSet  *data.Dataset
+		valCOCO *data.COCOSplit
+	)
 	if c.Data.Val != "" && c.Train.EvalInterval > 0 {
-		if valSet, err = loadSplit(c, c.Data.Val, names, ios.Err); err != nil {
+		if valSet, valCOCO, err = loadDatasetCOCO(c, c.Data.Val, names, ios.Err); err != nil {
 			return nil, err
 		}
 	}
-	testSet, err := loadSplit(c, c.Eval.Split, names, ios.Err)
+	testSet, testCOCO, err := loadDatasetCOCO(c, c.Eval.Split, names, ios.Err)
 	if err != nil {
 		return nil, err
 	}
@@ -212,19 +216,39 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %d, %d replica(s); output in %s\n",
 		filepath.Base(c.Model.Cfg), len(trainSet.Samples), len(names), c.Train.Epochs, per, c.Train.Batch, c.Model.Size, c.Train.Replicas, out)
 	fmt.Fprintf(ios.Out, "tricks: %s\n", strings.Join(trickList(c), ", "))
-	var evaluator train.Evaluator
+	var (
+		evaluator train.Evaluator
+		lastEval  eval.Summary
+		rows      []report.Epoch
+	)
 	if valSet != nil {
 		evaluator = func(epoch int) (float64, error) {
-			r, err := evaluate(net, valSet, c, names)
-			return r.MAP, err
+			s, _, err := evaluateSummary(net, valSet, valCOCO, c, names, nil)
+			lastEval = s
+			return s.Primary(), err
 		}
+	}
+	onEpoch := func(e train.EpochInfo) error {
+		row := report.Epoch{Epoch: e.Epoch, Seconds: e.Seconds, LR: e.LR, Loss: e.Loss.Total(), LossObj: e.Loss.Obj, LossXY: e.Loss.XY,
+			LossWH: e.Loss.WH, LossCls: e.Loss.Cls, ImgPerSec: e.ImgPerSec}
+		if e.Metric != nil {
+			row.MAP50VOC07, row.MAP50VOC, row.MAPCOCO, row.MAP50COCO = lastEval.VOC.MAP07, lastEval.VOC.MAP, lastEval.COCO.AP(), lastEval.COCO.AP50()
+		} else {
+			row = row.NoMetrics()
+		}
+		rows = append(rows, row)
+		if err := report.WriteResultsFile(filepath.Join(out, "results.csv"), rows); err != nil {
+			return err
+		}
+		_, err := report.PlotTraining(out, rows)
+		return err
 	}
 	opts := train.Options{
 		Epochs: c.Train.Epochs, Batch: c.Train.Batch, Size: c.Model.Size,
 		Momentum: c.Train.Momentum, Decay: c.Train.WeightDecay, Schedule: schedule(c.Train, per),
 		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, Dir: out,
 		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas, SyncBN: c.Model.BN == "sync",
-		Identity: id, Resume: resume,
+		Identity: id, Resume: resume, OnEpoch: onEpoch,
 	}
 	if c.Train.EMA {
 		opts.EMA = &train.EMAOptions{Decay: c.Train.EMADecay, Tau: c.Train.EMATau}
@@ -242,7 +266,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if _, err := net.LoadWeights(best); err != nil {
 		return nil, err
 	}
-	r, err := evaluate(net, testSet, c, names)
+	r, dets, err := evaluateSummary(net, testSet, testCOCO, c, names, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +274,8 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err := r.Table(ios.Out); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(ios.Out, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f; total time %s\n", r.MAP, r.MAP07, time.Since(start).Round(time.Second))
-	if err := writeJSON(filepath.Join(out, "eval.json"), r); err != nil {
+	fmt.Fprintf(ios.Out, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f, COCO AP@[.5:.95] %.4f; total time %s\n", r.VOC.MAP, r.VOC.MAP07, r.COCO.AP(), time.Since(start).Round(time.Second))
+	if _, err := writeEvalReport(filepath.Join(out, "eval"), fmt.Sprintf("%s split, %s", c.Eval.Split, best), r, dets, groundTruth(testSet, testCOCO), names); err != nil {
 		return nil, err
 	}
 	return &trainResult{Summary: sum, Test: r, Elapsed: time.Since(start)}, nil
