@@ -300,8 +300,13 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		if t.st.Iter%o.LogInterval == 0 || steps == 1 {
 			ips := float64(b.N*steps) / time.Since(tick).Seconds()
 			t.log(Record{Kind: "iter", Epoch: e, Iter: t.st.Iter, LR: lr, Loss: loss.Total(), Obj: loss.Obj, XY: loss.XY, WH: loss.WH, Cls: loss.Cls, ImgPerSec: ips})
-			bar.Log(fmt.Sprintf("epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s",
-				e+1, o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips))
+			line := fmt.Sprintf("epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s",
+				e+1, o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips)
+			if mode == progress.Silent {
+				fmt.Fprintln(t.human, line)
+			} else {
+				bar.Log(line)
+			}
 		}
 		bar.Add(1)
 		bar.SetSuffix(fmt.Sprintf("loss %.3f", loss.Total()))
