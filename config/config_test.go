@@ -170,8 +170,10 @@ func TestConfigsLoad(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
-		if !strings.HasPrefix(c.Model.Cfg, filepath.Join(dir, "models")+string(filepath.Separator)) {
-			t.Errorf("%s: model.cfg = %q, want a file in %s/models", f, c.Model.Cfg, dir)
+		// A config's cfg is one of configs/models or a pretrained model of ../shared/models.
+		shared := filepath.Join(filepath.Dir(filepath.Dir(dir)), "shared", "models") + string(filepath.Separator)
+		if !strings.HasPrefix(c.Model.Cfg, filepath.Join(dir, "models")+string(filepath.Separator)) && !strings.HasPrefix(c.Model.Cfg, shared) {
+			t.Errorf("%s: model.cfg = %q, want a file in %s/models or %s", f, c.Model.Cfg, dir, shared)
 		}
 		if _, err := c.ClassNames(); err != nil {
 			t.Errorf("%s: ClassNames: %v", f, err)

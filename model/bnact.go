@@ -230,12 +230,7 @@ func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, 
 			for i := 0; i < n; i++ {
 				off := (i*c + ch) * hw
 				xs, ys, ds, gs := x[off:off+hw], y[off:off+hw], dy[off:off+hw], dx[off:off+hw]
-				actGradSlice(o.act, a, b, xs, ys, ds, gs) // keep g = dy*act'(z) in dx for the second pass
-				var s1, s2 T
-				for j, g := range gs {
-					s1 += g
-					s2 += g * xs[j]
-				}
+				s1, s2 := actGradSums(o.act, a, b, xs, ys, ds, gs) // keep g = dy*act'(z) in dx for the second pass
 				sg += float64(s1)
 				sgx += float64(s2)
 			}
@@ -254,6 +249,36 @@ func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, 
 		}
 	})
 	return nil
+}
+
+// actGradSums is actGradSlice that also returns sum g and sum g*x, in one
+// pass over the data for the common activations.
+func actGradSums[T float](act Activation, a, b T, x, y, dy, g []T) (s1, s2 T) {
+	switch act {
+	case Leaky:
+		for j, v := range y {
+			d := dy[j]
+			if v <= 0 {
+				d *= 0.1
+			}
+			g[j] = d
+			s1 += d
+			s2 += d * x[j]
+		}
+	case Linear:
+		for j, d := range dy {
+			g[j] = d
+			s1 += d
+			s2 += d * x[j]
+		}
+	default:
+		actGradSlice(act, a, b, x, y, dy, g)
+		for j, d := range g {
+			s1 += d
+			s2 += d * x[j]
+		}
+	}
+	return s1, s2
 }
 
 // actGradSlice sets g = dy * act'(z) with z = a*x + b and y = act(z).

@@ -340,6 +340,19 @@ func (g convGeom) dwSpan(v, w, wo int) (lo, hi int) {
 func dwForward[T float](g convGeom, n, c, h, w int, x, wt, y []T) {
 	ho, wo := g.out(h), g.out(w)
 	k := g.size
+	if g.dw3(w) {
+		parallelFor(c, 4, func(c0, c1 int) {
+			zero := make([]T, w)
+			for ch := c0; ch < c1; ch++ {
+				kk := (*[9]T)(wt[ch*9 : ch*9+9])
+				for i := 0; i < n; i++ {
+					off := (i*c + ch) * h * w
+					dw3Plane(x[off:off+h*w], y[off:off+h*w], h, w, kk, zero)
+				}
+			}
+		})
+		return
+	}
 	parallelFor(c, 4, func(c0, c1 int) {
 		for i := 0; i < n; i++ {
 			for ch := c0; ch < c1; ch++ {
@@ -381,6 +394,22 @@ func dwForward[T float](g convGeom, n, c, h, w int, x, wt, y []T) {
 func dwBackData[T float](g convGeom, n, c, h, w int, wt, dy, dx []T) {
 	ho, wo := g.out(h), g.out(w)
 	k := g.size
+	if g.dw3(w) {
+		parallelFor(c, 4, func(c0, c1 int) {
+			zero := make([]T, w)
+			for ch := c0; ch < c1; ch++ {
+				var rot [9]T // the kernel turned by 180 degrees: the adjoint
+				for q := range rot {
+					rot[q] = wt[ch*9+8-q]
+				}
+				for i := 0; i < n; i++ {
+					off := (i*c + ch) * h * w
+					dw3Plane(dy[off:off+h*w], dx[off:off+h*w], h, w, &rot, zero)
+				}
+			}
+		})
+		return
+	}
 	parallelFor(c, 4, func(c0, c1 int) {
 		for i := 0; i < n; i++ {
 			for ch := c0; ch < c1; ch++ {
@@ -422,6 +451,22 @@ func dwBackData[T float](g convGeom, n, c, h, w int, wt, dy, dx []T) {
 func dwBackFilter[T float](g convGeom, n, c, h, w int, x, dy, dw []T) {
 	ho, wo := g.out(h), g.out(w)
 	k := g.size
+	if g.dw3(w) {
+		parallelFor(c, 4, func(c0, c1 int) {
+			zero := make([]T, w)
+			for ch := c0; ch < c1; ch++ {
+				var s [9]float64
+				for i := 0; i < n; i++ {
+					off := (i*c + ch) * h * w
+					dw3Filter(x[off:off+h*w], dy[off:off+h*w], h, w, &s, zero)
+				}
+				for q, v := range s {
+					dw[ch*9+q] = T(v)
+				}
+			}
+		})
+		return
+	}
 	parallelFor(c, 4, func(c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			kw := dw[ch*k*k:][:k*k]
@@ -459,4 +504,77 @@ func dwBackFilter[T float](g convGeom, n, c, h, w int, x, dy, dw []T) {
 			}
 		}
 	})
+}
+
+// dw3 reports the depthwise case that MobileNet-style models use most: 3x3,
+// stride 1, padding 1 ("same" output), on planes at least 3 pixels wide. It
+// has its own kernels below, which read each input row once per output row
+// instead of once per tap.
+func (g convGeom) dw3(w int) bool { return g.size == 3 && g.stride == 1 && g.pad == 1 && w >= 3 }
+
+// dw3Plane computes y = sum_{u,v} k[u*3+v] * x[i+u-1, j+v-1] on one h x w
+// plane (zero outside). With k rotated by 180 degrees it is the adjoint, the
+// gradient with respect to x. zero is a zeroed row of length w.
+func dw3Plane[T float](x, y []T, h, w int, k *[9]T, zero []T) {
+	for i := 0; i < h; i++ {
+		r0, r1, r2 := zero, x[i*w:(i+1)*w], zero
+		if i > 0 {
+			r0 = x[(i-1)*w : i*w]
+		}
+		if i+1 < h {
+			r2 = x[(i+1)*w : (i+2)*w]
+		}
+		yr := y[i*w : (i+1)*w]
+		yr[0] = k[1]*r0[0] + k[2]*r0[1] + k[4]*r1[0] + k[5]*r1[1] + k[7]*r2[0] + k[8]*r2[1]
+		e := w - 1
+		yr[e] = k[0]*r0[e-1] + k[1]*r0[e] + k[3]*r1[e-1] + k[4]*r1[e] + k[6]*r2[e-1] + k[7]*r2[e]
+		a, b, c := r0[:w], r1[:w], r2[:w]
+		for j := 1; j < e; j++ {
+			yr[j] = k[0]*a[j-1] + k[1]*a[j] + k[2]*a[j+1] +
+				k[3]*b[j-1] + k[4]*b[j] + k[5]*b[j+1] +
+				k[6]*c[j-1] + k[7]*c[j] + k[8]*c[j+1]
+		}
+	}
+}
+
+// dw3Filter adds to s[u*3+v] the sums over one plane of dy[i,j] * x[i+u-1, j+v-1].
+func dw3Filter[T float](x, dy []T, h, w int, s *[9]float64, zero []T) {
+	for i := 0; i < h; i++ {
+		r0, r1, r2 := zero, x[i*w:(i+1)*w], zero
+		if i > 0 {
+			r0 = x[(i-1)*w : i*w]
+		}
+		if i+1 < h {
+			r2 = x[(i+1)*w : (i+2)*w]
+		}
+		d := dy[i*w : (i+1)*w]
+		e := w - 1
+		var t [9]T
+		// Column 0 has no left neighbour, column e no right one.
+		t[1], t[2] = d[0]*r0[0], d[0]*r0[1]
+		t[4], t[5] = d[0]*r1[0], d[0]*r1[1]
+		t[7], t[8] = d[0]*r2[0], d[0]*r2[1]
+		t[0] += d[e] * r0[e-1]
+		t[1] += d[e] * r0[e]
+		t[3] += d[e] * r1[e-1]
+		t[4] += d[e] * r1[e]
+		t[6] += d[e] * r2[e-1]
+		t[7] += d[e] * r2[e]
+		a, b, c := r0[:w], r1[:w], r2[:w]
+		for j := 1; j < e; j++ {
+			dj := d[j]
+			t[0] += dj * a[j-1]
+			t[1] += dj * a[j]
+			t[2] += dj * a[j+1]
+			t[3] += dj * b[j-1]
+			t[4] += dj * b[j]
+			t[5] += dj * b[j+1]
+			t[6] += dj * c[j-1]
+			t[7] += dj * c[j]
+			t[8] += dj * c[j+1]
+		}
+		for q := range t {
+			s[q] += float64(t[q])
+		}
+	}
 }

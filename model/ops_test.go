@@ -453,8 +453,19 @@ func TestRouteGroupsValues(t *testing.T) {
 // the sizes, strides and paddings of MobileNet-style models.
 func TestDepthwiseMatchesDirect(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
+	type tc struct {
+		geo  convGeom
+		h, w int
+	}
+	var cases []tc
 	for _, geo := range []convGeom{{3, 1, 1, 4}, {3, 2, 1, 4}, {5, 1, 2, 4}, {5, 2, 2, 4}, {3, 2, 0, 4}, {1, 1, 0, 4}} {
-		n, c, h, w := 2, 4, 9, 7
+		cases = append(cases, tc{geo, 9, 7})
+	}
+	// The 3x3 stride-1 kernels' edges: one row, the narrowest plane they take, one too narrow.
+	cases = append(cases, tc{convGeom{3, 1, 1, 4}, 1, 3}, tc{convGeom{3, 1, 1, 4}, 2, 4}, tc{convGeom{3, 1, 1, 4}, 3, 2})
+	for _, cs := range cases {
+		geo := cs.geo
+		n, c, h, w := 2, 4, cs.h, cs.w
 		x := make([]float64, n*c*h*w)
 		wt := make([]float64, c*geo.size*geo.size)
 		for i := range x {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 )
 
 // LoadPartial loads into the network the convolutions of a darknet .weights
@@ -30,22 +31,31 @@ import (
 // With layers > 0 only layers with an index below layers are loaded
 // (darknet's `partial cfg weights out layers`), whichever case applies. Any
 // other file is refused, naming its float count and the counts that would fit.
-func (n *Network) LoadPartial(path string, layers int, log io.Writer) (WeightsHeader, error) {
+func (n *Network) LoadPartial(path string, layers int, log io.Writer) (PartialResult, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return WeightsHeader{}, fmt.Errorf("reading weights: %w", err)
+		return PartialResult{}, fmt.Errorf("reading weights: %w", err)
 	}
 	return n.loadPartial(b, path, layers, log)
 }
 
-func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) (WeightsHeader, error) {
+// PartialResult is what LoadPartial did.
+type PartialResult struct {
+	Header WeightsHeader
+	// Loaded and Skipped are the layer indices of the convolutions loaded
+	// and of those left with their values.
+	Loaded, Skipped []int
+}
+
+func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) (PartialResult, error) {
 	h, err := readHeader(bytes.NewReader(b), path)
+	res := PartialResult{Header: h}
 	if err != nil {
-		return h, err
+		return res, err
 	}
 	body := b[h.Size():]
 	if len(body)%4 != 0 {
-		return h, weightsErr(path, "%d bytes after its %d-byte header: not a whole number of floats", len(body), h.Size())
+		return res, weightsErr(path, "%d bytes after its %d-byte header: not a whole number of floats", len(body), h.Size())
 	}
 	floats := len(body) / 4
 	limit := len(n.Layers)
@@ -64,7 +74,7 @@ func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) 
 		if ok {
 			sn, err := NewNetwork(n.Cfg.Clone(), c)
 			if err != nil {
-				return h, err
+				return res, err
 			}
 			how = fmt.Sprintf("this cfg with %d classes", c)
 			src = convsOf(sn)
@@ -73,7 +83,7 @@ func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) 
 		end, ok := n.prefixEnd(floats)
 		if !ok {
 			want := n.floatCount()
-			return h, weightsErr(path, "has %d floats after its %d-byte header; %s needs %d (%d classes), %d + %d per class for other class counts, or a prefix of its convolutions (darknet's partial): the weights do not belong to this cfg",
+			return res, weightsErr(path, "has %d floats after its %d-byte header; %s needs %d (%d classes), %d + %d per class for other class counts, or a prefix of its convolutions (darknet's partial): the weights do not belong to this cfg",
 				floats, h.Size(), n.Cfg.File, want, n.Classes, n.floatsAt(1)-n.perClass(), n.perClass())
 		}
 		how = fmt.Sprintf("the first %d layers of this cfg", end)
@@ -90,6 +100,7 @@ func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) 
 		if i < len(src) {
 			s = src[i]
 		}
+		skipped := true
 		switch {
 		case s == nil:
 			fmt.Fprintf(log, "%s: layer %d [convolutional] (%s:%d) is not in the weights: initialised\n", path, i, c.sec.File, c.sec.Line)
@@ -107,13 +118,63 @@ func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) 
 				}
 			}
 			loaded++
+			skipped = false
+		}
+		if skipped {
+			res.Skipped = append(res.Skipped, i)
+		} else {
+			res.Loaded = append(res.Loaded, i)
 		}
 		if s != nil {
 			off += convFloats(s)
 		}
 	}
 	fmt.Fprintf(log, "%s: loaded %d of %d convolutions (the file is %s)\n", path, loaded, total, how)
-	return h, nil
+	return res, nil
+}
+
+// HeadPriors sets the biases of the convolutions in front of the [yolo]
+// layers whose indices are in convs (all of them when convs is nil) so that
+// the heads start out predicting what a data set holds rather than 0.5
+// everywhere (Ultralytics YOLOv5's _initialize_biases; the prior of Lin et
+// al., Focal Loss, 2017):
+//
+//	objectness logit = logit(min(objects/(H*W), 0.5)), H x W the head's grid at size,
+//	class logits     = log(0.6/(classes - 0.99))
+//
+// objects is the mean number of objects per image. Heads that start from
+// scratch on a small data set then spend their first iterations learning
+// where objects are, not that most cells are empty.
+func (n *Network) HeadPriors(objects float64, size int, convs []int) {
+	grids := n.SpatialSizes(size)
+	hi := 0
+	for i, l := range n.Layers {
+		y, ok := l.(*YOLOLayer)
+		if !ok {
+			continue
+		}
+		h := n.Heads[hi]
+		hi++
+		c, ok := n.Layers[i-1].(*ConvLayer)
+		if !ok || (convs != nil && !slices.Contains(convs, i-1)) {
+			continue
+		}
+		cells := float64(grids[i] * grids[i])
+		p := math.Min(objects/math.Max(cells, 1), 0.5)
+		obj := math.Log(p / (1 - p))
+		cls := 0.0
+		if h.Classes > 1 {
+			cls = math.Log(0.6 / (float64(h.Classes) - 0.99))
+		}
+		b := f32s(c.Bias)
+		per := 5 + h.Classes
+		for a := range y.Head.Mask {
+			b[a*per+4] = float32(obj)
+			for k := 0; k < h.Classes; k++ {
+				b[a*per+5+k] = float32(cls)
+			}
+		}
+	}
 }
 
 func bnNote(c *ConvLayer) string {

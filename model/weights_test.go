@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,12 +145,12 @@ func TestLoadPartial(t *testing.T) {
 	}
 	dst.Init(1)
 	var log strings.Builder
-	h, err := dst.LoadPartial(full, 0, &log)
+	res, err := dst.LoadPartial(full, 0, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Seen != 99 {
-		t.Fatalf("seen %d", h.Seen)
+	if res.Header.Seen != 99 || !slices.Equal(res.Loaded, []int{0, 1, 5}) || !slices.Equal(res.Skipped, []int{2, 6}) {
+		t.Fatalf("result %+v", res)
 	}
 	for i, l := range dst.Layers {
 		c, ok := l.(*ConvLayer)
@@ -240,5 +241,31 @@ func TestLoadPartialPretrained(t *testing.T) {
 	if !strings.Contains(log.String(), "loaded 82 of 84 convolutions (the file is this cfg with 80 classes)") ||
 		strings.Count(log.String(), "initialised") != 2 {
 		t.Fatalf("log:\n%s", log.String())
+	}
+}
+
+// TestHeadPriors: with 4 objects per image on a 16x16 grid the objectness
+// bias is logit(4/256) = -4.143, the class biases log(0.6/(2-0.99)) = -0.521;
+// only the listed head changes.
+func TestHeadPriors(t *testing.T) {
+	n := mustParse(t, smallCfg(2))
+	n.Init(1)
+	n.HeadPriors(4, 64, []int{6})
+	b := n.Layers[6].(*ConvLayer).Bias.Float32s()
+	for a := 0; a < 3; a++ {
+		if got := float64(b[a*7+4]); math.Abs(got-math.Log(4.0/252)) > 1e-6 {
+			t.Fatalf("objectness bias %v", got)
+		}
+		if got := float64(b[a*7+6]); math.Abs(got-math.Log(0.6/1.01)) > 1e-6 {
+			t.Fatalf("class bias %v", got)
+		}
+		if b[a*7] != 0 {
+			t.Fatalf("box bias changed")
+		}
+	}
+	for _, v := range n.Layers[2].(*ConvLayer).Bias.Float32s() {
+		if v != 0 {
+			t.Fatal("head 0 changed")
+		}
 	}
 }

@@ -147,18 +147,23 @@ func boxShapes(ds *data.Dataset, size int) ([][2]float64, [][]model.Truth) {
 // for training: the BN epsilon (model.bn_eps), the import of model.weights
 // for fine-tuning (model.partial: every convolution whose shape fits, or
 // only the first model.partial layers; one log line per convolution left at
-// its initial value) and model.anchors: auto (k-means on the training split
+// its initial value; heads left so start from the training split's priors,
+// model.HeadPriors) and model.anchors: auto (k-means on the training split
 // at model.size, written into the network and its cfg). Call it on the
 // network buildNetwork made without weights.
 func prepareModel(net *model.Network, m config.Model, train *data.Dataset, log goio.Writer) error {
 	net.SetBNEps(m.BNEps)
+	shapes, truths := boxShapes(train, m.Size)
 	if m.Weights != "" {
-		if _, err := net.LoadPartial(m.Weights, m.Partial, log); err != nil {
+		res, err := net.LoadPartial(m.Weights, m.Partial, log)
+		if err != nil {
 			return err
 		}
+		// Heads that start from scratch start from the data set's priors.
+		objects := float64(len(shapes)) / float64(max(1, len(train.Samples)))
+		net.HeadPriors(objects, m.Size, res.Skipped)
 	}
 	if m.Anchors == "auto" {
-		shapes, truths := boxShapes(train, m.Size)
 		before := append([][2]float64(nil), net.Heads[0].Anchors...)
 		recall0 := net.SlotRecall(truths, m.Size)
 		a, err := model.KMeansAnchors(shapes, net.NumAnchors(), 1)
