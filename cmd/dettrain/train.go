@@ -156,8 +156,13 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err != nil {
 		return nil, err
 	}
-	net, err := buildNetwork(c.Model.Cfg, c.Model.Weights, len(names), c.Train.Seed)
+	net, err := buildNetwork(c.Model.Cfg, "", len(names), c.Train.Seed)
 	if err != nil {
+		return nil, err
+	}
+	// Pretrained weights (partial import when the heads differ), BN epsilon,
+	// automatic anchors.
+	if err := prepareModel(net, c.Model, trainSet, ios.Out); err != nil {
 		return nil, err
 	}
 	out := c.Output.Dir
