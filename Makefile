@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/dettrain
 DEMO    ?= demo/shapes
 
-.PHONY: all build deps demo test vet fmt clean
+.PHONY: all build deps demo test bench vet fmt clean
 
 all: build
 
@@ -27,6 +27,10 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -count=1 -timeout 15m ./...
+
+# bench: the CPU speed table against the PyTorch peer -> docs/BENCHMARKS.md.
+bench: build
+	bash scripts/bench.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
