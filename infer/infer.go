@@ -19,6 +19,9 @@ type Options struct {
 	Conf    float64 // minimum score obj*cls
 	NMS     float64 // IoU above which a lower-scored box of the same class is dropped
 	MaxDets int     // per image, after NMS
+	// BestClass keeps only each box's best class (OpenCV's DNN
+	// post-processing) instead of every class above Conf (darknet's).
+	BestClass bool
 }
 
 // Predictor holds an inference graph for one batch size and input size.
@@ -59,7 +62,11 @@ func (p *Predictor) Batch(b *data.Batch) ([]eval.Detection, error) {
 		sx := float64(b.OrigW[i]) / float64(p.g.Size)
 		sy := float64(b.OrigH[i]) / float64(p.g.Size)
 		var dets []eval.Detection
-		for _, d := range p.net.Decode(heads, i, p.g.Size, p.opts.Conf) {
+		decode := p.net.Decode
+		if p.opts.BestClass {
+			decode = p.net.DecodeBest
+		}
+		for _, d := range decode(heads, i, p.g.Size, p.opts.Conf) {
 			bb := d.Box.Scale(sx, sy).Clip(float64(b.OrigW[i]), float64(b.OrigH[i]))
 			if bb.Area() <= 0 {
 				continue

@@ -98,7 +98,7 @@ func compareDetections(t *testing.T, ref reference, byImage map[string][]predict
 			rb := xywh(d.XYWH).Clip(w, h)
 			found := false
 			for k, p := range mine {
-				if used[k] || p.CategoryID != d.ClassID {
+				if used[k] || p.CategoryID-1 != d.ClassID { // predictions.json: COCO category ids are class index + 1
 					continue
 				}
 				if iou := box.IoU(rb, xywh(p.BBox)); iou >= 0.95 && math.Abs(p.Score-d.Score) <= 0.01 {
@@ -162,7 +162,7 @@ func TestPretrainedDetectionsMatchOpenCV(t *testing.T) {
 			dets = append(dets, eval.Detection{Class: d.Class, Score: d.Score, Box: bb})
 		}
 		for _, d := range eval.NMS(dets, 0.45, 300) {
-			byImage[im.Image] = append(byImage[im.Image], prediction{FileName: im.Image, CategoryID: d.Class, BBox: d.Box.XYWH(), Score: d.Score})
+			byImage[im.Image] = append(byImage[im.Image], prediction{FileName: im.Image, CategoryID: d.Class + 1, BBox: d.Box.XYWH(), Score: d.Score})
 		}
 	}
 	compareDetections(t, ref, byImage)

@@ -131,6 +131,7 @@ func evalRun(io *IO, o *EvalOptions) error {
 		if err != nil {
 			return err
 		}
+		net.SetBNEps(c.Model.BNEps)
 		if dets, err = predictSplit(net, ds, c, io.Err); err != nil {
 			return err
 		}

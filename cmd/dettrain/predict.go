@@ -21,6 +21,7 @@ import (
 
 // PredictOptions are predict's flags.
 type PredictOptions struct {
+	BestClass                  bool // keep only each box's best class (OpenCV's rule)
 	Model, Weights, Names, Out string
 	Size, Batch                int
 	Conf, NMS                  float64
@@ -79,6 +80,7 @@ to --out:
 	cmd.Flags().IntVar(&o.Batch, "batch", 8, "images per forward pass")
 	cmd.Flags().Float64Var(&o.Conf, "conf", 0.25, "minimum score")
 	cmd.Flags().Float64Var(&o.NMS, "nms", 0.45, "NMS IoU threshold")
+	cmd.Flags().BoolVar(&o.BestClass, "best-class", false, "keep only each box's best class, as OpenCV's DNN does (default: every class above --conf, as darknet)")
 	cmd.Flags().IntVar(&o.MaxDets, "max-dets", 300, "most detections kept per image")
 	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (required)")
 	cmd.Flags().BoolVar(&o.SaveTxt, "save-txt", false, "also write YOLO txt labels to OUT/labels")
@@ -224,7 +226,7 @@ func predictRun(io *IO, o *PredictOptions) error {
 			return err
 		}
 	}
-	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets})
+	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets, BestClass: o.BestClass})
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,8 @@ func newRootCmd(io *IO) *cobra.Command {
 		return flagError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	root.AddCommand(newTrainCmd(io, nil), newEvalCmd(io, nil), newPredictCmd(io, nil), newSynthCmd(io, nil),
-		newDataCmd(io), newConfigCmd(io, nil), newVersionCmd(io), newBenchCmd(io, nil), newAblateCmd(io, nil))
+		newDataCmd(io), newConfigCmd(io, nil), newVersionCmd(io), newBenchCmd(io, nil), newAblateCmd(io, nil),
+		newExportCmd(io, nil), newAnchorsCmd(io, nil))
 	return root
 }
 
