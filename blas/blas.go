@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ebitengine/purego"
 	gblas "gonum.org/v1/gonum/blas"
@@ -54,6 +55,12 @@ func load() {
 				purego.RegisterLibFunc(&cGetThread, h, "openblas_get_num_threads")
 			}
 			backend = "openblas (" + name + ")"
+			if cSetThread != nil {
+				// dettrain parallelises itself (Threads goroutines, each
+				// calling a single-threaded GEMM on its own images or rows),
+				// so OpenBLAS's own threads would only oversubscribe the cores.
+				cSetThread(1)
+			}
 			return
 		}
 		loadErr = fmt.Errorf("libopenblas not found (%v)", errs)
@@ -67,25 +74,31 @@ func load() {
 // Backend names the implementation in use, e.g. "openblas (libopenblas.so.0)".
 func Backend() string { load(); return backend }
 
-// SetThreads sets OpenBLAS's thread count (n <= 0: number of CPUs). A no-op
-// for the gonum fallback.
+// workers is the number of goroutines dettrain computes with (SetThreads).
+var workers atomic.Int32
+
+// SetThreads sets the number of threads dettrain computes with (n <= 0:
+// number of CPUs). OpenBLAS itself stays single-threaded: the model's ops
+// split their images (or GEMM rows) over this many goroutines, each calling
+// Gemm, so GEMMs and the Go work between them use the same cores without
+// competing, and every split is fixed by n (results are deterministic for a
+// given n).
 func SetThreads(n int) {
 	load()
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	if cSetThread != nil {
-		cSetThread(int32(n))
-	}
+	workers.Store(int32(n))
 }
 
-// Threads reports OpenBLAS's thread count (1 for the gonum fallback).
+// Threads reports the number of threads set by SetThreads (the number of
+// CPUs until it is called).
 func Threads() int {
 	load()
-	if cGetThread != nil {
-		return int(cGetThread())
+	if w := workers.Load(); w > 0 {
+		return int(w)
 	}
-	return 1
+	return runtime.NumCPU()
 }
 
 func check(transA, transB bool, m, n, k, lenA, lda, lenB, ldb, lenC, ldc int) {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -26,6 +27,8 @@ type convState struct {
 	y, dx, dw *tensor.Dense
 	cols      [][]float64 // per worker, float64 graphs
 	cols32    [][]float32
+	parts     [][]float64 // per-worker partial dW sums
+	parts32   [][]float32
 }
 
 type convOp struct {
@@ -138,9 +141,9 @@ func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
 	dw := buffer(&o.st.dw, x.Dtype(), w.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw), &o.st.cols32)
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw), &o.st.cols32, &o.st.parts32)
 	case tensor.Float64:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s(), &o.st.cols)
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s(), &o.st.cols, &o.st.parts)
 	}
 	return dw, nil
 }
@@ -150,7 +153,7 @@ func (g convGeom) pointwise() bool { return g.size == 1 && g.stride == 1 && g.pa
 
 func colBufs[T float](bufs *[][]T, workers, size int) [][]T {
 	if len(*bufs) < workers {
-		*bufs = make([][]T, workers)
+		*bufs = append(*bufs, make([][]T, workers-len(*bufs))...)
 	}
 	for i := 0; i < workers; i++ {
 		if len((*bufs)[i]) < size {
@@ -160,13 +163,59 @@ func colBufs[T float](bufs *[][]T, workers, size int) [][]T {
 	return *bufs
 }
 
-// parallelImages runs fn(worker, image) for each of n images. It is
-// sequential for now: OpenBLAS threads each GEMM. (Running images on
-// goroutines with single-threaded GEMMs is the planned CPU speed-up.)
-func parallelImages(n int, fn func(worker, i int)) {
-	for i := 0; i < n; i++ {
-		fn(0, i)
+// imageWorkers is the number of goroutines that split a batch of n images:
+// blas.Threads(), at most n. The split is fixed by n and the thread count,
+// so every result (the dW sums included) is the same from run to run.
+func imageWorkers(n int) int { return max(1, min(blas.Threads(), n)) }
+
+// parallelImages runs fn(worker, lo, hi) on contiguous image ranges, one per
+// worker, each on its own goroutine. GEMMs inside are single-threaded
+// (blas.SetThreads), so im2col, col2im and the GEMMs of the workers run side
+// by side on the cores.
+func parallelImages(n int, fn func(worker, lo, hi int)) {
+	w := imageWorkers(n)
+	if w <= 1 {
+		fn(0, 0, n)
+		return
 	}
+	var wg sync.WaitGroup
+	for k := 0; k < w; k++ {
+		lo, hi := k*n/w, (k+1)*n/w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(k, lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// gemmRows is blas.Gemm with the m rows of C split over the threads when a
+// batch is too small to split by image (one image, or one image per thread
+// short). Each row of C is computed by one single-threaded GEMM.
+func gemmRows[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, split bool) {
+	w := 1
+	if split {
+		w = min(blas.Threads(), m/16)
+	}
+	if w <= 1 {
+		blas.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	for q := 0; q < w; q++ {
+		m0, m1 := q*m/w, (q+1)*m/w
+		ao := m0 * lda
+		if transA {
+			ao = m0
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			blas.Gemm(transA, transB, m1-m0, n, k, alpha, a[ao:], lda, b, ldb, beta, c[m0*ldc:], ldc)
+		}()
+	}
+	wg.Wait()
 }
 
 func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[][]T) {
@@ -179,17 +228,21 @@ func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[]
 	cg, fg := c/g.groups, f/g.groups
 	ho, wo := g.out(h), g.out(wd)
 	kk := cg * g.size * g.size
-	cols := colBufs(bufs, 1, kk*ho*wo)
-	parallelImages(n, func(k, i int) {
-		for gi := 0; gi < g.groups; gi++ {
-			xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
-			col := xin
-			if !g.pointwise() {
-				col = cols[k][:kk*ho*wo]
-				im2col(xin, cg, h, wd, g, ho, wo, col)
+	nw := imageWorkers(n)
+	split := nw == 1
+	cols := colBufs(bufs, nw, kk*ho*wo)
+	parallelImages(n, func(k, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			for gi := 0; gi < g.groups; gi++ {
+				xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
+				col := xin
+				if !g.pointwise() {
+					col = cols[k][:kk*ho*wo]
+					im2col(xin, cg, h, wd, g, ho, wo, col)
+				}
+				out := y[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
+				gemmRows(false, false, fg, ho*wo, kk, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, col, ho*wo, 0, out, ho*wo, split)
 			}
-			out := y[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
-			blas.Gemm(false, false, fg, ho*wo, kk, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, col, ho*wo, 0, out, ho*wo)
 		}
 	})
 }
@@ -204,23 +257,27 @@ func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs 
 	cg, fg := c/g.groups, f/g.groups
 	ho, wo := g.out(h), g.out(wd)
 	kk := cg * g.size * g.size
-	cols := colBufs(bufs, 1, kk*ho*wo)
-	parallelImages(n, func(k, i int) {
-		for gi := 0; gi < g.groups; gi++ {
-			dxo := dx[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
-			d := dy[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
-			if g.pointwise() {
-				blas.Gemm(true, false, kk, ho*wo, fg, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, d, ho*wo, 0, dxo, ho*wo)
-				continue
+	nw := imageWorkers(n)
+	split := nw == 1
+	cols := colBufs(bufs, nw, kk*ho*wo)
+	parallelImages(n, func(k, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			for gi := 0; gi < g.groups; gi++ {
+				dxo := dx[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
+				d := dy[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
+				if g.pointwise() {
+					gemmRows(true, false, kk, ho*wo, fg, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, d, ho*wo, 0, dxo, ho*wo, split)
+					continue
+				}
+				col := cols[k][:kk*ho*wo]
+				gemmRows(true, false, kk, ho*wo, fg, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, d, ho*wo, 0, col, ho*wo, split)
+				col2im(col, cg, h, wd, g, ho, wo, dxo)
 			}
-			col := cols[k][:kk*ho*wo]
-			blas.Gemm(true, false, kk, ho*wo, fg, 1, w[gi*fg*kk:(gi+1)*fg*kk], kk, d, ho*wo, 0, col, ho*wo)
-			col2im(col, cg, h, wd, g, ho, wo, dxo)
 		}
 	})
 }
 
-func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, bufs *[][]T) {
+func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, bufs *[][]T, parts *[][]T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
 	if g.depthwise(c, f) {
@@ -230,19 +287,45 @@ func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, buf
 	cg, fg := c/g.groups, f/g.groups
 	ho, wo := g.out(h), g.out(wd)
 	kk := cg * g.size * g.size
-	cols := colBufs(bufs, 1, kk*ho*wo)
-	clear(dw)
-	for i := 0; i < n; i++ {
-		for gi := 0; gi < g.groups; gi++ {
-			xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
-			col := xin
-			if !g.pointwise() {
-				col = cols[0][:kk*ho*wo]
-				im2col(xin, cg, h, wd, g, ho, wo, col)
-			}
-			d := dy[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
-			blas.Gemm(false, true, fg, kk, ho*wo, 1, d, ho*wo, col, ho*wo, 1, dw[gi*fg*kk:(gi+1)*fg*kk], kk)
+	nw := imageWorkers(n)
+	split := nw == 1
+	cols := colBufs(bufs, nw, kk*ho*wo)
+	// Worker 0 sums its images into dw, worker k > 0 into its own partial
+	// buffer; the partials are added in worker order afterwards (a fixed
+	// order: the same sums every run).
+	var ps [][]T
+	if nw > 1 {
+		ps = colBufs(parts, nw, len(dw))
+	}
+	parallelImages(n, func(k, lo, hi int) {
+		acc := dw
+		if k > 0 {
+			acc = ps[k][:len(dw)]
 		}
+		clear(acc)
+		for i := lo; i < hi; i++ {
+			for gi := 0; gi < g.groups; gi++ {
+				xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
+				col := xin
+				if !g.pointwise() {
+					col = cols[k][:kk*ho*wo]
+					im2col(xin, cg, h, wd, g, ho, wo, col)
+				}
+				d := dy[(i*f+gi*fg)*ho*wo : (i*f+(gi+1)*fg)*ho*wo]
+				gemmRows(false, true, fg, kk, ho*wo, 1, d, ho*wo, col, ho*wo, 1, acc[gi*fg*kk:(gi+1)*fg*kk], kk, split)
+			}
+		}
+	})
+	if nw > 1 {
+		parallelFor(len(dw), 4096, func(lo, hi int) {
+			for k := 1; k < nw; k++ {
+				p := ps[k][lo:hi]
+				d := dw[lo:hi]
+				for j := range d {
+					d[j] += p[j]
+				}
+			}
+		})
 	}
 }
 

@@ -71,29 +71,62 @@ func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
 
 func poolForward[T float](o *maxPoolOp, planes, h, w, ho, wo int, x, y []T) {
 	off := -o.pad / 2
-	for p := 0; p < planes; p++ {
-		xp := x[p*h*w : (p+1)*h*w]
-		for i := 0; i < ho; i++ {
-			for j := 0; j < wo; j++ {
-				best, arg := T(math.Inf(-1)), int32(-1)
-				for u := 0; u < o.size; u++ {
-					yy := i*o.stride + off + u
-					if yy < 0 || yy >= h {
-						continue
-					}
-					for v := 0; v < o.size; v++ {
-						xx := j*o.stride + off + v
-						if xx < 0 || xx >= w {
+	fast := o.size == 2 && o.stride == 2 && off == 0 && 2*ho <= h && 2*wo <= w
+	parallelFor(planes, 4, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			xp := x[p*h*w : (p+1)*h*w]
+			if fast {
+				pool2x2(xp, y[p*ho*wo:(p+1)*ho*wo], o.st.arg[p*ho*wo:(p+1)*ho*wo], w, ho, wo)
+				continue
+			}
+			for i := 0; i < ho; i++ {
+				for j := 0; j < wo; j++ {
+					best, arg := T(math.Inf(-1)), int32(-1)
+					for u := 0; u < o.size; u++ {
+						yy := i*o.stride + off + u
+						if yy < 0 || yy >= h {
 							continue
 						}
-						if val := xp[yy*w+xx]; arg < 0 || val > best {
-							best, arg = val, int32(yy*w+xx)
+						for v := 0; v < o.size; v++ {
+							xx := j*o.stride + off + v
+							if xx < 0 || xx >= w {
+								continue
+							}
+							if val := xp[yy*w+xx]; arg < 0 || val > best {
+								best, arg = val, int32(yy*w+xx)
+							}
 						}
 					}
+					k := (p*ho+i)*wo + j
+					y[k], o.st.arg[k] = best, arg
 				}
-				k := (p*ho+i)*wo + j
-				y[k], o.st.arg[k] = best, arg
 			}
+		}
+	})
+}
+
+// pool2x2 is the size 2, stride 2 case whose windows all lie inside the
+// plane (YOLOv3-tiny's downsampling pools): two input rows per output row,
+// the same first-maximum rule as the general loop.
+func pool2x2[T float](xp, yp []T, arg []int32, w, ho, wo int) {
+	for i := 0; i < ho; i++ {
+		r0 := xp[2*i*w : 2*i*w+2*wo]
+		r1 := xp[(2*i+1)*w : (2*i+1)*w+2*wo]
+		yr := yp[i*wo : (i+1)*wo]
+		ar := arg[i*wo : (i+1)*wo]
+		base := int32(2 * i * w)
+		for j := range yr {
+			best, a := r0[2*j], base+int32(2*j)
+			if v := r0[2*j+1]; v > best {
+				best, a = v, base+int32(2*j+1)
+			}
+			if v := r1[2*j]; v > best {
+				best, a = v, base+int32(w+2*j)
+			}
+			if v := r1[2*j+1]; v > best {
+				best, a = v, base+int32(w+2*j+1)
+			}
+			yr[j], ar[j] = best, a
 		}
 	}
 }
@@ -133,15 +166,18 @@ func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func poolBackward[T float](arg []int32, planes, in, out int, dy, dx []T) {
-	clear(dx)
-	for p := 0; p < planes; p++ {
-		d := dx[p*in : (p+1)*in]
-		for k, a := range arg[p*out : (p+1)*out] {
-			if a >= 0 {
-				d[a] += dy[p*out+k]
+	parallelFor(planes, 4, func(p0, p1 int) {
+		clear(dx[p0*in : p1*in])
+		for p := p0; p < p1; p++ {
+			d := dx[p*in : (p+1)*in]
+			g := dy[p*out : (p+1)*out]
+			for k, a := range arg[p*out : (p+1)*out] {
+				if a >= 0 {
+					d[a] += g[k]
+				}
 			}
 		}
-	}
+	})
 }
 
 // upsampleOp is darknet's [upsample]: nearest neighbour by an integer stride,
@@ -183,17 +219,29 @@ func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) {
 
 func upForward[T float](s, planes, h, w int, x, y []T) {
 	wo := w * s
-	for p := 0; p < planes; p++ {
-		xp := x[p*h*w : (p+1)*h*w]
-		yp := y[p*h*s*wo : (p+1)*h*s*wo]
-		for i := 0; i < h*s; i++ {
-			row := yp[i*wo : (i+1)*wo]
-			src := xp[(i/s)*w : (i/s+1)*w]
-			for j := range row {
-				row[j] = src[j/s]
+	parallelFor(planes, 4, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			xp := x[p*h*w : (p+1)*h*w]
+			yp := y[p*h*s*wo : (p+1)*h*s*wo]
+			for i := 0; i < h; i++ {
+				// Build the first of the s equal output rows, copy it s-1 times.
+				row := yp[i*s*wo : (i*s+1)*wo]
+				src := xp[i*w : (i+1)*w]
+				if s == 2 {
+					for j, v := range src {
+						row[2*j], row[2*j+1] = v, v
+					}
+				} else {
+					for j := range row {
+						row[j] = src[j/s]
+					}
+				}
+				for r := 1; r < s; r++ {
+					copy(yp[(i*s+r)*wo:(i*s+r+1)*wo], row)
+				}
 			}
 		}
-	}
+	})
 }
 
 func (o *upsampleOp) DiffWRT(int) []bool { return []bool{true} }
@@ -230,18 +278,20 @@ func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
 
 func upBackward[T float](s, planes, h, w int, dy, dx []T) {
 	wo := w * s
-	clear(dx)
-	for p := 0; p < planes; p++ {
-		dp := dx[p*h*w : (p+1)*h*w]
-		yp := dy[p*h*s*wo : (p+1)*h*s*wo]
-		for i := 0; i < h*s; i++ {
-			row := yp[i*wo : (i+1)*wo]
-			dst := dp[(i/s)*w : (i/s+1)*w]
-			for j, v := range row {
-				dst[j/s] += v
+	parallelFor(planes, 4, func(p0, p1 int) {
+		clear(dx[p0*h*w : p1*h*w])
+		for p := p0; p < p1; p++ {
+			dp := dx[p*h*w : (p+1)*h*w]
+			yp := dy[p*h*s*wo : (p+1)*h*s*wo]
+			for i := 0; i < h*s; i++ {
+				row := yp[i*wo : (i+1)*wo]
+				dst := dp[(i/s)*w : (i/s+1)*w]
+				for j, v := range row {
+					dst[j/s] += v
+				}
 			}
 		}
-	}
+	})
 }
 
 // avgPoolOp is darknet's [avgpool]: global average pooling (avgpool_layer.c),
