@@ -27,6 +27,9 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -count=1 -timeout 15m ./...
+	# A few seconds of fuzzing of the cfg parser and the weights reader (no panic).
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCfg$$' -fuzztime 5s ./model
+	$(GO) test -run '^$$' -fuzz '^FuzzWeights$$' -fuzztime 5s ./model
 
 # bench: the CPU speed table against the PyTorch peer -> docs/BENCHMARKS.md.
 bench: build
