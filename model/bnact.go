@@ -101,17 +101,12 @@ func bnForwardChannel[T float](o *bnActOp, ch, n, c, hw int, m float64, x, gamma
 	if o.training {
 		var sum float64
 		for i := 0; i < n; i++ {
-			for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				sum += float64(v)
-			}
+			sum += sum4(x[(i*c+ch)*hw : (i*c+ch+1)*hw])
 		}
 		mean = sum / m
 		var ss float64
 		for i := 0; i < n; i++ {
-			for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				d := float64(v) - mean
-				ss += d * d
-			}
+			ss += sqDev4(x[(i*c+ch)*hw:(i*c+ch+1)*hw], mean)
 		}
 		vr = ss / m
 		unbiased := vr
@@ -140,12 +135,10 @@ func bnApplyChannel[T float](o *bnActOp, ch, n, c, hw int, mean, vr float64, x, 
 		xs, ys := x[off:off+hw], y[off:off+hw]
 		switch o.act {
 		case Leaky:
+			ys = ys[:len(xs)]
 			for j, v := range xs {
 				z := a*v + b
-				if z < 0 {
-					z *= 0.1
-				}
-				ys[j] = z
+				ys[j] = max(z, 0.1*z) // z < 0 ? 0.1z : z, without a branch
 			}
 		case Linear:
 			for j, v := range xs {
@@ -256,6 +249,10 @@ func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, 
 func actGradSums[T float](act Activation, a, b T, x, y, dy, g []T) (s1, s2 T) {
 	switch act {
 	case Leaky:
+		if y32, ok := any(y).([]float32); ok {
+			a, b := leakyGradSums32(any(x).([]float32), y32, any(dy).([]float32), any(g).([]float32))
+			return T(a), T(b)
+		}
 		for j, v := range y {
 			d := dy[j]
 			if v <= 0 {
@@ -266,11 +263,8 @@ func actGradSums[T float](act Activation, a, b T, x, y, dy, g []T) (s1, s2 T) {
 			s2 += d * x[j]
 		}
 	case Linear:
-		for j, d := range dy {
-			g[j] = d
-			s1 += d
-			s2 += d * x[j]
-		}
+		copy(g, dy)
+		return dotSums(x, dy)
 	default:
 		actGradSlice(act, a, b, x, y, dy, g)
 		for j, d := range g {
@@ -402,4 +396,85 @@ func biasBackward[T float](a Activation, s tensor.Shape, x, b, y, dy, dx, db []T
 			db[ch] += T(sum)
 		}
 	}
+}
+
+// sum4 is the float64 sum of v with four accumulators (independent add
+// chains: about four times the speed of one; a fixed order, so deterministic).
+func sum4[T float](v []T) float64 {
+	var a0, a1, a2, a3 float64
+	j := 0
+	for ; j+4 <= len(v); j += 4 {
+		a0 += float64(v[j])
+		a1 += float64(v[j+1])
+		a2 += float64(v[j+2])
+		a3 += float64(v[j+3])
+	}
+	for ; j < len(v); j++ {
+		a0 += float64(v[j])
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// sqDev4 is the float64 sum of (v-mean)^2, four accumulators.
+func sqDev4[T float](v []T, mean float64) float64 {
+	var a0, a1, a2, a3 float64
+	j := 0
+	for ; j+4 <= len(v); j += 4 {
+		d0, d1, d2, d3 := float64(v[j])-mean, float64(v[j+1])-mean, float64(v[j+2])-mean, float64(v[j+3])-mean
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+	}
+	for ; j < len(v); j++ {
+		d := float64(v[j]) - mean
+		a0 += d * d
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// dotSums returns sum g and sum g*x, two accumulators each.
+func dotSums[T float](x, g []T) (s1, s2 T) {
+	var a0, a1, b0, b1 T
+	x = x[:len(g)]
+	j := 0
+	for ; j+2 <= len(g); j += 2 {
+		a0 += g[j]
+		a1 += g[j+1]
+		b0 += g[j] * x[j]
+		b1 += g[j+1] * x[j+1]
+	}
+	for ; j < len(g); j++ {
+		a0 += g[j]
+		b0 += g[j] * x[j]
+	}
+	return a0 + a1, b0 + b1
+}
+
+// leakyGradSums32 sets g = dy * leaky'(y) (0.1 where y <= 0) and returns
+// sum g and sum g*x. The slope is picked by the sign bit instead of a branch
+// (the signs of activations are close to random, so a branch mispredicts);
+// (bits-1)>>31 is 1 for y <= 0 (+0 included), 0 for y > 0 (and for -0,
+// where the derivative is a convention anyway).
+func leakyGradSums32(x, y, dy, g []float32) (s1, s2 float32) {
+	slope := [2]float32{1, 0.1}
+	x, dy, g = x[:len(y)], dy[:len(y)], g[:len(y)]
+	var a0, a1, b0, b1 float32
+	j := 0
+	for ; j+2 <= len(y); j += 2 {
+		d0 := dy[j] * slope[(math.Float32bits(y[j])-1)>>31]
+		d1 := dy[j+1] * slope[(math.Float32bits(y[j+1])-1)>>31]
+		g[j], g[j+1] = d0, d1
+		a0 += d0
+		a1 += d1
+		b0 += d0 * x[j]
+		b1 += d1 * x[j+1]
+	}
+	for ; j < len(y); j++ {
+		d := dy[j] * slope[(math.Float32bits(y[j])-1)>>31]
+		g[j] = d
+		a0 += d
+		b0 += d * x[j]
+	}
+	return a0 + a1, b0 + b1
 }
