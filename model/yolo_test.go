@@ -117,3 +117,42 @@ func TestScaleXYTarget(t *testing.T) {
 		t.Fatalf("xy gradient %v %v, want 0", st.grad[0], st.grad[1])
 	}
 }
+
+// TestYOLOLossMixupWeights: a mixed sample's loss is the weighted sum of its
+// objects' losses (freebies.md: the mix weight multiplies every term of the
+// object). Two truths on a 2x1 grid, weights lambda and 1-lambda, each alone
+// at weight 1 for comparison; with both cells positive there are no
+// negative objectness terms, so every part must add up exactly.
+func TestYOLOLossMixupWeights(t *testing.T) {
+	h := &Head{Anchors: [][2]float64{{20, 20}}, Mask: []int{0}, Classes: 2, IgnoreThresh: 0.7}
+	x := []float64{0.3, -0.2, 0.1, 0.4, -1, 0.5, -0.7, -0.2, 0.6, -0.3, 0.2, 0.8, 0.1, -0.4} // (1, 7, 1, 2)
+	a := Truth{Class: 0, Box: box.Box{X1: 4, Y1: 6, X2: 24, Y2: 30}}
+	b := Truth{Class: 1, Box: box.Box{X1: 36, Y1: 2, X2: 60, Y2: 22}}
+	parts := func(ts ...Truth) LossParts {
+		st := &yoloState{netW: 64, netH: 32, truths: [][]Truth{ts}}
+		yoloLoss(h, st, tensor.Shape{1, 7, 1, 2}, x)
+		return st.parts
+	}
+	const lam = 0.3
+	a.Weight, b.Weight = 1, 1
+	pa, pb := parts(a), parts(b)
+	a.Weight, b.Weight = lam, 1-lam
+	mixed := parts(a, b)
+	wa, wb := float64(a.Weight), float64(b.Weight) // the float32 weights the loss sees
+	// Objectness of the two positives alone: BCE(x_obj, 1) at each cell.
+	objA, _ := bce(x[4*2+0], 1)
+	objB, _ := bce(x[4*2+1], 1)
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"xy", mixed.XY, wa*pa.XY + wb*pb.XY},
+		{"wh", mixed.WH, wa*pa.WH + wb*pb.WH},
+		{"cls", mixed.Cls, wa*pa.Cls + wb*pb.Cls},
+		{"obj", mixed.Obj, wa*objA + wb*objB},
+	} {
+		if math.Abs(c.got-c.want) > 1e-12 {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}

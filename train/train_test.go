@@ -107,3 +107,26 @@ func TestOverfitSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Decode gives the full image (RGB, HWC, 0..255) for augmentation and mixup.
+func (stdDecoder) Decode(path string) (*data.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	b := img.Bounds()
+	m := data.NewImage(b.Dx(), b.Dy())
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := (y*b.Dx() + x) * 3
+			m.Pix[i], m.Pix[i+1], m.Pix[i+2] = float32(r>>8), float32(g>>8), float32(bl>>8)
+		}
+	}
+	return m, nil
+}
