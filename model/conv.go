@@ -330,13 +330,16 @@ func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, buf
 }
 
 // im2col lays out x (c,h,w) as col (c*size*size, ho*wo): row (ch,u,v), column (i,j)
-// holds x[ch, i*stride+u-pad, j*stride+v-pad] (0 outside the image).
+// holds x[ch, i*stride+u-pad, j*stride+v-pad] (0 outside the image). The
+// columns j whose input lies inside the row are found once per (u,v) (dwSpan):
+// a stride-1 row is then one copy and two short clears.
 func im2col[T float](x []T, c, h, w int, g convGeom, ho, wo int, col []T) {
 	for ch := 0; ch < c; ch++ {
 		xc := x[ch*h*w : (ch+1)*h*w]
 		for u := 0; u < g.size; u++ {
 			for v := 0; v < g.size; v++ {
 				row := col[((ch*g.size+u)*g.size+v)*ho*wo:][:ho*wo]
+				lo, hi := g.dwSpan(v, w, wo)
 				for i := 0; i < ho; i++ {
 					yy := i*g.stride + u - g.pad
 					r := row[i*wo : (i+1)*wo]
@@ -345,24 +348,23 @@ func im2col[T float](x []T, c, h, w int, g convGeom, ho, wo int, col []T) {
 						continue
 					}
 					xr := xc[yy*w : (yy+1)*w]
+					clear(r[:lo])
+					clear(r[hi:])
 					if g.stride == 1 {
-						for j := 0; j < wo; j++ {
-							xx := j + v - g.pad
-							if xx < 0 || xx >= w {
-								r[j] = 0
-							} else {
-								r[j] = xr[xx]
-							}
+						copy(r[lo:hi], xr[lo+v-g.pad:hi+v-g.pad])
+						continue
+					}
+					if g.stride == 2 && hi > lo {
+						src := xr[2*lo+v-g.pad:]
+						dst := r[lo:hi]
+						src = src[:2*len(dst)-1]
+						for j := range dst {
+							dst[j] = src[2*j]
 						}
 						continue
 					}
-					for j := 0; j < wo; j++ {
-						xx := j*g.stride + v - g.pad
-						if xx < 0 || xx >= w {
-							r[j] = 0
-						} else {
-							r[j] = xr[xx]
-						}
+					for j := lo; j < hi; j++ {
+						r[j] = xr[j*g.stride+v-g.pad]
 					}
 				}
 			}
@@ -379,6 +381,7 @@ func col2im[T float](col []T, c, h, w int, g convGeom, ho, wo int, x []T) {
 		for u := 0; u < g.size; u++ {
 			for v := 0; v < g.size; v++ {
 				row := col[((ch*g.size+u)*g.size+v)*ho*wo:][:ho*wo]
+				lo, hi := g.dwSpan(v, w, wo)
 				for i := 0; i < ho; i++ {
 					yy := i*g.stride + u - g.pad
 					if yy < 0 || yy >= h {
@@ -386,11 +389,17 @@ func col2im[T float](col []T, c, h, w int, g convGeom, ho, wo int, x []T) {
 					}
 					xr := xc[yy*w : (yy+1)*w]
 					r := row[i*wo : (i+1)*wo]
-					for j := 0; j < wo; j++ {
-						xx := j*g.stride + v - g.pad
-						if xx >= 0 && xx < w {
-							xr[xx] += r[j]
+					if g.stride == 1 {
+						dst := xr[lo+v-g.pad : hi+v-g.pad]
+						src := r[lo:hi]
+						src = src[:len(dst)]
+						for j := range dst {
+							dst[j] += src[j]
 						}
+						continue
+					}
+					for j := lo; j < hi; j++ {
+						xr[j*g.stride+v-g.pad] += r[j]
 					}
 				}
 			}
