@@ -25,10 +25,6 @@ func (g convGeom) out(in int) int { return (in+2*g.pad-g.size)/g.stride + 1 }
 
 type convState struct {
 	y, dx, dw *tensor.Dense
-	cols      [][]float64 // per worker, float64 graphs
-	cols32    [][]float32
-	parts     [][]float64 // per-worker partial dW sums
-	parts32   [][]float32
 }
 
 type convOp struct {
@@ -76,9 +72,9 @@ func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
 	y := buffer(&o.st.y, x.Dtype(), n, f, o.out(h), o.out(wd))
 	switch x.Dtype() {
 	case tensor.Float32:
-		convForward(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(w), f32s(y), &o.st.cols32)
+		convForward(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(w), f32s(y))
 	case tensor.Float64:
-		convForward(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), w.Float64s(), y.Float64s(), &o.st.cols)
+		convForward(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), w.Float64s(), y.Float64s())
 	default:
 		return nil, fmt.Errorf("conv: unsupported dtype %v", x.Dtype())
 	}
@@ -117,9 +113,9 @@ func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
 	dx := buffer(&o.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx), &o.st.cols32)
+		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx))
 	case tensor.Float64:
-		convBackData(o.convGeom, x.Shape(), w.Shape(), w.Float64s(), dy.Float64s(), dx.Float64s(), &o.st.cols)
+		convBackData(o.convGeom, x.Shape(), w.Shape(), w.Float64s(), dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -141,9 +137,9 @@ func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
 	dw := buffer(&o.st.dw, x.Dtype(), w.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw), &o.st.cols32, &o.st.parts32)
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw))
 	case tensor.Float64:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s(), &o.st.cols, &o.st.parts)
+		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s())
 	}
 	return dw, nil
 }
@@ -151,16 +147,65 @@ func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
 // pointwise reports a 1x1, stride 1, unpadded conv: its im2col is the input itself.
 func (g convGeom) pointwise() bool { return g.size == 1 && g.stride == 1 && g.pad == 0 }
 
-func colBufs[T float](bufs *[][]T, workers, size int) [][]T {
-	if len(*bufs) < workers {
-		*bufs = append(*bufs, make([][]T, workers-len(*bufs))...)
+// scratch holds the im2col buffers and partial dW sums of every conv op in
+// the process: they are needed only while one op runs, so each op takes them
+// for the call and gives them back, instead of keeping its own (which summed
+// over YOLOv3's 75 convs and the workers came to hundreds of MB). A mutex
+// keeps it safe for replicas that run graphs on goroutines.
+var scratch struct {
+	sync.Mutex
+	f32 [][]float32
+	f64 [][]float64
+}
+
+func scratchList[T float]() *[][]T {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return any(&scratch.f32).(*[][]T)
 	}
-	for i := 0; i < workers; i++ {
-		if len((*bufs)[i]) < size {
-			(*bufs)[i] = make([]T, size)
+	return any(&scratch.f64).(*[][]T)
+}
+
+// getScratch returns k buffers of at least size elements (contents
+// unspecified): the smallest free ones that fit; when none fits, the largest
+// free one is dropped and a new one made, so the pool grows to a few buffers
+// of the largest size in use.
+func getScratch[T float](k, size int) [][]T {
+	scratch.Lock()
+	defer scratch.Unlock()
+	l := scratchList[T]()
+	out := make([][]T, k)
+	for q := range out {
+		best := -1
+		for i, b := range *l {
+			if len(b) >= size && (best < 0 || len(b) < len((*l)[best])) {
+				best = i
+			}
 		}
+		if best < 0 {
+			if len(*l) > 0 { // drop the largest (too small) one
+				big := 0
+				for i, b := range *l {
+					if len(b) > len((*l)[big]) {
+						big = i
+					}
+				}
+				*l = append((*l)[:big], (*l)[big+1:]...)
+			}
+			out[q] = make([]T, size)
+			continue
+		}
+		out[q] = (*l)[best]
+		*l = append((*l)[:best], (*l)[best+1:]...)
 	}
-	return *bufs
+	return out
+}
+
+func putScratch[T float](bs [][]T) {
+	scratch.Lock()
+	defer scratch.Unlock()
+	l := scratchList[T]()
+	*l = append(*l, bs...)
 }
 
 // imageWorkers is the number of goroutines that split a batch of n images:
@@ -218,7 +263,7 @@ func gemmRows[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int
 	wg.Wait()
 }
 
-func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[][]T) {
+func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
 	if g.depthwise(c, f) {
@@ -230,7 +275,11 @@ func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[]
 	kk := cg * g.size * g.size
 	nw := imageWorkers(n)
 	split := nw == 1
-	cols := colBufs(bufs, nw, kk*ho*wo)
+	var cols [][]T
+	if !g.pointwise() {
+		cols = getScratch[T](nw, kk*ho*wo)
+		defer putScratch(cols)
+	}
 	parallelImages(n, func(k, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for gi := 0; gi < g.groups; gi++ {
@@ -247,7 +296,7 @@ func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T, bufs *[]
 	})
 }
 
-func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs *[][]T) {
+func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
 	if g.depthwise(c, f) {
@@ -259,7 +308,11 @@ func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs 
 	kk := cg * g.size * g.size
 	nw := imageWorkers(n)
 	split := nw == 1
-	cols := colBufs(bufs, nw, kk*ho*wo)
+	var cols [][]T
+	if !g.pointwise() {
+		cols = getScratch[T](nw, kk*ho*wo)
+		defer putScratch(cols)
+	}
 	parallelImages(n, func(k, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for gi := 0; gi < g.groups; gi++ {
@@ -277,7 +330,7 @@ func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T, bufs 
 	})
 }
 
-func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, bufs *[][]T, parts *[][]T) {
+func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T) {
 	n, c, h, wd := dims4(xs)
 	f := ws[0]
 	if g.depthwise(c, f) {
@@ -289,18 +342,23 @@ func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, buf
 	kk := cg * g.size * g.size
 	nw := imageWorkers(n)
 	split := nw == 1
-	cols := colBufs(bufs, nw, kk*ho*wo)
+	var cols [][]T
+	if !g.pointwise() {
+		cols = getScratch[T](nw, kk*ho*wo)
+		defer putScratch(cols)
+	}
 	// Worker 0 sums its images into dw, worker k > 0 into its own partial
 	// buffer; the partials are added in worker order afterwards (a fixed
 	// order: the same sums every run).
 	var ps [][]T
 	if nw > 1 {
-		ps = colBufs(parts, nw, len(dw))
+		ps = getScratch[T](nw-1, len(dw))
+		defer putScratch(ps)
 	}
 	parallelImages(n, func(k, lo, hi int) {
 		acc := dw
 		if k > 0 {
-			acc = ps[k][:len(dw)]
+			acc = ps[k-1][:len(dw)]
 		}
 		clear(acc)
 		for i := lo; i < hi; i++ {
@@ -319,7 +377,7 @@ func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T, buf
 	if nw > 1 {
 		parallelFor(len(dw), 4096, func(lo, hi int) {
 			for k := 1; k < nw; k++ {
-				p := ps[k][lo:hi]
+				p := ps[k-1][lo:hi]
 				d := dw[lo:hi]
 				for j := range d {
 					d[j] += p[j]

@@ -135,8 +135,7 @@ func TestConvMatchesDirect(t *testing.T) {
 	}
 	ho, wo := geo.out(h), geo.out(w)
 	y := make([]float64, n*f*ho*wo)
-	var bufs [][]float64
-	convForward(geo, tensor.Shape{n, c, h, w}, tensor.Shape{f, c / 2, 3, 3}, x, wt, y, &bufs)
+	convForward(geo, tensor.Shape{n, c, h, w}, tensor.Shape{f, c / 2, 3, 3}, x, wt, y)
 	for i := 0; i < n; i++ {
 		for fo := 0; fo < f; fo++ {
 			gi := fo / (f / 2)
@@ -476,8 +475,7 @@ func TestDepthwiseMatchesDirect(t *testing.T) {
 		}
 		ho, wo := geo.out(h), geo.out(w)
 		y := make([]float64, n*c*ho*wo)
-		var bufs [][]float64
-		convForward(geo, tensor.Shape{n, c, h, w}, tensor.Shape{c, 1, geo.size, geo.size}, x, wt, y, &bufs)
+		convForward(geo, tensor.Shape{n, c, h, w}, tensor.Shape{c, 1, geo.size, geo.size}, x, wt, y)
 		k := geo.size
 		for i := 0; i < n; i++ {
 			for ch := 0; ch < c; ch++ {
