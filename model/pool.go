@@ -116,15 +116,19 @@ func pool2x2[T float](xp, yp []T, arg []int32, w, ho, wo int) {
 		ar := arg[i*wo : (i+1)*wo]
 		base := int32(2 * i * w)
 		for j := range yr {
-			best, a := r0[2*j], base+int32(2*j)
-			if v := r0[2*j+1]; v > best {
-				best, a = v, base+int32(2*j+1)
+			a0, a1, b0, b1 := r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1]
+			// max and the index of its first occurrence, without branches
+			// on the data (which a branch predictor cannot learn).
+			best := max(max(a0, a1), max(b0, b1))
+			a := base + int32(w+2*j+1)
+			if b0 == best {
+				a = base + int32(w+2*j)
 			}
-			if v := r1[2*j]; v > best {
-				best, a = v, base+int32(w+2*j)
+			if a1 == best {
+				a = base + int32(2*j+1)
 			}
-			if v := r1[2*j+1]; v > best {
-				best, a = v, base+int32(w+2*j+1)
+			if a0 == best {
+				a = base + int32(2*j)
 			}
 			yr[j], ar[j] = best, a
 		}
