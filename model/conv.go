@@ -31,11 +31,18 @@ type convOp struct {
 	opBase
 	convGeom
 	st *convState
+	// noDX: x is the network's input, whose gradient nobody reads; the
+	// backward pass computes dW only.
+	noDX bool
 }
 
 // Conv2D applies the convolution to x (N,C,H,W) with w (F, C/groups, size, size).
 func Conv2D(x, w *G.Node, size, stride, pad, groups int) (*G.Node, error) {
-	op := &convOp{opBase{uniqueName("conv"), 2, []int{4, 4}, 4}, convGeom{size, stride, pad, groups}, &convState{}}
+	return conv2D(x, w, size, stride, pad, groups, false)
+}
+
+func conv2D(x, w *G.Node, size, stride, pad, groups int, noDX bool) (*G.Node, error) {
+	op := &convOp{opBase{uniqueName("conv"), 2, []int{4, 4}, 4}, convGeom{size, stride, pad, groups}, &convState{}, noDX}
 	return G.ApplyOp(op, x, w)
 }
 
@@ -81,10 +88,17 @@ func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
 	return y, nil
 }
 
-func (o *convOp) DiffWRT(int) []bool { return []bool{true, true} }
+func (o *convOp) DiffWRT(int) []bool { return []bool{!o.noDX, true} }
 
 func (o *convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	x, w := in[0], in[1]
+	if o.noDX {
+		dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{nil, dw}, nil
+	}
 	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
 	if err != nil {
 		return nil, err

@@ -60,7 +60,8 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 		switch l := l.(type) {
 		case *ConvLayer:
 			w := param(fmt.Sprintf("%d.weight", i), l.W)
-			if y, err = Conv2D(cur, w, l.Size, l.Stride, l.Pad, l.G); err != nil {
+			// The input image needs no gradient: the first conv skips its dx.
+			if y, err = conv2D(cur, w, l.Size, l.Stride, l.Pad, l.G, cur == x); err != nil {
 				break
 			}
 			var gamma *G.Node
