@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -136,6 +137,7 @@ func ablateRun(cmd *cobra.Command, ios *IO, o *AblateOptions) error {
 		if err != nil {
 			return fmt.Errorf("variant %s: %w", st.name, err)
 		}
+		debug.FreeOSMemory() // the next variant builds its graphs anew
 		row.MAP, row.MAP07, row.Minutes = res.Test.VOC.MAP, res.Test.VOC.MAP07, res.Elapsed.Minutes()
 		if prev >= 0 {
 			row.Delta = row.MAP - prev
