@@ -158,7 +158,7 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	if !o.training {
 		return nil, fmt.Errorf("%s: no gradient in inference mode", o.name)
 	}
-	bw := &bnActGradOp{opBase{uniqueName("bnactgrad"), 5, []int{4, 1, 1, 4, 4}, 4}, o}
+	bw := &bnActGradOp{opBase: opBase{uniqueName("bnactgrad"), 5, []int{4, 1, 1, 4, 4}, 4}, fw: o, dy: grad}
 	dx, err := G.ApplyOp(bw, in[0], in[1], in[2], out, grad)
 	if err != nil {
 		return nil, err
@@ -184,6 +184,11 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type bnActGradOp struct {
 	opBase
 	fw *bnActOp
+	// dy is the gradient node this op reads. inPlace (set by
+	// planInPlace) makes the op write dx over dy's buffer, which only this
+	// op reads: one activation-sized buffer less per BN layer.
+	dy      *G.Node
+	inPlace bool
 }
 
 func (o *bnActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -194,7 +199,12 @@ func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x := t[0]
 	st := o.fw.st
-	dx := buffer(&st.dx, x.Dtype(), x.Shape()...)
+	var dx *tensor.Dense
+	if o.inPlace && o.fw.sync == nil && t[4].Dtype() == x.Dtype() && t[4].Shape().Eq(x.Shape()) && !t[4].IsView() {
+		dx = t[4]
+	} else {
+		dx = buffer(&st.dx, x.Dtype(), x.Shape()...)
+	}
 	c := x.Shape()[1]
 	dg := buffer(&st.dgamma, x.Dtype(), c)
 	db := buffer(&st.dbeta, x.Dtype(), c)
@@ -477,4 +487,33 @@ func leakyGradSums32(x, y, dy, g []float32) (s1, s2 float32) {
 		b0 += d * x[j]
 	}
 	return a0 + a1, b0 + b1
+}
+
+// disableInPlace turns planInPlace off (tests compare both).
+var disableInPlace bool
+
+// planInPlace marks the BN backward ops whose incoming gradient is a buffer
+// of one of dettrain's own backward ops (maxpool, conv dx, upsample) that no
+// other node reads: they overwrite it with their own dx instead of keeping a
+// buffer of their own. Gradients made by gorgonia (sums of several
+// consumers' gradients, a shortcut's gradient shared by both branches) are
+// left alone.
+func planInPlace(g *G.ExprGraph) {
+	if disableInPlace {
+		return
+	}
+	for _, n := range g.AllNodes() {
+		op, ok := n.Op().(*bnActGradOp)
+		if !ok || op.dy == nil {
+			continue
+		}
+		switch op.dy.Op().(type) {
+		case *maxPoolGradOp, *convGradXOp, *upsampleGradOp:
+		default:
+			continue
+		}
+		if g.To(op.dy.ID()).Len() == 1 {
+			op.inPlace = true
+		}
+	}
 }

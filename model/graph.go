@@ -144,6 +144,7 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 		if _, err := G.Grad(gr.loss, gr.params...); err != nil {
 			return nil, fmt.Errorf("building the gradient: %w", err)
 		}
+		planInPlace(g)
 		gr.vm = G.NewTapeMachine(g, G.BindDualValues(gr.params...))
 	} else {
 		gr.vm = G.NewTapeMachine(g)
