@@ -493,7 +493,7 @@ func leakyGradSums32(x, y, dy, g []float32) (s1, s2 float32) {
 var disableInPlace bool
 
 // planInPlace marks the BN backward ops whose incoming gradient is a buffer
-// of one of dettrain's own backward ops (maxpool, conv dx, upsample) that no
+// of one of dettrain's own backward ops (maxpool, conv dx, upsample, route) that no
 // other node reads: they overwrite it with their own dx instead of keeping a
 // buffer of their own. Gradients made by gorgonia (sums of several
 // consumers' gradients, a shortcut's gradient shared by both branches) are
@@ -508,7 +508,7 @@ func planInPlace(g *G.ExprGraph) {
 			continue
 		}
 		switch op.dy.Op().(type) {
-		case *maxPoolGradOp, *convGradXOp, *upsampleGradOp:
+		case *maxPoolGradOp, *convGradXOp, *upsampleGradOp, *routeGradOp:
 		default:
 			continue
 		}

@@ -99,7 +99,9 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 			case len(ins) == 1:
 				y = ins[0]
 			default:
-				y, err = G.Concat(1, ins...)
+				// dettrain's route op (one group): a copy per image and input,
+				// where gorgonia's Concat walks element iterators.
+				y, err = RouteGroups(1, 0, ins...)
 			}
 		case *ShortcutLayer:
 			y = cur

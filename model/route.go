@@ -13,7 +13,7 @@ import (
 //	y = concat_k x_k[:, g*C_k/G : (g+1)*C_k/G]
 //
 // along the channels. Its gradient copies each slice of dy back into a
-// zeroed dx_k. (Routes without groups use gorgonia's Concat.)
+// zeroed dx_k. Routes without groups are this op with one group.
 type routeOp struct {
 	opBase
 	groups, id int
@@ -134,10 +134,14 @@ func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
 	cy := dy.Shape()[1]
 	switch x.Dtype() {
 	case tensor.Float32:
-		clear(f32s(dx))
+		if o.k != c {
+			clear(f32s(dx))
+		}
 		copyChannels(f32s(dx), f32s(dy), n, c, cy, h*w, o.xOff, o.yOff, o.k)
 	case tensor.Float64:
-		clear(dx.Float64s())
+		if o.k != c {
+			clear(dx.Float64s())
+		}
 		copyChannels(dx.Float64s(), dy.Float64s(), n, c, cy, h*w, o.xOff, o.yOff, o.k)
 	}
 	return dx, nil
