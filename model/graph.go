@@ -104,13 +104,11 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 				y, err = RouteGroups(1, 0, ins...)
 			}
 		case *ShortcutLayer:
-			y = cur
+			ins := []*G.Node{cur}
 			for _, f := range l.From {
-				if y, err = G.Add(y, outs[f]); err != nil {
-					break
-				}
+				ins = append(ins, outs[f])
 			}
-			if err == nil {
+			if y, err = shortcut(ins...); err == nil {
 				y, err = Activate(y, l.Act)
 			}
 		case *ScaleChannelsLayer:

@@ -146,3 +146,90 @@ func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	return dx, nil
 }
+
+// shortcutOp is darknet's [shortcut] sum, y = x_0 + x_1 + ... (left to
+// right, as the chained gorgonia Adds it replaces), into a buffer reused
+// every step and split over the threads. Each input's gradient is dy itself.
+type shortcutOp struct {
+	opBase
+	st *routeState
+}
+
+func shortcut(xs ...*G.Node) (*G.Node, error) {
+	in := make([]int, len(xs))
+	for i := range in {
+		in[i] = 4
+	}
+	return G.ApplyOp(&shortcutOp{opBase{uniqueName("shortcut"), len(xs), in, 4}, &routeState{}}, xs...)
+}
+
+func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s0, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range in[1:] {
+		s, err := shapeOf(d)
+		if err != nil {
+			return nil, err
+		}
+		if !s.Eq(s0) {
+			return nil, fmt.Errorf("shortcut: input %d has shape %v, the first %v", i+1, s, s0)
+		}
+	}
+	return s0.Clone(), nil
+}
+
+func (o *shortcutOp) Do(vs ...G.Value) (G.Value, error) {
+	ts, err := densen(vs, o.arity)
+	if err != nil {
+		return nil, err
+	}
+	y := buffer(&o.st.y, ts[0].Dtype(), ts[0].Shape()...)
+	switch y.Dtype() {
+	case tensor.Float32:
+		xs := make([][]float32, len(ts))
+		for i, t := range ts {
+			xs[i] = f32s(t)
+		}
+		addAll(f32s(y), xs)
+	case tensor.Float64:
+		xs := make([][]float64, len(ts))
+		for i, t := range ts {
+			xs[i] = t.Float64s()
+		}
+		addAll(y.Float64s(), xs)
+	default:
+		return nil, fmt.Errorf("shortcut: unsupported dtype %v", y.Dtype())
+	}
+	return y, nil
+}
+
+func addAll[T float](y []T, xs [][]T) {
+	parallelFor(len(y), 1<<14, func(lo, hi int) {
+		d := y[lo:hi]
+		copy(d, xs[0][lo:hi])
+		for _, x := range xs[1:] {
+			s := x[lo:hi]
+			for j := range d {
+				d[j] += s[j]
+			}
+		}
+	})
+}
+
+func (o *shortcutOp) DiffWRT(n int) []bool {
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = true
+	}
+	return out
+}
+
+func (o *shortcutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	ds := make(G.Nodes, len(in))
+	for i := range ds {
+		ds[i] = grad
+	}
+	return ds, nil
+}
