@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/graph"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -37,6 +39,9 @@ type bnActOp struct {
 	// sync, when set, makes the batch statistics those of every replica's
 	// batch together (synchronized BN, syncbn.go).
 	sync Collective
+	// overwrite (inference graphs, set by NewGraph when x is a conv output
+	// read by nothing else) makes the op write y over x.
+	overwrite bool
 }
 
 type bnActState struct {
@@ -52,7 +57,7 @@ func BNAct(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool) (*G
 // BNActSync is BNAct whose training statistics are reduced over the
 // replicas of coll (nil: this batch alone).
 func BNActSync(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool, coll Collective) (*G.Node, error) {
-	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4}, a, training, bn, &bnActState{}, coll}
+	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4}, a, training, bn, &bnActState{}, coll, false}
 	return G.ApplyOp(op, x, gamma, beta)
 }
 
@@ -64,7 +69,12 @@ func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x := t[0]
-	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	var y *tensor.Dense
+	if o.overwrite && !o.training && !x.IsView() {
+		y = x // element-wise: each y[j] depends on x[j] only
+	} else {
+		y = buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	}
 	switch x.Dtype() {
 	case tensor.Float32:
 		err = bnForward(o, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(y))
@@ -313,7 +323,11 @@ type biasActOp struct {
 	st  *biasActState
 }
 
-type biasActState struct{ y, dx, db *tensor.Dense }
+type biasActState struct {
+	y, dx, db *tensor.Dense
+	// overwrite: as bnActOp's (inference graphs only).
+	overwrite bool
+}
 
 // BiasAct adds a per-channel bias and applies the activation.
 func BiasAct(x, bias *G.Node, a Activation) (*G.Node, error) {
@@ -327,7 +341,12 @@ func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x := t[0]
-	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	var y *tensor.Dense
+	if o.st.overwrite && !x.IsView() {
+		y = x
+	} else {
+		y = buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	}
 	switch x.Dtype() {
 	case tensor.Float32:
 		biasForward(o.act, x.Shape(), f32s(x), f32s(t[1]), f32s(y))
@@ -514,6 +533,39 @@ func planInPlace(g *G.ExprGraph) {
 		}
 		if g.To(op.dy.ID()).Len() == 1 {
 			op.inPlace = true
+		}
+	}
+}
+
+// planOverwrite makes the BN and bias ops of an inference graph write over
+// their input when it is a conv output that nothing else reads: one
+// activation-sized buffer less per conv layer.
+func planOverwrite(g *G.ExprGraph) {
+	for _, n := range g.AllNodes() {
+		var flag *bool
+		switch op := n.Op().(type) {
+		case *bnActOp:
+			if op.training {
+				continue
+			}
+			flag = &op.overwrite
+		case *biasActOp:
+			flag = &op.st.overwrite
+		default:
+			continue
+		}
+		kids := graph.NodesOf(g.From(n.ID()))
+		if len(kids) == 0 {
+			continue
+		}
+		for _, k := range kids {
+			x, ok := k.(*G.Node)
+			if !ok {
+				continue
+			}
+			if _, conv := x.Op().(*convOp); conv && g.To(x.ID()).Len() == 1 {
+				*flag = true
+			}
 		}
 	}
 }

@@ -147,6 +147,7 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 		planInPlace(g)
 		gr.vm = G.NewTapeMachine(g, G.BindDualValues(gr.params...))
 	} else {
+		planOverwrite(g)
 		gr.vm = G.NewTapeMachine(g)
 	}
 	return gr, nil
