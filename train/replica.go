@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/dettrain/dettrain/data"
@@ -90,6 +91,9 @@ func (c *graphCache) get(size int) ([]*replica, error) {
 		closeReplicas(c.reps[old])
 		delete(c.reps, old)
 		c.sizes = c.sizes[1:]
+		// Give the dropped graphs' buffers back before the new ones are
+		// allocated, or the heap would hold both until the next collection.
+		debug.FreeOSMemory()
 	}
 	reps, err := newReplicas(c.net, c.r, c.n, size, c.group)
 	if err != nil {
