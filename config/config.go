@@ -198,7 +198,8 @@ type Train struct {
 	Shapes []int `yaml:"shapes"`
 	// ShapeEvery is the number of iterations between size changes. Default 10; >= 1.
 	ShapeEvery int `yaml:"shape_every"`
-	// ShapeGraphs bounds the graphs (one per size) kept at once. Default 4; >= 1.
+	// ShapeGraphs bounds the graphs (one per size) kept at once. Default 2; >= 1.
+	// Each costs the memory of a training step at its size (docs/TRAINING.md).
 	ShapeGraphs int `yaml:"shape_graphs"`
 	// Mixup turns on visually coherent mixup. Default false.
 	Mixup bool `yaml:"mixup"`
@@ -282,7 +283,7 @@ func Default() Config {
 			SmoothingEps:    0.1,
 			Shapes:          []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608},
 			ShapeEvery:      10,
-			ShapeGraphs:     4,
+			ShapeGraphs:     2,
 			MixupAlpha:      1.5,
 			MixupBeta:       1.5,
 			MixupOffEpochs:  20,

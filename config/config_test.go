@@ -109,7 +109,7 @@ func TestDefault(t *testing.T) {
 		{"train.random_shapes", d.Train.RandomShapes, false},
 		{"train.shapes", d.Train.Shapes, []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608}},
 		{"train.shape_every", d.Train.ShapeEvery, 10},
-		{"train.shape_graphs", d.Train.ShapeGraphs, 4},
+		{"train.shape_graphs", d.Train.ShapeGraphs, 2},
 		{"train.mixup", d.Train.Mixup, false},
 		{"train.mixup_alpha", d.Train.MixupAlpha, 1.5},
 		{"train.mixup_beta", d.Train.MixupBeta, 1.5},
