@@ -108,3 +108,18 @@ func TestHelpHasExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshDirKeepsEarlierRuns: a new run never writes into a folder that
+// holds an earlier run's weights or checkpoints.
+func TestFreshDirKeepsEarlierRuns(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	var out bytes.Buffer
+	if got := freshDir(dir, &out); got != dir {
+		t.Fatalf("empty: %s", got)
+	}
+	writeFile(t, filepath.Join(dir, "weights", "best.weights"), "x")
+	writeFile(t, filepath.Join(dir+"-2", "checkpoints", "ckpt-000000001.ckpt"), "x")
+	if got := freshDir(dir, &out); got != dir+"-3" || !strings.Contains(out.String(), "--resume "+dir) {
+		t.Fatalf("got %s, message %q", got, out.String())
+	}
+}

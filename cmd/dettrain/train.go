@@ -165,6 +165,9 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err := prepareModel(net, c.Model, trainSet, ios.Out); err != nil {
 		return nil, err
 	}
+	if resume == nil {
+		c.Output.Dir = freshDir(c.Output.Dir, ios.Out)
+	}
 	out := c.Output.Dir
 	resolved, err := c.YAML()
 	if err != nil {
@@ -333,4 +336,28 @@ func trickList(c *config.Config) []string {
 		on = append(on, "EMA")
 	}
 	return on
+}
+
+// freshDir returns dir, or, when dir already holds a run (weights or
+// checkpoints), the first of dir-2, dir-3, ... that does not, so that a new
+// run never overwrites an earlier run's weights.
+func freshDir(dir string, w io.Writer) string {
+	used := func(d string) bool {
+		for _, sub := range []string{"weights", "checkpoints"} {
+			if ents, err := os.ReadDir(filepath.Join(d, sub)); err == nil && len(ents) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if !used(dir) {
+		return dir
+	}
+	for i := 2; ; i++ {
+		d := fmt.Sprintf("%s-%d", dir, i)
+		if !used(d) {
+			fmt.Fprintf(w, "%s holds an earlier run (continue it with --resume %s); this run writes to %s\n", dir, dir, d)
+			return d
+		}
+	}
 }
