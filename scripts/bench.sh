@@ -26,6 +26,9 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 # Both sides print "IPS <median> ... peakMiB <rss>".
 field() { awk -v k="$1" '{for (i=1;i<NF;i++) if ($i==k) print $(i+1)}'; }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# Other processes using the CPU while the table runs change the numbers: name them.
+busy=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 20 {printf "%s%s (%s%% CPU)", sep, $2, $1; sep=", "}')
 rows=""
 for w in "${workloads[@]}"; do
   IFS='|' read -r name cfg tmodel size batch mode iters <<<"$w"
@@ -51,6 +54,14 @@ for w in "${workloads[@]}"; do
   fi
 done
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+# Everything from the notes marker on in the old file (the analysis written by
+# hand from profiles) is kept below the new table.
+marker='<!-- notes: kept by scripts/bench.sh -->'
+notes=""
+if [ -f "$out" ] && grep -qF "$marker" "$out"; then
+  notes=$(awk -v m="$marker" 'index($0, m) {f = 1} f' "$out")
+fi
 torchv=$([ "$have_torch" = 1 ] && /usr/bin/python3 -c 'import torch; print(torch.__version__)' || echo none)
 cat > "$out" <<MD
 # Benchmarks
@@ -65,7 +76,12 @@ inference; peak RSS is each process's high-water mark.
 | workload | dettrain img/s | PyTorch img/s | ratio | dettrain peak MiB | PyTorch peak MiB |
 |---|---|---|---|---|---|
 $rows
+Machine load: load average $load_before before, $load_after after; other busy processes at
+the start: ${busy:-none}.
+
 Rerun: \`make bench\` (or \`scripts/bench.sh 5\` for 5 rounds). Other load on the machine
 changes the absolute numbers; the ratios come from interleaved runs.
+
+${notes}
 MD
 echo "bench: wrote $out"
