@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type BenchOptions struct {
 	Classes, Threads int
 	JSON             bool
 	RSSEvery         int
+	CPUProfile       string
 }
 
 func newBenchCmd(io *IO, runF func(*BenchOptions) error) *cobra.Command {
@@ -69,6 +71,7 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 	cmd.Flags().IntVar(&o.Threads, "threads", 0, "BLAS threads (0 = number of CPUs)")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object")
 	cmd.Flags().IntVar(&o.RSSEvery, "rss-every", 0, "print the resident memory every N timed iterations (0: never)")
+	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed iterations (go tool pprof)")
 	return cmd
 }
 
@@ -163,6 +166,17 @@ func benchRun(ios *IO, o *BenchOptions) error {
 		if err := step(); err != nil {
 			return err
 		}
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ips := make([]float64, o.Iters)
 	for i := range ips {
