@@ -10,7 +10,7 @@ for r in $(seq "$rounds"); do
   for v in "1 local" "2 local" "2 sync"; do
     set -- $v
     ips=$(bin/dettrain train --config configs/demo.yaml --out "/tmp/dettrain-replicas-$1-$2" \
-      --set train.epochs=1 --set train.eval_interval=0 --set data.val= --set train.replicas="$1" --set model.bn="$2" |
+      --set train.epochs=1 --set train.warmup_epochs=0 --set train.eval_interval=0 --set data.val= --set train.replicas="$1" --set model.bn="$2" |
       sed -n 's/.*(\([0-9.]*\) img\/s)$/\1/p')
     echo "round $r replicas $1 bn $2: $ips img/s"
   done
