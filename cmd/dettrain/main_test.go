@@ -101,7 +101,8 @@ func TestTrainRefusesBadData(t *testing.T) {
 }
 
 func TestHelpHasExamples(t *testing.T) {
-	for _, c := range [][]string{{"train"}, {"eval"}, {"predict"}, {"synth"}, {"data", "check"}, {"config"}, {"version"}} {
+	for _, c := range [][]string{{"train"}, {"eval"}, {"predict"}, {"synth"}, {"data", "check"}, {"data", "convert"}, {"config"}, {"version"},
+		{"bench"}, {"ablate"}, {"export"}, {"anchors"}} {
 		code, out, _ := run(t, append(c, "--help")...)
 		if code != 0 || !strings.Contains(out, "Examples:") {
 			t.Errorf("%v --help: exit %d, no Examples section:\n%s", c, code, out)
