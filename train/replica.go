@@ -163,27 +163,49 @@ func runReplicas(reps []*replica, b *data.Batch, group *model.SyncGroup) (model.
 	if len(reps) == 1 {
 		return loss, grads, nil
 	}
+	all := [][][]float32{grads}
 	for _, r := range reps[1:] {
 		gs, err := r.g.Grads()
 		if err != nil {
 			return model.LossParts{}, nil, err
 		}
+		all = append(all, gs)
+		loss.Add(r.g.Loss())
+	}
+	hostReducer{}.AllReduceMean(all)
+	f := 1 / float64(len(reps))
+	loss.Obj, loss.XY, loss.WH, loss.Cls = loss.Obj*f, loss.XY*f, loss.WH*f, loss.Cls*f
+	return loss, grads, nil
+}
+
+// GradReducer is the all-reduce of gradients in a data-parallel step: it
+// leaves the mean of every replica's gradients in replica 0's buffers
+// (grads[r][k] is replica r's gradient of parameter k) and may clear the
+// others. The CPU backend sums in host memory; a GPU backend supplies an
+// NCCL all-reduce behind the same interface, as model.Collective does for the
+// BN statistics.
+type GradReducer interface {
+	AllReduceMean(grads [][][]float32)
+}
+
+// hostReducer sums in rank order, so results are the same from run to run.
+type hostReducer struct{}
+
+func (hostReducer) AllReduceMean(grads [][][]float32) {
+	dstAll := grads[0]
+	for _, gs := range grads[1:] {
 		for k, g := range gs {
-			dst := grads[k]
+			dst := dstAll[k]
 			for j, v := range g {
 				dst[j] += v
 			}
 			clear(g)
 		}
-		loss.Add(r.g.Loss())
 	}
-	inv := 1 / float32(len(reps))
-	for _, g := range grads {
+	inv := 1 / float32(len(grads))
+	for _, g := range dstAll {
 		for j := range g {
 			g[j] *= inv
 		}
 	}
-	f := 1 / float64(len(reps))
-	loss.Obj, loss.XY, loss.WH, loss.Cls = loss.Obj*f, loss.XY*f, loss.WH*f, loss.Cls*f
-	return loss, grads, nil
 }
