@@ -18,7 +18,7 @@ build: deps
 	$(GO) build -o $(BIN) ./cmd/dettrain
 
 # demo: generate the synthetic shapes set, train the demo model on it and
-# print the test-split mAP (about 7 minutes on 2 cores).
+# print the test-split mAP (under 3 minutes on 2 idle cores).
 demo: build
 	$(BIN) synth --out $(DEMO) --images 2400 --seed 1
 	$(BIN) train --config configs/demo.yaml
