@@ -72,7 +72,7 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	if size == 0 {
 		size = c.Model.Size
 	}
-	ds, err := loadSplit(c, c.Data.Train, names, io.Err)
+	ds, err := loadDataset(c, c.Data.Train, names, io.Err)
 	if err != nil {
 		return err
 	}

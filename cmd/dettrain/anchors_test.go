@@ -50,7 +50,7 @@ func TestPrepareModelFineTune(t *testing.T) {
 		t.Fatal(err)
 	}
 	names, _ := c.ClassNames()
-	ds, err := loadSplit(c, c.Data.Train, names, &bytes.Buffer{})
+	ds, err := loadDataset(c, c.Data.Train, names, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,7 @@ import (
 
 // loadDataset reads one split in the config's data.format (voc, coco or
 // yolo) and the header of every image; with problems it refuses (unless
-// data.skip_bad, then it warns on errw and skips those images). It is
-// loadSplit for every format.
+// data.skip_bad, then it warns on errw and skips those images).
 func loadDataset(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, error) {
 	ds, _, err := loadDatasetCOCO(c, split, names, errw)
 	return ds, err

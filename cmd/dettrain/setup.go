@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"math"
 	"runtime"
 
@@ -17,11 +16,6 @@ import (
 
 func layout(c *config.Config) data.VOCLayout {
 	return data.VOCLayout{Root: c.Data.Root, Images: c.Data.Images, Annotations: c.Data.Annotations, Splits: c.Data.Splits}
-}
-
-// loadSplit reads one split in the config's data.format (see loadDataset).
-func loadSplit(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, error) {
-	return loadDataset(c, split, names, errw)
 }
 
 // buildNetwork reads the cfg, fits the heads to the class count and loads

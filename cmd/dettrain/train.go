@@ -139,7 +139,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		return nil, err
 	}
 	setThreads(c.Train)
-	trainSet, err := loadSplit(c, c.Data.Train, names, ios.Err)
+	trainSet, err := loadDataset(c, c.Data.Train, names, ios.Err)
 	if err != nil {
 		return nil, err
 	}
