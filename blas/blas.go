@@ -132,20 +132,30 @@ func gtr(t bool) gblas.Transpose {
 	return gblas.NoTrans
 }
 
+// trivial checks the arguments (panicking on a programming error, as BLAS
+// does), loads the library, and handles the cases with no product: an empty
+// C, or k = 0 where C = beta*C. It reports whether the call is done.
+func trivial[T Float](transA, transB bool, m, n, k, lenA, lda, lenB, ldb int, beta T, c []T, ldc int) bool {
+	if m == 0 || n == 0 {
+		return true
+	}
+	check(transA, transB, m, n, k, lenA, lda, lenB, ldb, len(c), ldc)
+	load()
+	if k != 0 {
+		return false
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+	return true
+}
+
 // Sgemm is C = alpha*op(A)*op(B) + beta*C in float32, row-major.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	check(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
-	load()
-	if k == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				row[j] *= beta
-			}
-		}
+	if trivial(transA, transB, m, n, k, len(a), lda, len(b), ldb, beta, c, ldc) {
 		return
 	}
 	if cSgemm != nil {
@@ -160,18 +170,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 
 // Dgemm is C = alpha*op(A)*op(B) + beta*C in float64, row-major.
 func Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	check(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
-	load()
-	if k == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				row[j] *= beta
-			}
-		}
+	if trivial(transA, transB, m, n, k, len(a), lda, len(b), ldb, beta, c, ldc) {
 		return
 	}
 	if cDgemm != nil {

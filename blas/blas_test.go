@@ -77,3 +77,14 @@ func f32(x []float64) []float32 {
 	}
 	return y
 }
+
+// TestGemmNoProduct: with k = 0 there is no product and C becomes beta*C.
+func TestGemmNoProduct(t *testing.T) {
+	c := []float32{1, 2, 3, 4}
+	Gemm(false, false, 2, 2, 0, float32(5), []float32{}, 1, []float32{}, 2, float32(0.5), c, 2)
+	for i, want := range []float32{0.5, 1, 1.5, 2} {
+		if c[i] != want {
+			t.Fatalf("c = %v, want beta*c", c)
+		}
+	}
+}
