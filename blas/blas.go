@@ -113,7 +113,7 @@ func check(transA, transB bool, m, n, k, lenA, lda, lenB, ldb, lenC, ldc int) {
 	if m < 0 || n < 0 || k < 0 || lda < max(1, ca) || ldb < max(1, cb) || ldc < max(1, n) {
 		panic(fmt.Sprintf("blas: bad gemm dims m=%d n=%d k=%d lda=%d ldb=%d ldc=%d", m, n, k, lda, ldb, ldc))
 	}
-	if (ra > 0 && lenA < (ra-1)*lda+ca) || (rb > 0 && lenB < (rb-1)*ldb+cb) || (m > 0 && lenC < (m-1)*ldc+n) {
+	if (ra > 0 && ca > 0 && lenA < (ra-1)*lda+ca) || (rb > 0 && cb > 0 && lenB < (rb-1)*ldb+cb) || (m > 0 && lenC < (m-1)*ldc+n) {
 		panic(fmt.Sprintf("blas: gemm slice too short: A %d B %d C %d for m=%d n=%d k=%d", lenA, lenB, lenC, m, n, k))
 	}
 }
