@@ -63,7 +63,7 @@ type Options struct {
 	ClassTarget func(float64) float64
 	// MaxGraphs bounds how many input sizes keep their graphs (and buffers)
 	// at once when batches come in several sizes (random shapes); the least
-	// recently used is dropped. Default 4.
+	// recently used is dropped. Default 2 (train.shape_graphs).
 	MaxGraphs int
 	Identity  Identity
 	// Resume continues from this checkpoint.
@@ -167,7 +167,7 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 		return sum, fmt.Errorf("train.batch %d is not divisible by %d replicas", o.Batch, o.Replicas)
 	}
 	if o.MaxGraphs <= 0 {
-		o.MaxGraphs = 4
+		o.MaxGraphs = 2
 	}
 	t.graphs = &graphCache{net: net, r: o.Replicas, n: o.Batch / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget}
 	if o.SyncBN && o.Replicas > 1 {
