@@ -182,19 +182,11 @@ func dataConvertRun(io *IO, o *DataConvertOptions) error {
 		}
 		bar.Add(1)
 		if len(rep.Problems) > 0 {
-			var b strings.Builder
-			for i, p := range rep.Problems {
-				if i == 20 {
-					fmt.Fprintf(&b, "\n  ... and %d more", len(rep.Problems)-20)
-					break
-				}
-				fmt.Fprintf(&b, "\n  %s", p)
-			}
 			if !o.SkipBad {
 				bar.Finish()
-				return fmt.Errorf("split %q has %d problems (--skip-bad leaves those images out):%s", s, len(rep.Problems), b.String())
+				return fmt.Errorf("split %q has %d problems (--skip-bad leaves those images out):%s", s, len(rep.Problems), problemList(rep.Problems))
 			}
-			fmt.Fprintf(io.Err, "warning: leaving out %d images of split %q with problems:%s\n", rep.Skipped, s, b.String())
+			fmt.Fprintf(io.Err, "warning: leaving out %d images of split %q with problems:%s\n", rep.Skipped, s, problemList(rep.Problems))
 		}
 		fmt.Fprintf(io.Out, "  %s: %d images, %d objects\n", s, rep.Images, rep.Objects)
 		sd = append(sd, data.SplitData{Name: s, Dataset: ds, COCO: cs})

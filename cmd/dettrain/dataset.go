@@ -27,18 +27,10 @@ func loadDatasetCOCO(c *config.Config, split string, names []string, errw io.Wri
 		return nil, nil, err
 	}
 	if len(rep.Problems) > 0 {
-		var b strings.Builder
-		for i, p := range rep.Problems {
-			if i == 20 {
-				fmt.Fprintf(&b, "\n  ... and %d more", len(rep.Problems)-20)
-				break
-			}
-			fmt.Fprintf(&b, "\n  %s", p)
-		}
 		if !c.Data.SkipBad {
-			return nil, nil, fmt.Errorf("split %q of %s has %d problems (set data.skip_bad: true to skip those images):%s", split, c.Data.Root, len(rep.Problems), b.String())
+			return nil, nil, fmt.Errorf("split %q of %s has %d problems (set data.skip_bad: true to skip those images):%s", split, c.Data.Root, len(rep.Problems), problemList(rep.Problems))
 		}
-		fmt.Fprintf(errw, "warning: skipping %d images of split %q with problems:%s\n", len(rep.Problems), split, b.String())
+		fmt.Fprintf(errw, "warning: skipping %d images of split %q with problems:%s\n", len(rep.Problems), split, problemList(rep.Problems))
 	}
 	if len(ds.Samples) == 0 {
 		return nil, nil, fmt.Errorf("split %q of %s has no usable images", split, c.Data.Root)
@@ -61,4 +53,17 @@ func groundTruth(ds *data.Dataset, cs *data.COCOSplit) []eval.GroundTruth {
 		}
 	}
 	return gts
+}
+
+// problemList formats a data set's problems, one per line, the first 20.
+func problemList(ps []data.Problem) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i == 20 {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(ps)-20)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s", p)
+	}
+	return b.String()
 }
