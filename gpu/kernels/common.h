@@ -1,0 +1,73 @@
+// common.h: included first in dettrain's one NVRTC program (gpu/nvrtc.go
+// KernelSource). Under NVRTC, __global__, threadIdx, expf, atomicAdd and the
+// rest are built in. The #else branch lets clang's CUDA mode compile the same
+// source without CUDA headers (gpu/kernels_test.go), to catch errors on
+// machines without a GPU.
+#ifdef __CUDACC_RTC__
+#else
+#include <__clang_cuda_builtin_vars.h>
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
+#define __forceinline__ __attribute__((always_inline))
+extern "C" __device__ float __nv_expf(float);
+extern "C" __device__ float __nv_logf(float);
+extern "C" __device__ float __nv_log1pf(float);
+extern "C" __device__ float __nv_tanhf(float);
+extern "C" __device__ float __nv_sqrtf(float);
+extern "C" __device__ float __nv_rsqrtf(float);
+extern "C" __device__ float __nv_fabsf(float);
+extern "C" __device__ float __nv_fminf(float, float);
+extern "C" __device__ float __nv_fmaxf(float, float);
+extern "C" __device__ double __nv_exp(double);
+extern "C" __device__ double __nv_log(double);
+extern "C" __device__ double __nv_log1p(double);
+extern "C" __device__ double __nv_sqrt(double);
+extern "C" __device__ double __nv_fabs(double);
+extern "C" __device__ double __nv_tanh(double);
+extern "C" __device__ int __nv_isnanf(float);
+extern "C" __device__ int __nv_isinff(float);
+static __device__ inline float expf(float x) { return __nv_expf(x); }
+static __device__ inline float logf(float x) { return __nv_logf(x); }
+static __device__ inline float log1pf(float x) { return __nv_log1pf(x); }
+static __device__ inline float tanhf(float x) { return __nv_tanhf(x); }
+static __device__ inline float sqrtf(float x) { return __nv_sqrtf(x); }
+static __device__ inline float rsqrtf(float x) { return __nv_rsqrtf(x); }
+static __device__ inline float fabsf(float x) { return __nv_fabsf(x); }
+static __device__ inline float fminf(float a, float b) { return __nv_fminf(a, b); }
+static __device__ inline float fmaxf(float a, float b) { return __nv_fmaxf(a, b); }
+static __device__ inline double exp(double x) { return __nv_exp(x); }
+static __device__ inline double log(double x) { return __nv_log(x); }
+static __device__ inline double log1p(double x) { return __nv_log1p(x); }
+static __device__ inline double sqrt(double x) { return __nv_sqrt(x); }
+static __device__ inline double fabs(double x) { return __nv_fabs(x); }
+static __device__ inline double tanh(double x) { return __nv_tanh(x); }
+static __device__ inline int isfinite(float x) { return !__nv_isnanf(x) && !__nv_isinff(x); }
+static __device__ inline float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
+static __device__ inline double atomicAdd(double* p, double v) { return __nvvm_atom_add_gen_d(p, v); }
+static __device__ inline int atomicOr(int* p, int v) { return __nvvm_atom_or_gen_i(p, v); }
+static __device__ inline float __shfl_down_sync(unsigned m, float v, int d) { return __nvvm_shfl_sync_down_f32(m, v, d, 31); }
+static __device__ inline double __shfl_down_sync(unsigned m, double v, int d) {
+  long long l = __builtin_bit_cast(long long, v);
+  int lo = __nvvm_shfl_sync_down_i32(m, (int)l, d, 31), hi = __nvvm_shfl_sync_down_i32(m, (int)(l >> 32), d, 31);
+  return __builtin_bit_cast(double, ((long long)hi << 32) | (unsigned)lo);
+}
+#endif
+
+// Grid-stride loop over [0, n).
+#define FOR_N(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); i += (long long)blockDim.x * gridDim.x)
+
+// Activations, as darknet's activations.c and model/act.go: 0 linear,
+// 1 leaky (0.1), 2 relu, 3 logistic, 4 mish, 5 swish.
+#define ACT_LINEAR 0
+#define ACT_LEAKY 1
+#define ACT_RELU 2
+#define ACT_LOGISTIC 3
+#define ACT_MISH 4
+#define ACT_SWISH 5
+
+// store writes v to *p, or adds it when acc is set (gradient accumulation at
+// fan-out points).
+static __device__ __forceinline__ void store(float* p, float v, int acc) {
+  if (acc) *p += v; else *p = v;
+}
