@@ -160,6 +160,55 @@ func (h *Head) BestAnchor(w, ht float64) int {
 	return bi
 }
 
+// Positives finds the positive slots of one image's truths on a gh x gw grid
+// of an input of netW x netH pixels: it sets pos[a*gh*gw+i*gw+j] (a the index
+// into Mask, i the row, j the column) to the index of the truth assigned
+// there plus one, and every other element to 0. Each truth with a positive
+// width and height goes to the best of all anchors by centred shape IoU; when
+// that anchor is in Mask it takes the cell holding its centre (clamped to the
+// grid). A later truth overwrites an earlier one in the same slot. pos must
+// hold len(Mask)*gh*gw elements. The CPU loss and the GPU one (package gpu)
+// both use it.
+func (h *Head) Positives(truths []Truth, gh, gw, netW, netH int, pos []int32) {
+	plane := gh * gw
+	if len(pos) != len(h.Mask)*plane {
+		panic(fmt.Sprintf("Head.Positives: pos has %d elements, want %d anchors x %d x %d = %d", len(pos), len(h.Mask), gh, gw, len(h.Mask)*plane))
+	}
+	clear(pos)
+	sx, sy := float64(netW)/float64(gw), float64(netH)/float64(gh) // strides
+	for ti, t := range truths {
+		w, ht := t.Box.W(), t.Box.H()
+		if w <= 0 || ht <= 0 {
+			continue
+		}
+		best := h.BestAnchor(w, ht)
+		for a, m := range h.Mask {
+			if m != best {
+				continue
+			}
+			cx, cy := t.Box.Center()
+			j := min(max(int(cx/sx), 0), gw-1)
+			i := min(max(int(cy/sy), 0), gh-1)
+			pos[a*plane+i*gw+j] = int32(ti + 1)
+		}
+	}
+}
+
+// YOLOLossCPU is the CPU loss of one head on its raw output x of shape
+// (N, len(Mask)*(5+C), H, W), with the truths of each image on a netW x netH
+// input and the class-target mapping smooth (nil: identity): the loss parts
+// and the gradient of the total with respect to x. It is the loss a training
+// Graph computes, exported for checking other implementations (package gpu).
+func YOLOLossCPU(h *Head, truths [][]Truth, shape []int, x []float32, netW, netH int, smooth func(float64) float64) (LossParts, []float64) {
+	s := tensor.Shape(shape)
+	if want := len(h.Mask) * (5 + h.Classes); len(s) != 4 || s[1] != want || s.TotalSize() != len(x) {
+		panic(fmt.Sprintf("YOLOLossCPU: shape %v with %d values, want 4-D with %d channels", shape, len(x), want))
+	}
+	st := &yoloState{truths: truths, netW: netW, netH: netH, smooth: smooth}
+	yoloLoss(h, st, s, x)
+	return st.parts, st.grad
+}
+
 func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 	n, _, gh, gw := dims4(s)
 	na, nc := len(h.Mask), h.Classes
@@ -174,7 +223,7 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 	inv := 1 / float64(n)
 	area := float64(st.netW * st.netH)
 	at := func(b, a, k, i, j int) int { return ((b*na+a)*per+k)*plane + i*gw + j }
-	pos := make([]int, na*plane)
+	pos := make([]int32, na*plane)
 	sxy := h.xyScale()
 	smooth := st.smooth
 	if smooth == nil {
@@ -185,31 +234,14 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 		if b < len(st.truths) {
 			truths = st.truths[b]
 		}
-		// Positives: slot -> truth index + 1 (a later truth overwrites an earlier one).
-		clear(pos)
-		for ti, t := range truths {
-			w, ht := t.Box.W(), t.Box.H()
-			if w <= 0 || ht <= 0 {
-				continue
-			}
-			best := h.BestAnchor(w, ht)
-			for a, m := range h.Mask {
-				if m != best {
-					continue
-				}
-				cx, cy := t.Box.Center()
-				j := min(max(int(cx/sx), 0), gw-1)
-				i := min(max(int(cy/sy), 0), gh-1)
-				pos[a*plane+i*gw+j] = ti + 1
-			}
-		}
+		h.Positives(truths, gh, gw, st.netW, st.netH, pos)
 		for a := 0; a < na; a++ {
 			aw, ah := h.Anchors[h.Mask[a]][0], h.Anchors[h.Mask[a]][1]
 			for i := 0; i < gh; i++ {
 				for j := 0; j < gw; j++ {
 					ko := at(b, a, 4, i, j)
 					po := float64(x[ko])
-					if ti := pos[a*plane+i*gw+j]; ti > 0 {
+					if ti := int(pos[a*plane+i*gw+j]); ti > 0 {
 						t := truths[ti-1]
 						m := float64(t.Weight)
 						l, g := bce(po, 1)
