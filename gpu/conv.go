@@ -1,0 +1,502 @@
+package gpu
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ConvShape describes one convolution: input (N,C,H,W), K filters of Size x
+// Size over C/Groups channels, stride, symmetric padding Pad.
+type ConvShape struct{ N, C, H, W, K, Size, Stride, Pad, Groups int }
+
+// Out returns the output's height and width: (H + 2*Pad - Size)/Stride + 1.
+func (c ConvShape) Out() (oh, ow int) {
+	if c.Stride <= 0 {
+		return 0, 0
+	}
+	return (c.H+2*c.Pad-c.Size)/c.Stride + 1, (c.W+2*c.Pad-c.Size)/c.Stride + 1
+}
+
+func (c ConvShape) String() string {
+	return fmt.Sprintf("conv %dx%dx%dx%d -> K=%d %dx%d/%d pad %d groups %d", c.N, c.C, c.H, c.W, c.K, c.Size, c.Size, c.Stride, c.Pad, c.Groups)
+}
+
+func (c ConvShape) validate() error {
+	if c.N < 1 || c.C < 1 || c.H < 1 || c.W < 1 || c.K < 1 || c.Size < 1 || c.Stride < 1 || c.Pad < 0 || c.Groups < 1 {
+		return fmt.Errorf("%v: sizes must be positive (Pad non-negative)", c)
+	}
+	if c.C%c.Groups != 0 || c.K%c.Groups != 0 {
+		return fmt.Errorf("%v: Groups must divide C and K", c)
+	}
+	if oh, ow := c.Out(); oh < 1 || ow < 1 {
+		return fmt.Errorf("%v: the %dx%d window does not fit the padded %dx%d input", c, c.Size, c.Size, c.H+2*c.Pad, c.W+2*c.Pad)
+	}
+	oh, ow := c.Out()
+	for _, n := range []int{c.N * c.C * c.H * c.W, c.N * c.K * oh * ow, c.K * c.C / c.Groups * c.Size * c.Size} {
+		if n > 1<<31-1 {
+			return fmt.Errorf("%v: a tensor of %d elements is too large for cuDNN's 4-D descriptors", c, n)
+		}
+	}
+	return nil
+}
+
+// convPerf is cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionBwdDataAlgoPerf_t
+// and cudnnConvolutionBwdFilterAlgoPerf_t of cuDNN 9 (cudnn_cnn.h), which
+// share one layout: 48 bytes, memory at offset 16.
+type convPerf struct {
+	Algo        int32
+	Status      int32
+	Time        float32 // milliseconds
+	Memory      uint64  // size_t: workspace bytes
+	Determinism int32
+	MathType    int32
+	Reserved    [3]int32
+}
+
+// Convolution directions.
+const (
+	dirFwd = iota
+	dirBwdData
+	dirBwdFilter
+)
+
+var dirNames = [3]string{"fwd", "bwd-data", "bwd-filter"}
+
+// algoNames are the algorithm enums' names (cudnn_ops.h), per direction.
+var algoNames = [3][]string{
+	{"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"},
+	{"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"},
+	{"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED", "FFT_TILING"},
+}
+
+func algoName(dir int, algo int32) string {
+	if algo >= 0 && int(algo) < len(algoNames[dir]) {
+		return algoNames[dir][algo]
+	}
+	return fmt.Sprintf("algo %d", algo)
+}
+
+var mathNames = []string{"DEFAULT_MATH", "TENSOR_OP_MATH", "TENSOR_OP_MATH_ALLOW_CONVERSION", "FMA_MATH"}
+
+func mathName(m int32) string {
+	if m >= 0 && int(m) < len(mathNames) {
+		return mathNames[m]
+	}
+	return fmt.Sprintf("math type %d", m)
+}
+
+// algoChoice is the algorithm chosen for one direction.
+type algoChoice struct {
+	ok   bool
+	algo int32
+	math int32 // the math type cuDNN measured it with
+	ws   int   // workspace bytes
+	det  bool
+	ms   float32
+}
+
+// convChoice is the cached choice for one (shape, tf32).
+type convChoice struct{ dir [3]algoChoice }
+
+type convKey struct {
+	sh   ConvShape
+	tf32 bool
+}
+
+// Conv is one convolution's descriptors and chosen algorithms.
+type Conv struct {
+	d      *DNN
+	sh     ConvShape
+	tf32   bool
+	needDx bool
+	x, y   uintptr    // tensor descriptors
+	w      uintptr    // filter descriptor
+	cd     [3]uintptr // convolution descriptors, one per direction (each with its algorithm's math type)
+	ch     convChoice
+}
+
+// NewConv makes the descriptors and picks, by measurement
+// (cudnnFind...AlgorithmEx on the given buffers, which it may overwrite),
+// the fastest algorithm of each direction whose workspace fits wsLimit
+// bytes, preferring deterministic ones (CUDNN_DETERMINISTIC) among those
+// within 5% (or 2 µs) of the fastest. With tf32 false the convolutions
+// compute in full FP32 (CUDNN_FMA_MATH: cuDNN 9 otherwise may use TF32
+// tensor cores for FP32 data); with tf32 true cuDNN may use TF32. Results
+// are cached in d by (shape, tf32), so a second NewConv of the same shape
+// does no search. needDx false skips the backward-data search (first
+// layer); x, w, y, dw (and dx when needDx) are buffers of the shape's sizes.
+// Call inside Device.Do.
+func (d *DNN) NewConv(sh ConvShape, tf32 bool, x, w, y, dx, dw Ptr, needDx bool, wsLimit int) (*Conv, error) {
+	if err := sh.validate(); err != nil {
+		return nil, err
+	}
+	if wsLimit < 0 {
+		wsLimit = 0
+	}
+	c := &Conv{d: d, sh: sh, tf32: tf32, needDx: needDx}
+	if err := c.describe(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%v: %w", sh, err)
+	}
+
+	key := convKey{sh, tf32}
+	d.mu.Lock()
+	if d.cache == nil {
+		d.cache = map[convKey]*convChoice{}
+	}
+	cached := d.cache[key]
+	d.mu.Unlock()
+	var need [3]bool
+	for dir := range 3 {
+		if dir == dirBwdData && !needDx {
+			continue
+		}
+		if cached != nil && cached.dir[dir].ok && cached.dir[dir].ws <= wsLimit {
+			c.ch.dir[dir] = cached.dir[dir]
+		} else {
+			need[dir] = true
+		}
+	}
+	if need[0] || need[1] || need[2] {
+		if err := c.search(need, x, w, y, dx, dw, wsLimit); err != nil {
+			c.Close()
+			return nil, err
+		}
+		d.mu.Lock()
+		d.searches++
+		e := d.cache[key]
+		if e == nil {
+			e = &convChoice{}
+			d.cache[key] = e
+		}
+		for dir := range 3 {
+			if need[dir] {
+				e.dir[dir] = c.ch.dir[dir]
+			}
+		}
+		d.mu.Unlock()
+	}
+	// Each direction runs with the math type its algorithm was measured with
+	// (cuDNN needs both); FP32 proper when tf32 is off.
+	for dir := range 3 {
+		if !c.ch.dir[dir].ok {
+			continue
+		}
+		m := c.ch.dir[dir].math
+		if !tf32 {
+			m = cudnnFMAMath
+		}
+		if err := dnnCheck("cudnnSetConvolutionMathType", dnnLib.cudnnSetConvolutionMathType(c.cd[dir], m)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%v: %w", sh, err)
+		}
+	}
+	return c, nil
+}
+
+// describe creates the descriptors.
+func (c *Conv) describe() error {
+	sh := c.sh
+	oh, ow := sh.Out()
+	var err error
+	if c.x, err = newTensor4d(sh.N, sh.C, sh.H, sh.W); err != nil {
+		return err
+	}
+	if c.y, err = newTensor4d(sh.N, sh.K, oh, ow); err != nil {
+		return err
+	}
+	if err = dnnCheck("cudnnCreateFilterDescriptor", dnnLib.cudnnCreateFilterDescriptor(&c.w)); err != nil {
+		return err
+	}
+	if err = dnnCheck("cudnnSetFilter4dDescriptor", dnnLib.cudnnSetFilter4dDescriptor(c.w, cudnnDataFloat, cudnnTensorNCHW,
+		int32(sh.K), int32(sh.C/sh.Groups), int32(sh.Size), int32(sh.Size))); err != nil {
+		return err
+	}
+	math := int32(cudnnFMAMath)
+	if c.tf32 {
+		math = cudnnDefaultMath
+	}
+	for dir := range 3 {
+		if err = dnnCheck("cudnnCreateConvolutionDescriptor", dnnLib.cudnnCreateConvolutionDescriptor(&c.cd[dir])); err != nil {
+			return err
+		}
+		if err = dnnCheck("cudnnSetConvolution2dDescriptor", dnnLib.cudnnSetConvolution2dDescriptor(c.cd[dir], int32(sh.Pad), int32(sh.Pad),
+			int32(sh.Stride), int32(sh.Stride), 1, 1, cudnnCrossCorrelation, cudnnDataFloat)); err != nil {
+			return err
+		}
+		if err = dnnCheck("cudnnSetConvolutionGroupCount", dnnLib.cudnnSetConvolutionGroupCount(c.cd[dir], int32(sh.Groups))); err != nil {
+			return err
+		}
+		if err = dnnCheck("cudnnSetConvolutionMathType", dnnLib.cudnnSetConvolutionMathType(c.cd[dir], math)); err != nil {
+			return err
+		}
+	}
+	var n, k, h, w int32
+	if err = dnnCheck("cudnnGetConvolution2dForwardOutputDim", dnnLib.cudnnGetConvolution2dForwardOutputDim(c.cd[0], c.x, c.w, &n, &k, &h, &w)); err != nil {
+		return err
+	}
+	if int(n) != sh.N || int(k) != sh.K || int(h) != oh || int(w) != ow {
+		return fmt.Errorf("cuDNN's output is %dx%dx%dx%d, ConvShape.Out says %dx%dx%dx%d", n, k, h, w, sh.N, sh.K, oh, ow)
+	}
+	return nil
+}
+
+// workspaceSize returns the workspace one algorithm of dir needs, or
+// false where cuDNN does not support it for this shape.
+func (c *Conv) workspaceSize(dir int, algo int32) (int, bool) {
+	var n uint64
+	var code int32
+	h := c.d.h
+	switch dir {
+	case dirFwd:
+		code = dnnLib.cudnnGetConvolutionForwardWorkspaceSize(h, c.x, c.w, c.cd[dir], c.y, algo, &n)
+	case dirBwdData:
+		code = dnnLib.cudnnGetConvolutionBackwardDataWorkspaceSize(h, c.w, c.y, c.cd[dir], c.x, algo, &n)
+	default:
+		code = dnnLib.cudnnGetConvolutionBackwardFilterWorkspaceSize(h, c.x, c.y, c.cd[dir], c.w, algo, &n)
+	}
+	return int(n), code == 0
+}
+
+// search measures the algorithms of the directions in need and keeps the
+// choice of each in c.ch.
+func (c *Conv) search(need [3]bool, x, w, y, dx, dw Ptr, wsLimit int) error {
+	// The workspace for the measurement: the most any algorithm needs,
+	// within wsLimit.
+	size := 0
+	for dir := range 3 {
+		if !need[dir] {
+			continue
+		}
+		for a := range len(algoNames[dir]) {
+			if n, ok := c.workspaceSize(dir, int32(a)); ok && n <= wsLimit && n > size {
+				size = n
+			}
+		}
+	}
+	clearLastError()
+	var ws uint64
+	for size > 0 {
+		if drv.cuMemAlloc(&ws, uint64(size)) == 0 {
+			break
+		}
+		ws = 0
+		if size < 1<<20 {
+			size = 0
+		} else {
+			size /= 2
+		}
+	}
+	defer func() {
+		if ws != 0 {
+			if c.d.s != nil {
+				c.d.s.Sync()
+			}
+			drv.cuMemFree(ws)
+		}
+	}()
+	for dir := range 3 {
+		if !need[dir] {
+			continue
+		}
+		perfs := make([]convPerf, 16)
+		var n int32
+		var code int32
+		var call string
+		h := c.d.h
+		switch dir {
+		case dirFwd:
+			call = "cudnnFindConvolutionForwardAlgorithmEx"
+			code = dnnLib.cudnnFindConvolutionForwardAlgorithmEx(h, c.x, uintptr(x), c.w, uintptr(w), c.cd[dir], c.y, uintptr(y),
+				int32(len(perfs)), &n, &perfs[0], uintptr(ws), uint64(size))
+		case dirBwdData:
+			call = "cudnnFindConvolutionBackwardDataAlgorithmEx"
+			code = dnnLib.cudnnFindConvolutionBackwardDataAlgorithmEx(h, c.w, uintptr(w), c.y, uintptr(y), c.cd[dir], c.x, uintptr(dx),
+				int32(len(perfs)), &n, &perfs[0], uintptr(ws), uint64(size))
+		default:
+			call = "cudnnFindConvolutionBackwardFilterAlgorithmEx"
+			code = dnnLib.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, uintptr(x), c.y, uintptr(y), c.cd[dir], c.w, uintptr(dw),
+				int32(len(perfs)), &n, &perfs[0], uintptr(ws), uint64(size))
+		}
+		if err := dnnCheck(call, code); err != nil {
+			return fmt.Errorf("%v: %w", c.sh, err)
+		}
+		clearLastError() // the algorithms that failed inside the search leave messages
+		perfs = perfs[:max(0, min(int(n), len(perfs)))]
+		ch, ok := pickAlgo(perfs, wsLimit, c.tf32)
+		if !ok {
+			return fmt.Errorf("%v: %s found no usable %s algorithm within a %d-byte workspace (tf32 %v): %s",
+				c.sh, call, dirNames[dir], wsLimit, c.tf32, describePerfs(dir, perfs))
+		}
+		c.ch.dir[dir] = ch
+	}
+	return nil
+}
+
+// pickAlgo chooses among measured algorithms: those that ran, fit wsLimit
+// and (without tf32) do not use tensor-op math; the fastest deterministic
+// one within 5% (or 2 µs) of the fastest, else the fastest.
+func pickAlgo(perfs []convPerf, wsLimit int, tf32 bool) (algoChoice, bool) {
+	var ok []convPerf
+	for _, p := range perfs {
+		if p.Status != 0 || p.Time < 0 || p.Memory > uint64(wsLimit) {
+			continue
+		}
+		if !tf32 && (p.MathType == cudnnTensorOpMath || p.MathType == cudnnTensorOpMathAllowConversion) {
+			continue
+		}
+		ok = append(ok, p)
+	}
+	if len(ok) == 0 {
+		return algoChoice{}, false
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].Time < ok[j].Time })
+	best := ok[0]
+	slack := max(0.05*best.Time, 0.002)
+	for _, p := range ok {
+		if p.Time > best.Time+slack {
+			break
+		}
+		if p.Determinism == cudnnDeterministic {
+			best = p
+			break
+		}
+	}
+	return algoChoice{ok: true, algo: best.Algo, math: best.MathType, ws: int(best.Memory), det: best.Determinism == cudnnDeterministic, ms: best.Time}, true
+}
+
+// describePerfs lists what each measured algorithm reported, for errors.
+func describePerfs(dir int, perfs []convPerf) string {
+	if len(perfs) == 0 {
+		return "cuDNN returned no algorithm"
+	}
+	var s []string
+	for _, p := range perfs {
+		st := "ok"
+		if p.Status != 0 {
+			st = fmt.Sprintf("status %d", p.Status)
+			if dnnLib.cudnnGetErrorString != nil {
+				st = dnnLib.cudnnGetErrorString(p.Status)
+			}
+		}
+		s = append(s, fmt.Sprintf("%s %s, %.3f ms, %d B workspace, %s", algoName(dir, p.Algo), st, p.Time, p.Memory, mathName(p.MathType)))
+	}
+	return strings.Join(s, "; ")
+}
+
+// Shape returns the convolution's shape.
+func (c *Conv) Shape() ConvShape { return c.sh }
+
+// Workspace returns the bytes of workspace needed (the most of the three
+// directions); Forward and the backward passes take a buffer at least that
+// large.
+func (c *Conv) Workspace() int {
+	n := 0
+	for _, a := range c.ch.dir {
+		if a.ok && a.ws > n {
+			n = a.ws
+		}
+	}
+	return n
+}
+
+// Algos describes the chosen algorithms, e.g. "fwd IMPLICIT_PRECOMP_GEMM,
+// bwd-data ALGO_1, bwd-filter ALGO_1", marking non-deterministic ones and,
+// with tf32, those that use tensor-op math.
+func (c *Conv) Algos() string {
+	var s []string
+	for dir, a := range c.ch.dir {
+		if !a.ok {
+			s = append(s, dirNames[dir]+" skipped")
+			continue
+		}
+		t := dirNames[dir] + " " + algoName(dir, a.algo)
+		if !a.det {
+			t += " (non-deterministic)"
+		}
+		if c.tf32 && a.math != cudnnFMAMath && a.math != cudnnDefaultMath {
+			t += " (" + mathName(a.math) + ")"
+		}
+		s = append(s, t)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (c *Conv) wrap(dir int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%v, %s %s: %w", c.sh, dirNames[dir], algoName(dir, c.ch.dir[dir].algo), err)
+}
+
+func (c *Conv) checkWS(dir int, ws Ptr) error {
+	if c.ch.dir[dir].ws > 0 && ws == 0 {
+		return c.wrap(dir, fmt.Errorf("needs a %d-byte workspace, got none", c.ch.dir[dir].ws))
+	}
+	return nil
+}
+
+// Forward computes y = conv(x, w) (y is overwritten). ws is a workspace of
+// at least Workspace() bytes.
+func (c *Conv) Forward(x, w, y, ws Ptr) error {
+	a := c.ch.dir[dirFwd]
+	if err := c.checkWS(dirFwd, ws); err != nil {
+		return err
+	}
+	al, be := blend(false)
+	return c.wrap(dirFwd, dnnCheck("cudnnConvolutionForward", dnnLib.cudnnConvolutionForward(c.d.h, al, c.x, uintptr(x), c.w, uintptr(w),
+		c.cd[dirFwd], a.algo, uintptr(ws), uint64(a.ws), be, c.y, uintptr(y))))
+}
+
+// BackwardData computes the input's gradient dx from dy: dx = convT(dy, w),
+// or dx += convT(dy, w) when acc.
+func (c *Conv) BackwardData(w, dy, dx, ws Ptr, acc bool) error {
+	a := c.ch.dir[dirBwdData]
+	if !a.ok {
+		return fmt.Errorf("%v: BackwardData on a Conv made with needDx false", c.sh)
+	}
+	if err := c.checkWS(dirBwdData, ws); err != nil {
+		return err
+	}
+	al, be := blend(acc)
+	return c.wrap(dirBwdData, dnnCheck("cudnnConvolutionBackwardData", dnnLib.cudnnConvolutionBackwardData(c.d.h, al, c.w, uintptr(w), c.y, uintptr(dy),
+		c.cd[dirBwdData], a.algo, uintptr(ws), uint64(a.ws), be, c.x, uintptr(dx))))
+}
+
+// BackwardFilter computes the filters' gradient dw from x and dy, or adds
+// it to dw when acc.
+func (c *Conv) BackwardFilter(x, dy, dw, ws Ptr, acc bool) error {
+	a := c.ch.dir[dirBwdFilter]
+	if err := c.checkWS(dirBwdFilter, ws); err != nil {
+		return err
+	}
+	al, be := blend(acc)
+	return c.wrap(dirBwdFilter, dnnCheck("cudnnConvolutionBackwardFilter", dnnLib.cudnnConvolutionBackwardFilter(c.d.h, al, c.x, uintptr(x), c.y, uintptr(dy),
+		c.cd[dirBwdFilter], a.algo, uintptr(ws), uint64(a.ws), be, c.w, uintptr(dw))))
+}
+
+// Close destroys the descriptors.
+func (c *Conv) Close() error {
+	if c == nil {
+		return nil
+	}
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for dir := range c.cd {
+		if c.cd[dir] != 0 {
+			keep(dnnCheck("cudnnDestroyConvolutionDescriptor", dnnLib.cudnnDestroyConvolutionDescriptor(c.cd[dir])))
+			c.cd[dir] = 0
+		}
+	}
+	if c.w != 0 {
+		keep(dnnCheck("cudnnDestroyFilterDescriptor", dnnLib.cudnnDestroyFilterDescriptor(c.w)))
+		c.w = 0
+	}
+	keep(destroyTensors(&c.x, &c.y))
+	return first
+}
