@@ -45,7 +45,11 @@ static __device__ inline double tanh(double x) { return __nv_tanh(x); }
 static __device__ inline int isfinite(float x) { return !__nv_isnanf(x) && !__nv_isinff(x); }
 static __device__ inline float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ inline double atomicAdd(double* p, double v) { return __nvvm_atom_add_gen_d(p, v); }
+static __device__ inline float __int_as_float(int x) { return __builtin_bit_cast(float, x); }
 static __device__ inline int atomicOr(int* p, int v) { return __nvvm_atom_or_gen_i(p, v); }
+// clang 14 accepts its shuffle builtins only in functions with a PTX >= 6.0 feature.
+static __device__ inline float __shfl_down_sync(unsigned m, float v, int d) __attribute__((target("ptx60")));
+static __device__ inline double __shfl_down_sync(unsigned m, double v, int d) __attribute__((target("ptx60")));
 static __device__ inline float __shfl_down_sync(unsigned m, float v, int d) { return __nvvm_shfl_sync_down_f32(m, v, d, 31); }
 static __device__ inline double __shfl_down_sync(unsigned m, double v, int d) {
   long long l = __builtin_bit_cast(long long, v);
