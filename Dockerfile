@@ -1,0 +1,109 @@
+# dettrain for NVIDIA GPU hosts. Details, and what was checked how: docs/DOCKER.md.
+#
+#   docker build -t dettrain .
+#   docker run --rm --gpus all -v "$PWD/data:/data" -v "$PWD/runs:/runs" dettrain synth --out demo/shapes
+#   docker run --rm --gpus all -v "$PWD/data:/data" -v "$PWD/runs:/runs" dettrain train --config configs/demo.yaml
+#
+# Two stages. The build stage compiles dettrain with cgo (gocv needs it) against
+# Debian 12's OpenCV 4.6. The runtime stage is NVIDIA's CUDA 13 + cuDNN 9 image
+# on Ubuntu 24.04 plus only the shared libraries the binary needs. No CUDA is
+# needed to build: dettrain opens libcuda, cuBLAS, cuDNN and NVRTC at run time
+# with purego (no cgo, no CUDA headers). scripts/dockerlint.sh checks this file
+# without a Docker engine.
+
+# GO_IMAGE is golang:<go.mod's Go version>-bookworm (why bookworm: see below).
+ARG GO_IMAGE=golang:1.26.8-bookworm
+# A CUDA 13.0 runtime needs a host driver of R580 or newer.
+# CUDA_IMAGE is NVIDIA's CUDA 13.0 + cuDNN 9 runtime image on Ubuntu 24.04.
+ARG CUDA_IMAGE=nvidia/cuda:13.0.3-cudnn-runtime-ubuntu24.04
+
+# ---------------------------------------------------------------------------
+# Debian 12 (bookworm) on purpose, not a newer Debian: bookworm's OpenCV is
+# 4.6, the same as Ubuntu 24.04's, so the libopencv_*.so.406 sonames the
+# binary records are the ones the runtime stage's packages ship.
+# build compiles dettrain, cgo on, against that OpenCV.
+FROM ${GO_IMAGE} AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libopencv-dev \
+      libopenblas-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+ENV CGO_ENABLED=1 GOTOOLCHAIN=local
+# The modules first, in their own layer: it is rebuilt only when go.mod or
+# go.sum change, not at every source edit.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# VERSION is what `dettrain version` prints.
+ARG VERSION=dev
+RUN --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags "-X main.version=${VERSION}" -o /out/dettrain ./cmd/dettrain \
+ && /out/dettrain version
+
+# ---------------------------------------------------------------------------
+# runtime is CUDA 13 + cuDNN 9 on Ubuntu 24.04 (noble), plus what the binary needs.
+FROM ${CUDA_IMAGE} AS runtime
+
+# The OpenCV modules the binary links (readelf -d: core, imgproc, imgcodecs,
+# dnn, highgui, videoio, video, objdetect, calib3d, features2d, photo), under
+# noble's t64 package names, and OpenBLAS, which dettrain opens at run time
+# for the CPU GEMM. Built on Debian 12, run on Ubuntu 24.04: both ship OpenCV
+# 4.6 as libopencv_*.so.406, so every soname the binary needs exists here, and
+# noble's glibc (2.39) and libstdc++ (GCC 14) are newer than bookworm's (2.36,
+# GCC 12), which is the direction that works.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libopencv-core406t64 \
+      libopencv-imgproc406t64 \
+      libopencv-imgcodecs406t64 \
+      libopencv-dnn406t64 \
+      libopencv-highgui406t64 \
+      libopencv-videoio406t64 \
+      libopencv-video406t64 \
+      libopencv-objdetect406t64 \
+      libopencv-calib3d406t64 \
+      libopencv-features2d406t64 \
+      libopencv-photo406t64 \
+      libopenblas0 \
+ && rm -rf /var/lib/apt/lists/*
+
+# cuBLAS (libcublas-13-0), NVRTC (cuda-nvrtc-13-0, a dependency of the base
+# image's cuda-libraries-13-0) and cuDNN 9 (libcudnn9-cuda-13) come with the
+# base image. The build stops here unless the loader finds every library
+# dettrain opens by soname. libcuda.so.1 is in no image: the NVIDIA container
+# toolkit mounts the host driver's copy at `docker run --gpus ...`.
+RUN for so in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 libnvrtc.so.13 libopenblas.so.0; do \
+      ldconfig -p | grep -qF "$so (" || { echo "runtime image: the loader does not find $so" >&2; exit 1; }; \
+    done
+
+# The user: uid/gid 1000 by default, the first user on most Linux hosts, so
+# files written to bind mounts belong to them (Ubuntu's own "ubuntu" user of
+# that uid is removed). For another owner build with --build-arg
+# DETTRAIN_UID=$(id -u) --build-arg DETTRAIN_GID=$(id -g), or run with --user.
+# DETTRAIN_UID and DETTRAIN_GID are the ids of the user "dettrain".
+ARG DETTRAIN_UID=1000
+ARG DETTRAIN_GID=1000
+# /opt/dettrain mirrors the repository's layout, so the README's commands and
+# the configs' relative paths work unchanged: configs/ is a copy of the
+# repository's, demo -> /data and runs -> /runs (the two volumes), and
+# ../shared of the BCCD configs is /opt/shared (mount ../shared there).
+RUN (userdel --remove ubuntu 2>/dev/null || true) \
+ && (groupdel ubuntu 2>/dev/null || true) \
+ && groupadd --gid "${DETTRAIN_GID}" dettrain \
+ && useradd --uid "${DETTRAIN_UID}" --gid dettrain --create-home --shell /usr/sbin/nologin dettrain \
+ && mkdir -p /data /runs /opt/dettrain \
+ && chown dettrain:dettrain /data /runs \
+ && ln -s /data /opt/dettrain/demo \
+ && ln -s /runs /opt/dettrain/runs
+COPY configs /opt/dettrain/configs
+COPY --from=build /out/dettrain /usr/local/bin/dettrain
+
+USER dettrain
+WORKDIR /opt/dettrain
+# Compiled CUDA kernels are cached on the runs volume, so a new container
+# does not compile them again.
+ENV DETTRAIN_CACHE=/runs/.cache
+VOLUME ["/data", "/runs"]
+ENTRYPOINT ["dettrain"]
+CMD ["--help"]
