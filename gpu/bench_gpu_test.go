@@ -1,0 +1,98 @@
+package gpu
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dettrain/dettrain/box"
+	"github.com/dettrain/dettrain/model"
+)
+
+// TestBenchGPU times the workloads of docs/BENCHMARKS.md's GPU table when
+// DETTRAIN_GPU_BENCH is set to a list of model:size:batch:mode[:tf32|fp32]
+// entries, e.g. "yolov3:416:32:train,yolov3-tiny:416:64:train". It prints one
+// line per entry (img/s median, min, max; dettrain's peak device memory).
+// `dettrain bench --device cuda` does the same from the CLI; this test runs
+// where the CLI cannot be built (no OpenCV on the GPU test machine).
+func TestBenchGPU(t *testing.T) {
+	spec := os.Getenv("DETTRAIN_GPU_BENCH")
+	if spec == "" {
+		t.Skip("set DETTRAIN_GPU_BENCH to run")
+	}
+	testGPU(t)
+	for _, e := range strings.Split(spec, ",") {
+		f := strings.Split(e, ":")
+		var size, batch int
+		fmt.Sscan(f[1], &size)
+		fmt.Sscan(f[2], &batch)
+		mode, tf32 := f[3], !(len(f) > 4 && f[4] == "fp32")
+		cfg, err := model.ReadCfg("../configs/models/" + f[0] + ".cfg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := model.NewNetwork(cfg, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.Init(1)
+		r := rand.New(rand.NewSource(1))
+		images := make([]float32, batch*3*size*size)
+		for i := range images {
+			images[i] = r.Float32()
+		}
+		truths := make([][]model.Truth, batch)
+		for i := range truths {
+			for k := 0; k < 4; k++ {
+				x, y := r.Float64()*float64(size)*0.7, r.Float64()*float64(size)*0.7
+				w, h := 16+r.Float64()*float64(size)*0.3, 16+r.Float64()*float64(size)*0.3
+				truths[i] = append(truths[i], model.Truth{Class: r.Intn(20), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
+			}
+		}
+		var step func() error
+		var mem func() (int64, int64)
+		var closeF func()
+		if mode == "train" {
+			tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, Momentum: 0.9, Decay: 0.0005})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.Load(nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			step = func() error { _, _, err := tr.Step(images, size, truths, 1e-6, 0, 0); return err }
+			mem, closeF = tr.Memory, tr.Close
+		} else {
+			p, err := NewPredictor(net, 0, batch, size, tf32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			step = func() error { return p.Forward(images) }
+			mem, closeF = p.Memory, p.Close
+		}
+		t0 := time.Now()
+		for i := 0; i < 5; i++ {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		warm := time.Since(t0)
+		ips := make([]float64, 20)
+		for i := range ips {
+			t1 := time.Now()
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+			ips[i] = float64(batch) / time.Since(t1).Seconds()
+		}
+		sort.Float64s(ips)
+		_, peak := mem()
+		fmt.Printf("GPUBENCH %s size %d batch %d %s tf32=%v: IPS %.1f min %.1f max %.1f peakDeviceMiB %.0f (warmup incl. algorithm search %.1fs)\n",
+			f[0], size, batch, mode, tf32, (ips[9]+ips[10])/2, ips[0], ips[19], float64(peak)/(1<<20), warm.Seconds())
+		closeF()
+	}
+}

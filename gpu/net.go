@@ -1,0 +1,873 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/dettrain/dettrain/model"
+)
+
+// Net is a model.Network unrolled on one device for batches of N images of
+// Size x Size pixels: every layer's forward and backward as cuDNN calls and
+// dettrain's kernels over device buffers, in layer order (forward) and
+// reverse layer order (backward). It is darknet's executor, not a gorgonia
+// graph: the ops a step runs are exactly the ones listed in docs/GPU.md.
+//
+// Gradient accumulation at fan-out points (a layer read by several later
+// layers: route, shortcut, scale_channels) is decided once, when the Net is
+// built: walking the layers backwards, the first contribution to a gradient
+// buffer overwrites it and later ones add to it (the kernels' acc flag, cuDNN's
+// beta = 1), so no gradient buffer is ever cleared.
+type Net struct {
+	N, Size  int
+	Training bool
+
+	dev *Device
+	s   *Stream
+	k   *Kernels
+	dnn *DNN
+	net *model.Network
+	st  *State
+	tf  bool // TF32 convolutions
+
+	bufs   []*buffer // slot 0 is the input image, slot i+1 layer i's output
+	layers []*layer
+	heads  []*head
+
+	ws      Ptr
+	wsBytes int
+	scratch Ptr
+	scrN    int
+	loss    Ptr // double[5] per step: obj, xy, wh, cls, positives
+	flag    Ptr // int32: set when a gradient or the loss is not finite
+	host    *HostBuffer
+	hostIn  int // byte offset of the input image in host
+	hostTg  int // byte offset of the targets
+	tgDev   Ptr // targets on the device
+	tgBytes int
+
+	// Smooth0 and Smooth1 are the class targets for t = 0 and t = 1 (label smoothing).
+	Smooth0, Smooth1 float64
+
+	// BNMomentum etc. come from the layers' BNState.
+	sync *SyncBN
+
+	allocs []alloc
+	steps  int // Steps run, for dropout masks
+}
+
+type alloc struct {
+	p     Ptr
+	bytes int
+}
+
+// buffer is one activation tensor (N, C, H, W) and its gradient.
+type buffer struct {
+	c, h, w int
+	y       Ptr // values
+	dy      Ptr // gradient (training)
+	// written is used while planning the backward pass.
+	written bool
+}
+
+func (b *buffer) size(n int) int { return n * b.c * b.h * b.w }
+
+// layer is one network layer on the device.
+type layer struct {
+	i    int
+	l    model.Layer
+	in   []int // input slots
+	out  int   // output slot (an alias of an input for yolo, inference dropout and single route)
+	conv *Conv
+	pre  Ptr // conv output before BN/bias + activation (training)
+	z    Ptr // pre-activation of shortcut/scale_channels with a non-linear activation (training)
+	// BN (per channel)
+	mean, invstd, sumG, sumGX Ptr
+	arg                       Ptr // maxpool argmax
+	seed                      uint32
+	// acc[k]: the backward contribution to input k's gradient adds (true) or overwrites.
+	acc  []bool
+	skip bool // no gradient reaches this layer's output: backward does nothing but zero its parameter gradients
+	pidx []int
+}
+
+type head struct {
+	layer   int
+	slot    int // the head's input slot
+	h       *model.Head
+	targets YOLOTargets
+	off     int // byte offset of the marshalled targets in the host and device buffers
+}
+
+// NetOptions configure a Net.
+type NetOptions struct {
+	TF32 bool
+	// Sync, when set, synchronises the BN statistics with other replicas through the host.
+	Sync *SyncBN
+	// WorkspaceLimit bounds cuDNN's workspace (bytes; 0: 1 GiB).
+	WorkspaceLimit int
+}
+
+// NewNet builds net on the device for batches of n images of size x size,
+// over the state st (weights shared by every Net of st). A training Net also
+// holds gradient buffers. Call inside d.Do.
+func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *State, n, size int, training bool, o NetOptions) (nt *Net, err error) {
+	if size%8 != 0 || size <= 0 {
+		return nil, fmt.Errorf("input size %d must be a positive multiple of 8 (32 for YOLOv3's strides)", size)
+	}
+	nt = &Net{N: n, Size: size, Training: training, dev: d, s: s, k: k, dnn: dnn, net: net, st: st, tf: o.TF32, sync: o.Sync, Smooth1: 1}
+	defer func() {
+		if err != nil {
+			nt.Free()
+			nt = nil
+		}
+	}()
+	if o.WorkspaceLimit <= 0 {
+		o.WorkspaceLimit = 1 << 30
+	}
+	nt.bufs = append(nt.bufs, &buffer{c: net.Channels, h: size, w: size})
+	for i, l := range net.Layers {
+		ly := &layer{i: i, l: l}
+		cur := i // the previous layer's slot (slot i is layer i-1's output; slot 0 the input)
+		in := nt.bufs[cur]
+		var out *buffer
+		switch l := l.(type) {
+		case *model.ConvLayer:
+			if in.c != l.In {
+				return nil, nt.layerErr(l, fmt.Errorf("input has %d channels, want %d", in.c, l.In))
+			}
+			sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G}
+			oh, ow := sh.Out()
+			out = &buffer{c: l.Filters, h: oh, w: ow}
+			ly.in = []int{cur}
+		case *model.MaxPoolLayer:
+			out = &buffer{c: in.c, h: PoolOutDim(in.h, l.Size, l.Stride, l.Padding), w: PoolOutDim(in.w, l.Size, l.Stride, l.Padding)}
+			ly.in = []int{cur}
+		case *model.AvgPoolLayer:
+			out = &buffer{c: in.c, h: 1, w: 1}
+			ly.in = []int{cur}
+		case *model.UpsampleLayer:
+			out = &buffer{c: in.c, h: in.h * l.Stride, w: in.w * l.Stride}
+			ly.in = []int{cur}
+		case *model.DropoutLayer:
+			ly.in = []int{cur}
+			if !training {
+				ly.out = cur
+			} else {
+				out = &buffer{c: in.c, h: in.h, w: in.w}
+				ly.seed = uint32(int64(i)*1_000_003 + 17)
+			}
+		case *model.RouteLayer:
+			for _, f := range l.From {
+				ly.in = append(ly.in, f+1)
+			}
+			if len(l.From) == 1 && l.Groups <= 1 {
+				ly.out = l.From[0] + 1
+				break
+			}
+			first := nt.bufs[ly.in[0]]
+			out = &buffer{h: first.h, w: first.w}
+			g := max(l.Groups, 1)
+			for _, s := range ly.in {
+				b := nt.bufs[s]
+				if b.h != first.h || b.w != first.w || b.c%g != 0 {
+					return nil, nt.layerErr(l, fmt.Errorf("route inputs must have the same size and channels divisible by %d", g))
+				}
+				out.c += b.c / g
+			}
+		case *model.ShortcutLayer:
+			ly.in = []int{cur}
+			for _, f := range l.From {
+				b := nt.bufs[f+1]
+				if b.c != in.c || b.h != in.h || b.w != in.w {
+					return nil, nt.layerErr(l, fmt.Errorf("shortcut from layer %d: %dx%dx%d, previous %dx%dx%d", f, b.c, b.h, b.w, in.c, in.h, in.w))
+				}
+				ly.in = append(ly.in, f+1)
+			}
+			out = &buffer{c: in.c, h: in.h, w: in.w}
+		case *model.ScaleChannelsLayer:
+			x := nt.bufs[l.From+1]
+			if in.c != x.c || in.h != 1 || in.w != 1 {
+				return nil, nt.layerErr(l, fmt.Errorf("scale_channels: scales %dx%dx%d do not fit %d channels", in.c, in.h, in.w, x.c))
+			}
+			ly.in = []int{l.From + 1, cur}
+			out = &buffer{c: x.c, h: x.h, w: x.w}
+		case *model.YOLOLayer:
+			ly.in = []int{cur}
+			ly.out = cur
+			nt.heads = append(nt.heads, &head{layer: i, slot: cur, h: l.Head})
+		default:
+			return nil, nt.layerErr(l, fmt.Errorf("layer type %T is not supported on the GPU", l))
+		}
+		if out != nil {
+			ly.out = len(nt.bufs)
+			nt.bufs = append(nt.bufs, out)
+		} else {
+			// An alias: the output is an input's buffer. Keep slot numbering
+			// (slot i+1 = layer i) with a pointer to the same buffer.
+			nt.bufs = append(nt.bufs, nt.bufs[ly.out])
+			ly.out = len(nt.bufs) - 1
+		}
+		nt.layers = append(nt.layers, ly)
+	}
+	if training && len(nt.heads) == 0 {
+		return nil, fmt.Errorf("the network has no [yolo] layer: nothing to train")
+	}
+	if err := nt.allocate(o.WorkspaceLimit); err != nil {
+		return nil, err
+	}
+	if training {
+		nt.planBackward()
+	}
+	return nt, nil
+}
+
+func (nt *Net) layerErr(l model.Layer, err error) error {
+	s := l.Section()
+	return fmt.Errorf("%s:%d: layer [%s]: %w", s.File, s.Line, s.Type, err)
+}
+
+func (nt *Net) alloc(n int) (Ptr, error) {
+	p, err := nt.dev.AllocF32(n)
+	if err == nil {
+		nt.allocs = append(nt.allocs, alloc{p, 4 * max(n, 1)})
+	}
+	return p, err
+}
+
+// allocate makes every buffer, the cuDNN convolutions and the workspace.
+func (nt *Net) allocate(wsLimit int) error {
+	n := nt.N
+	seen := map[*buffer]bool{}
+	for _, b := range nt.bufs {
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		var err error
+		if b.y, err = nt.alloc(b.size(n)); err != nil {
+			return err
+		}
+		if nt.Training {
+			if b.dy, err = nt.alloc(b.size(n)); err != nil {
+				return err
+			}
+		}
+	}
+	maxC := 0
+	var dummy Ptr // a gradient sink for the first conv's search (its dx is never computed)
+	for _, ly := range nt.layers {
+		in, out := nt.bufs[ly.in[0]], nt.bufs[ly.out]
+		maxC = max(maxC, out.c)
+		var err error
+		switch l := ly.l.(type) {
+		case *model.ConvLayer:
+			if nt.Training {
+				if ly.pre, err = nt.alloc(out.size(n)); err != nil {
+					return err
+				}
+			} else {
+				ly.pre = out.y // inference: BN/bias + activation in place
+			}
+			for pi, p := range nt.st.params {
+				if p.Name == fmt.Sprintf("%d.weight", ly.i) {
+					ly.pidx = append(ly.pidx, pi)
+				}
+			}
+			w, dw := nt.st.Param(ly.pidx[0])
+			sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G}
+			needDx := nt.Training && ly.in[0] != 0
+			dx := in.dy
+			if !needDx {
+				if dummy == 0 {
+					if dummy, err = nt.alloc(1); err != nil {
+						return err
+					}
+				}
+				dx = dummy
+			}
+			if ly.conv, err = nt.dnn.NewConv(sh, nt.tf, in.y, w, ly.pre, dx, dw, needDx, wsLimit); err != nil {
+				return nt.layerErr(l, err)
+			}
+			nt.wsBytes = max(nt.wsBytes, ly.conv.Workspace())
+			if l.BatchNorm {
+				for _, p := range []*Ptr{&ly.mean, &ly.invstd, &ly.sumG, &ly.sumGX} {
+					if *p, err = nt.alloc(l.Filters); err != nil {
+						return err
+					}
+				}
+			}
+			nt.scrN = max(nt.scrN, ReduceScratchFloats(n, out.c, out.h*out.w))
+		case *model.MaxPoolLayer:
+			if ly.arg, err = nt.alloc(out.size(n)); err != nil {
+				return err
+			}
+		case *model.ShortcutLayer:
+			if nt.Training && l.Act != model.Linear {
+				if ly.z, err = nt.alloc(out.size(n)); err != nil {
+					return err
+				}
+			}
+		case *model.ScaleChannelsLayer:
+			if nt.Training && l.Act != model.Linear {
+				if ly.z, err = nt.alloc(out.size(n)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var err error
+	if nt.wsBytes > 0 {
+		if nt.ws, err = nt.alloc((nt.wsBytes + 3) / 4); err != nil {
+			return err
+		}
+	}
+	if nt.scratch, err = nt.alloc(max(nt.scrN, 1)); err != nil {
+		return err
+	}
+	if nt.loss, err = nt.alloc(10); err != nil { // 5 doubles
+		return err
+	}
+	if nt.flag, err = nt.alloc(1); err != nil {
+		return err
+	}
+	// Host staging: the input image, then (training) every head's targets.
+	inBytes := 4 * nt.bufs[0].size(n)
+	nt.hostIn = 0
+	nt.hostTg = (inBytes + 255) &^ 255
+	hostBytes := nt.hostTg + 64
+	if nt.host, err = nt.dev.AllocHost(hostBytes); err != nil {
+		return err
+	}
+	return nil
+}
+
+// planBackward decides, for each layer's backward contribution to each
+// input, whether it overwrites or accumulates, and which layers get no
+// gradient at all.
+func (nt *Net) planBackward() {
+	for _, b := range nt.bufs {
+		b.written = false
+	}
+	for li := len(nt.layers) - 1; li >= 0; li-- {
+		ly := nt.layers[li]
+		out := nt.bufs[ly.out]
+		_, isYOLO := ly.l.(*model.YOLOLayer)
+		if !isYOLO && !out.written {
+			ly.skip = true
+			ly.acc = make([]bool, len(ly.in))
+			continue
+		}
+		if nt.isAlias(ly) && !isYOLO {
+			// single-input route or inference dropout: the gradient is
+			// already in the input's buffer.
+			ly.acc = make([]bool, len(ly.in))
+			continue
+		}
+		ly.acc = make([]bool, len(ly.in))
+		for k, s := range ly.in {
+			if s == 0 { // the input image needs no gradient
+				continue
+			}
+			b := nt.bufs[s]
+			ly.acc[k] = b.written
+			b.written = true
+		}
+	}
+}
+
+func (nt *Net) isAlias(ly *layer) bool {
+	return nt.bufs[ly.out] == nt.bufs[ly.in[0]]
+}
+
+// Free releases the Net's device and pinned memory (not the State's). Call inside Do.
+func (nt *Net) Free() {
+	for _, ly := range nt.layers {
+		if ly.conv != nil {
+			ly.conv.Close()
+		}
+	}
+	for _, a := range nt.allocs {
+		nt.dev.Free(a.p, a.bytes)
+	}
+	nt.allocs = nil
+	if nt.tgDev != 0 {
+		nt.dev.Free(nt.tgDev, nt.tgBytes)
+		nt.tgDev = 0
+	}
+	if nt.host != nil {
+		nt.host.Free()
+		nt.host = nil
+	}
+}
+
+// Input is the pinned host buffer of the next batch's images, (N, C, Size, Size).
+func (nt *Net) Input() []float32 {
+	return nt.host.F32()[nt.hostIn/4 : nt.hostIn/4+nt.bufs[0].size(nt.N)]
+}
+
+// SetTruths packs the ground truth of the next step for every head into the
+// pinned host buffer (growing it when needed).
+func (nt *Net) SetTruths(truths [][]model.Truth) error {
+	total := 0
+	for _, h := range nt.heads {
+		b := nt.bufs[h.slot]
+		if err := PackYOLOTargets(h.h, truths, nt.N, b.h, b.w, nt.Size, nt.Size, &h.targets); err != nil {
+			return err
+		}
+		total += (h.targets.Bytes() + 255) &^ 255
+	}
+	if nt.hostTg+total > len(nt.host.Bytes()) {
+		in := append([]float32(nil), nt.Input()...)
+		nt.host.Free()
+		var err error
+		if nt.host, err = nt.dev.AllocHost(nt.hostTg + 2*total); err != nil {
+			return err
+		}
+		copy(nt.Input(), in)
+	}
+	if total > nt.tgBytes {
+		if nt.tgDev != 0 {
+			nt.dev.Free(nt.tgDev, nt.tgBytes)
+		}
+		var err error
+		if nt.tgDev, err = nt.dev.Alloc(2 * total); err != nil {
+			nt.tgDev = 0
+			return err
+		}
+		nt.tgBytes = 2 * total
+	}
+	off := 0
+	hb := nt.host.Bytes()[nt.hostTg:]
+	for _, h := range nt.heads {
+		h.off = off
+		h.targets.Marshal(hb[off:])
+		off += (h.targets.Bytes() + 255) &^ 255
+	}
+	return nil
+}
+
+// upload sends the input (and, training, the targets) asynchronously.
+func (nt *Net) upload() error {
+	if err := nt.s.UploadAsync(nt.bufs[0].y, nt.host, nt.hostIn, 4*nt.bufs[0].size(nt.N)); err != nil {
+		return err
+	}
+	if !nt.Training {
+		return nil
+	}
+	total := 0
+	for _, h := range nt.heads {
+		total += (h.targets.Bytes() + 255) &^ 255
+	}
+	if total == 0 {
+		return nil
+	}
+	return nt.s.UploadAsync(nt.tgDev, nt.host, nt.hostTg, total)
+}
+
+// Forward runs the forward pass (inference Nets: the whole job). Call inside Do.
+func (nt *Net) Forward() error {
+	if err := nt.upload(); err != nil {
+		return err
+	}
+	for _, ly := range nt.layers {
+		if err := nt.forward(ly); err != nil {
+			return fmt.Errorf("forward, %w", nt.layerErr(ly.l, err))
+		}
+	}
+	return nil
+}
+
+func (nt *Net) forward(ly *layer) error {
+	k, s, n := nt.k, nt.s, nt.N
+	out := nt.bufs[ly.out]
+	in := nt.bufs[ly.in[0]]
+	hw := out.h * out.w
+	switch l := ly.l.(type) {
+	case *model.ConvLayer:
+		w, _ := nt.st.Param(ly.pidx[0])
+		if err := ly.conv.Forward(in.y, w, ly.pre, nt.ws); err != nil {
+			return err
+		}
+		if !l.BatchNorm {
+			b, _ := nt.st.Param(ly.pidx[0] + 1)
+			return k.BiasActForward(s, out.y, ly.pre, b, n, out.c, hw, l.Act)
+		}
+		gamma, _ := nt.st.Param(ly.pidx[0] + 1)
+		beta, _ := nt.st.Param(ly.pidx[0] + 2)
+		rm, rv := nt.st.BN(ly.i)
+		if !nt.Training {
+			if err := k.BNInference(s, ly.mean, ly.invstd, rm, rv, out.c, l.BN.Eps); err != nil {
+				return err
+			}
+		} else if err := nt.bnStats(ly, l, out, rm, rv); err != nil {
+			return err
+		}
+		return k.BNActForward(s, out.y, ly.pre, ly.mean, ly.invstd, gamma, beta, n, out.c, hw, l.Act)
+	case *model.MaxPoolLayer:
+		return k.MaxPoolForward(s, out.y, ly.arg, in.y, n, in.c, in.h, in.w, l.Size, l.Stride, l.Padding)
+	case *model.AvgPoolLayer:
+		return k.GlobalAvgForward(s, out.y, in.y, n, in.c, in.h*in.w)
+	case *model.UpsampleLayer:
+		return k.UpsampleForward(s, out.y, in.y, n, in.c, in.h, in.w, l.Stride)
+	case *model.DropoutLayer:
+		if nt.isAlias(ly) {
+			return nil
+		}
+		return k.DropoutForward(s, out.y, in.y, out.size(n), l.P, ly.seed+uint32(nt.steps)*2654435761)
+	case *model.RouteLayer:
+		if nt.isAlias(ly) {
+			return nil
+		}
+		g := max(l.Groups, 1)
+		off := 0
+		for _, sl := range ly.in {
+			b := nt.bufs[sl]
+			cnt := b.c / g
+			if err := k.CopyChannels(s, out.y, b.y, n, out.h*out.w, out.c, off, b.c, l.GroupID*cnt, cnt, false); err != nil {
+				return err
+			}
+			off += cnt
+		}
+		return nil
+	case *model.ShortcutLayer:
+		z := out.y
+		if ly.z != 0 {
+			z = ly.z
+		}
+		if err := k.Add(s, z, in.y, nt.bufs[ly.in[1]].y, out.size(n)); err != nil {
+			return err
+		}
+		for _, sl := range ly.in[2:] {
+			if err := k.Accumulate(s, z, nt.bufs[sl].y, out.size(n), true); err != nil {
+				return err
+			}
+		}
+		if l.Act != model.Linear || z != out.y {
+			return k.ActForward(s, out.y, z, out.size(n), l.Act)
+		}
+		return nil
+	case *model.ScaleChannelsLayer:
+		x, sc := nt.bufs[ly.in[0]], nt.bufs[ly.in[1]]
+		z := out.y
+		if ly.z != 0 {
+			z = ly.z
+		}
+		if err := k.ScaleChannelsForward(s, z, x.y, sc.y, n, out.c, hw); err != nil {
+			return err
+		}
+		if l.Act != model.Linear || z != out.y {
+			return k.ActForward(s, out.y, z, out.size(n), l.Act)
+		}
+		return nil
+	case *model.YOLOLayer:
+		return nil
+	}
+	return fmt.Errorf("unsupported layer %T", ly.l)
+}
+
+// bnStats computes the batch mean and inverse deviation of a training BN
+// layer (synchronised over replicas when the Net has a SyncBN) and updates
+// the running statistics.
+func (nt *Net) bnStats(ly *layer, l *model.ConvLayer, out *buffer, rm, rv Ptr) error {
+	k, s, n := nt.k, nt.s, nt.N
+	hw := out.h * out.w
+	m := float64(n * hw)
+	if err := k.ChannelSum(s, ly.sumG, ly.pre, n, out.c, hw, nt.scratch); err != nil {
+		return err
+	}
+	if nt.sync != nil {
+		var err error
+		if m, err = nt.sync.reduce(nt, ly.sumG, out.c, m); err != nil {
+			return err
+		}
+	}
+	if err := k.BNMean(s, ly.mean, ly.sumG, out.c, m); err != nil {
+		return err
+	}
+	if err := k.ChannelSqDev(s, ly.sumGX, ly.pre, ly.mean, n, out.c, hw, nt.scratch); err != nil {
+		return err
+	}
+	if nt.sync != nil {
+		if _, err := nt.sync.reduce(nt, ly.sumGX, out.c, m); err != nil {
+			return err
+		}
+	}
+	return k.BNFinalize(s, ly.invstd, rm, rv, ly.mean, ly.sumGX, out.c, m, l.BN.Momentum, l.BN.Eps, true)
+}
+
+// Loss runs every head's loss, writing the gradient of its input. It must
+// run between Forward and Backward; Step does that.
+func (nt *Net) lossHeads() error {
+	k, s := nt.k, nt.s
+	if err := s.Zero(nt.loss, 10); err != nil {
+		return err
+	}
+	if err := s.Zero(nt.flag, 1); err != nil {
+		return err
+	}
+	// Heads in reverse layer order, as the backward walk meets them: the
+	// first contribution to a buffer overwrites it (planBackward).
+	for hi := len(nt.heads) - 1; hi >= 0; hi-- {
+		h := nt.heads[hi]
+		ly := nt.layers[h.layer]
+		b := nt.bufs[h.slot]
+		if ly.acc[0] {
+			return fmt.Errorf("layer %d: a YOLO head's input is read by a later layer too; not supported on the GPU", h.layer)
+		}
+		if err := k.YOLOLoss(s, b.dy, b.y, nt.tgDev.Add(h.off), &h.targets, h.h, nt.N, b.h, b.w, nt.Size, nt.Size, nt.Smooth0, nt.Smooth1, nt.loss); err != nil {
+			return fmt.Errorf("yolo layer %d: %w", h.layer, err)
+		}
+	}
+	return nil
+}
+
+func (nt *Net) zeroParamGrads(ly *layer) error {
+	if _, ok := ly.l.(*model.ConvLayer); !ok {
+		return nil
+	}
+	for j := ly.pidx[0]; j < ly.pidx[0]+nt.nParams(ly); j++ {
+		_, g := nt.st.Param(j)
+		if err := nt.s.Zero(g, nt.st.params[j].Value.Shape().TotalSize()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (nt *Net) nParams(ly *layer) int {
+	if c, ok := ly.l.(*model.ConvLayer); ok && c.BatchNorm {
+		return 3
+	}
+	return 2
+}
+
+func (nt *Net) backward(ly *layer) error {
+	k, s, n := nt.k, nt.s, nt.N
+	out := nt.bufs[ly.out]
+	in := nt.bufs[ly.in[0]]
+	hw := out.h * out.w
+	switch l := ly.l.(type) {
+	case *model.ConvLayer:
+		p := ly.pidx[0]
+		w, dw := nt.st.Param(p)
+		// dz overwrites dy in place.
+		if l.BatchNorm {
+			gamma, dgamma := nt.st.Param(p + 1)
+			beta, dbeta := nt.st.Param(p + 2)
+			if err := k.BNActBackwardReduce(s, ly.sumG, ly.sumGX, out.dy, ly.pre, ly.mean, ly.invstd, gamma, beta, n, out.c, hw, l.Act, nt.scratch); err != nil {
+				return err
+			}
+			// This replica's own sums are its gamma/beta gradients.
+			if err := s.Copy(dbeta, ly.sumG, 4*out.c); err != nil {
+				return err
+			}
+			if err := s.Copy(dgamma, ly.sumGX, 4*out.c); err != nil {
+				return err
+			}
+			m := float64(n * hw)
+			if nt.sync != nil {
+				var err error
+				if m, err = nt.sync.reduce2(nt, ly.sumG, ly.sumGX, out.c, m); err != nil {
+					return err
+				}
+			}
+			if err := k.BNActBackwardDx(s, out.dy, out.dy, ly.pre, ly.mean, ly.invstd, gamma, beta, ly.sumG, ly.sumGX, n, out.c, hw, l.Act, m, false); err != nil {
+				return err
+			}
+		} else {
+			b, db := nt.st.Param(p + 1)
+			if err := k.BiasActBackward(s, out.dy, db, out.dy, ly.pre, b, n, out.c, hw, l.Act, nt.scratch); err != nil {
+				return err
+			}
+		}
+		if err := ly.conv.BackwardFilter(in.y, out.dy, dw, nt.ws, false); err != nil {
+			return err
+		}
+		if ly.in[0] != 0 {
+			return ly.conv.BackwardData(w, out.dy, in.dy, nt.ws, ly.acc[0])
+		}
+		return nil
+	case *model.MaxPoolLayer:
+		return k.MaxPoolBackward(s, in.dy, out.dy, ly.arg, n, in.c, in.h, in.w, l.Size, l.Stride, l.Padding, ly.acc[0])
+	case *model.AvgPoolLayer:
+		return k.GlobalAvgBackward(s, in.dy, out.dy, n, in.c, in.h*in.w, ly.acc[0])
+	case *model.UpsampleLayer:
+		return k.UpsampleBackward(s, in.dy, out.dy, n, in.c, in.h, in.w, l.Stride, ly.acc[0])
+	case *model.DropoutLayer:
+		if nt.isAlias(ly) {
+			return nil
+		}
+		return k.DropoutBackward(s, in.dy, out.dy, out.size(n), l.P, ly.seed+uint32(nt.steps)*2654435761, ly.acc[0])
+	case *model.RouteLayer:
+		if nt.isAlias(ly) {
+			return nil
+		}
+		g := max(l.Groups, 1)
+		off := 0
+		for j, sl := range ly.in {
+			b := nt.bufs[sl]
+			cnt := b.c / g
+			if sl != 0 {
+				if err := k.CopyChannels(s, b.dy, out.dy, n, hw, b.c, l.GroupID*cnt, out.c, off, cnt, ly.acc[j]); err != nil {
+					return err
+				}
+				if g > 1 && !ly.acc[j] {
+					// Only group GroupID of the input gets a gradient: the
+					// other channels of an overwritten buffer must be zero.
+					for gi := 0; gi < g; gi++ {
+						if gi == l.GroupID {
+							continue
+						}
+						if err := nt.zeroChannels(b, gi*cnt, cnt); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			off += cnt
+		}
+		return nil
+	case *model.ShortcutLayer:
+		dz := out.dy
+		if l.Act != model.Linear {
+			if err := k.ActBackward(s, out.dy, out.dy, ly.z, out.size(n), l.Act, false); err != nil {
+				return err
+			}
+		}
+		for j, sl := range ly.in {
+			if sl == 0 {
+				continue
+			}
+			if err := k.Accumulate(s, nt.bufs[sl].dy, dz, out.size(n), ly.acc[j]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *model.ScaleChannelsLayer:
+		x, sc := nt.bufs[ly.in[0]], nt.bufs[ly.in[1]]
+		z := out.y
+		if ly.z != 0 {
+			z = ly.z
+		}
+		if l.Act != model.Linear {
+			if err := k.ActBackward(s, out.dy, out.dy, z, out.size(n), l.Act, false); err != nil {
+				return err
+			}
+		}
+		return k.ScaleChannelsBackward(s, x.dy, sc.dy, out.dy, x.y, sc.y, n, out.c, hw, ly.acc[0], ly.acc[1])
+	}
+	return fmt.Errorf("unsupported layer %T", ly.l)
+}
+
+// zeroChannels zeroes count channels from off of every image of b's gradient.
+func (nt *Net) zeroChannels(b *buffer, off, count int) error {
+	hw := b.h * b.w
+	for i := 0; i < nt.N; i++ {
+		if err := nt.s.Zero(b.dy.F32((i*b.c+off)*hw), count*hw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Step runs one training step on the device: upload of the batch set with
+// Input and SetTruths, forward, the heads' losses, backward, and the check of
+// the gradients for NaN/Inf. It does not update the weights (Update does) and
+// does not wait for the device. Call inside Do.
+func (nt *Net) Step() error {
+	if !nt.Training {
+		return fmt.Errorf("Step on an inference Net")
+	}
+	nt.steps++
+	if err := nt.Forward(); err != nil {
+		return err
+	}
+	if err := nt.lossHeads(); err != nil {
+		return err
+	}
+	for li := len(nt.layers) - 1; li >= 0; li-- {
+		ly := nt.layers[li]
+		if ly.skip {
+			if err := nt.zeroParamGrads(ly); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, ok := ly.l.(*model.YOLOLayer); ok {
+			continue
+		}
+		if err := nt.backward(ly); err != nil {
+			return fmt.Errorf("backward, %w", nt.layerErr(ly.l, err))
+		}
+	}
+	if err := nt.k.CheckFinite(nt.s, nt.st.G, nt.st.paramsN, nt.flag); err != nil {
+		return err
+	}
+	return nt.k.launch(nt.s, "loss_flag", D1(1), D1(32), 0, nt.loss, nt.flag)
+}
+
+// LossResult reads the loss terms of the last Step (waits for the device)
+// and whether a gradient or the loss was not finite. Call inside Do.
+func (nt *Net) LossResult() (model.LossParts, bool, error) {
+	var b [48]byte
+	if err := nt.s.DownloadBytes(b[:40], nt.loss); err != nil {
+		return model.LossParts{}, false, err
+	}
+	if err := nt.s.DownloadBytes(b[40:44], nt.flag); err != nil {
+		return model.LossParts{}, false, err
+	}
+	f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])) }
+	p := model.LossParts{Obj: f(0), XY: f(1), WH: f(2), Cls: f(3), Positives: int(f(4))}
+	bad := b[40] != 0 || b[41] != 0 || b[42] != 0 || b[43] != 0
+	if v := p.Total(); math.IsNaN(v) || math.IsInf(v, 0) {
+		bad = true
+	}
+	return p, bad, nil
+}
+
+// Flag is the device int32 set by Step when a gradient was not finite (for
+// State.Update's skip).
+func (nt *Net) Flag() Ptr { return nt.flag }
+
+// Heads downloads the raw outputs of the YOLO heads of the last Forward. Call inside Do.
+func (nt *Net) Heads() ([]model.HeadOutput, error) {
+	out := make([]model.HeadOutput, len(nt.heads))
+	for i, h := range nt.heads {
+		b := nt.bufs[h.slot]
+		d := make([]float32, b.size(nt.N))
+		if err := nt.s.Download(d, b.y); err != nil {
+			return nil, err
+		}
+		out[i] = model.HeadOutput{Data: d, H: b.h, W: b.w}
+	}
+	return out, nil
+}
+
+// LayerOutput downloads layer i's output of the last Forward, (N,C,H,W), and its shape. Call inside Do.
+func (nt *Net) LayerOutput(i int) ([]float32, []int, error) {
+	b := nt.bufs[i+1]
+	d := make([]float32, b.size(nt.N))
+	err := nt.s.Download(d, b.y)
+	return d, []int{nt.N, b.c, b.h, b.w}, err
+}
+
+// InputGrad downloads the gradient of layer i's output (tests). Call inside Do.
+func (nt *Net) OutputGrad(i int) ([]float32, error) {
+	b := nt.bufs[i+1]
+	d := make([]float32, b.size(nt.N))
+	err := nt.s.Download(d, b.dy)
+	return d, err
+}
+
+// ConvAlgos describes the cuDNN algorithms chosen per conv layer.
+func (nt *Net) ConvAlgos() []string {
+	var out []string
+	for _, ly := range nt.layers {
+		if ly.conv != nil {
+			out = append(out, fmt.Sprintf("layer %d: %s", ly.i, ly.conv.Algos()))
+		}
+	}
+	return out
+}

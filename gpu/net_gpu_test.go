@@ -1,0 +1,449 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/dettrain/dettrain/box"
+	"github.com/dettrain/dettrain/model"
+)
+
+// allLayersCfg has every layer type the GPU executor runs (but dropout, whose
+// masks differ from the CPU's by design), every activation, grouped and
+// depthwise convolutions, route groups, fan-out at several layers and two heads.
+const allLayersCfg = `[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=mish
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+groups=16
+activation=swish
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=1
+stride=1
+pad=1
+activation=relu
+
+[shortcut]
+from=-2
+activation=leaky
+
+[route]
+layers=-1
+groups=2
+group_id=1
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=logistic
+
+[route]
+layers=-1,-3
+
+[avgpool]
+
+[convolutional]
+filters=32
+size=1
+stride=1
+pad=1
+activation=logistic
+
+[scale_channels]
+from=-3
+activation=linear
+
+[maxpool]
+size=2
+stride=1
+
+[convolutional]
+filters=21
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
+classes=2
+num=6
+ignore_thresh=0.5
+
+[route]
+layers=-4
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=21
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
+classes=2
+num=6
+scale_x_y=1.05
+ignore_thresh=0.5
+`
+
+func testNetwork(t testing.TB, cfgText string, seed int64) *model.Network {
+	t.Helper()
+	cfg, err := model.ParseCfg("all-layers.cfg", []byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := model.NewNetwork(cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Init(seed)
+	// Non-trivial BN running statistics and biases, so that inference uses them.
+	r := rand.New(rand.NewSource(seed + 1))
+	for _, l := range net.Layers {
+		if c, ok := l.(*model.ConvLayer); ok {
+			for i, v := range c.Bias.Float32s() {
+				c.Bias.Float32s()[i] = v + float32(r.NormFloat64()*0.1)
+			}
+			if c.BatchNorm {
+				for i := range c.BN.Mean {
+					c.BN.Mean[i] = float32(r.NormFloat64() * 0.1)
+					c.BN.Var[i] = float32(0.5 + r.Float64())
+				}
+			}
+		}
+	}
+	return net
+}
+
+func randomBatch(n, size int, seed int64) ([]float32, [][]model.Truth) {
+	r := rand.New(rand.NewSource(seed))
+	img := make([]float32, n*3*size*size)
+	for i := range img {
+		img[i] = r.Float32()
+	}
+	truths := make([][]model.Truth, n)
+	for b := 0; b < n; b++ {
+		for k := 0; k < 1+b%3; k++ {
+			w, h := 6+r.Float64()*40, 6+r.Float64()*40
+			x, y := r.Float64()*(float64(size)-w), r.Float64()*(float64(size)-h)
+			truths[b] = append(truths[b], model.Truth{Class: r.Intn(2), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
+		}
+	}
+	return img, truths
+}
+
+// relErr is the max-norm relative error max|a-b| / max|b| over the tensor
+// (an element-wise ratio is meaningless for elements near zero, where float32
+// rounding of the larger terms that summed to them dominates), and where
+// the largest difference is. NaN in a counts as infinite.
+func relErr(a, b []float32) (float64, int) {
+	var scale float64
+	for _, v := range b {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	worst, at := 0.0, -1
+	for i := range a {
+		if math.IsNaN(float64(a[i])) || math.IsInf(float64(a[i]), 0) {
+			return math.Inf(1), i
+		}
+		if d := math.Abs(float64(a[i]) - float64(b[i])); d > worst || at < 0 {
+			worst, at = d, i
+		}
+	}
+	if scale == 0 {
+		return worst, at
+	}
+	return worst / scale, at
+}
+
+// TestNetMatchesCPU runs the all-layers network on the GPU and on the CPU
+// (model's gorgonia graph): every layer's inference output, then a training
+// step's loss terms and every parameter gradient, TF32 off.
+func TestNetMatchesCPU(t *testing.T) {
+	d, s, k := testGPU(t)
+	const n, size = 3, 64
+	netCPU := testNetwork(t, allLayersCfg, 7)
+	netGPU := testNetwork(t, allLayersCfg, 7)
+	img, truths := randomBatch(n, size, 11)
+	const tol = 1e-5
+	var worstInf, worstGrad float64
+	defer func() {
+		t.Logf("max-norm relative error: inference outputs %.3g (all %d layers), parameter gradients %.3g", worstInf, len(netCPU.Layers), worstGrad)
+	}()
+
+	err := d.Do(func() error {
+		dnn, err := NewDNN(s)
+		if err != nil {
+			return err
+		}
+		defer dnn.Close()
+		st, err := NewState(d, netGPU, false)
+		if err != nil {
+			return err
+		}
+		defer st.Free()
+		if err := st.Upload(s, nil, nil); err != nil {
+			return err
+		}
+		// Inference, layer by layer.
+		inf, err := NewNet(d, s, k, dnn, netGPU, st, n, size, false, NetOptions{})
+		if err != nil {
+			return err
+		}
+		defer inf.Free()
+		copy(inf.Input(), img)
+		if err := inf.Forward(); err != nil {
+			return err
+		}
+		g, err := netCPU.NewGraph(n, size, false)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		copy(g.Input(), img)
+		if err := g.Run(); err != nil {
+			return err
+		}
+		for i := range netCPU.Layers {
+			want, wshape := g.LayerOutput(i)
+			got, gshape, err := inf.LayerOutput(i)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprint(wshape) != fmt.Sprint(gshape) {
+				t.Errorf("inference layer %d [%s]: shape %v, CPU %v", i, netCPU.Layers[i].Section().Type, gshape, wshape)
+				continue
+			}
+			e, at := relErr(got, want)
+			worstInf = math.Max(worstInf, e)
+			if e > tol {
+				t.Errorf("inference layer %d [%s]: relative error %.3g at %d (got %v, want %v)", i, netCPU.Layers[i].Section().Type, e, at, got[at], want[at])
+			}
+		}
+
+		// One training step.
+		tr, err := NewNet(d, s, k, dnn, netGPU, st, n, size, true, NetOptions{})
+		if err != nil {
+			return err
+		}
+		defer tr.Free()
+		copy(tr.Input(), img)
+		if err := tr.SetTruths(truths); err != nil {
+			return err
+		}
+		if err := tr.Step(); err != nil {
+			return err
+		}
+		loss, bad, err := tr.LossResult()
+		if err != nil {
+			return err
+		}
+		gt, err := netCPU.NewGraph(n, size, true)
+		if err != nil {
+			return err
+		}
+		defer gt.Close()
+		copy(gt.Input(), img)
+		gt.SetTruths(truths)
+		if err := gt.Run(); err != nil {
+			return err
+		}
+		want := gt.Loss()
+		t.Logf("loss GPU %+v, CPU %+v", loss, want)
+		if bad {
+			t.Errorf("the step was flagged not finite")
+		}
+		for _, p := range [][3]any{{"obj", loss.Obj, want.Obj}, {"xy", loss.XY, want.XY}, {"wh", loss.WH, want.WH}, {"cls", loss.Cls, want.Cls}} {
+			a, b := p[1].(float64), p[2].(float64)
+			if math.Abs(a-b) > 1e-5*math.Max(1, math.Abs(b)) {
+				t.Errorf("loss %s: GPU %v, CPU %v", p[0], a, b)
+			}
+		}
+		if loss.Positives != want.Positives {
+			t.Errorf("positives: GPU %d, CPU %d", loss.Positives, want.Positives)
+		}
+		for i := range netCPU.Layers {
+			w, _ := gt.LayerOutput(i)
+			got, _, err := tr.LayerOutput(i)
+			if err != nil {
+				return err
+			}
+			if e, at := relErr(got, w); e > tol { // a diagnostic: the CPU graph may reuse buffers in backward
+				t.Logf("training forward layer %d [%s]: relative error %.3g at %d (got %v, want %v)", i, netCPU.Layers[i].Section().Type, e, at, got[at], w[at])
+			}
+		}
+		gg, err := st.Grads(s)
+		if err != nil {
+			return err
+		}
+		wg, err := gt.Grads()
+		if err != nil {
+			return err
+		}
+		for i, p := range netCPU.Params() {
+			e, at := relErr(gg[i], wg[i])
+			worstGrad = math.Max(worstGrad, e)
+			if e > 1e-4 { // through up to 20 layers of float32 sums
+				t.Errorf("gradient of %s: relative error %.3g at %d (got %v, want %v)", p.Name, e, at, gg[i][at], wg[i][at])
+			}
+		}
+		// BN running statistics after the step.
+		host := testNetwork(t, allLayersCfg, 99)
+		st2 := *st
+		st2.net = host
+		if err := st2.Download(s, nil, nil); err != nil {
+			return err
+		}
+		for i, l := range netCPU.Layers {
+			c, ok := l.(*model.ConvLayer)
+			if !ok || !c.BatchNorm {
+				continue
+			}
+			hc := host.Layers[i].(*model.ConvLayer)
+			if e, at := relErr(hc.BN.Mean, c.BN.Mean); e > tol {
+				t.Errorf("layer %d running mean: relative error %.3g at %d", i, e, at)
+			}
+			if e, at := relErr(hc.BN.Var, c.BN.Var); e > tol {
+				t.Errorf("layer %d running variance: relative error %.3g at %d", i, e, at)
+			}
+		}
+		t.Logf("conv algorithms: %v", tr.ConvAlgos())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplicasOnOneGPU: two replicas on one GPU with synchronized BN give
+// the loss and gradients of one replica with the whole batch.
+func TestReplicasOnOneGPU(t *testing.T) {
+	testGPU(t)
+	const n, size = 4, 64
+	img, truths := randomBatch(n, size, 5)
+	run := func(devs []int) (model.LossParts, [][]float32) {
+		net := testNetwork(t, allLayersCfg, 3)
+		tr, err := NewTrainer(net, TrainerOptions{Devices: devs, SyncBN: true, Momentum: 0.9, Decay: 5e-4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		if err := tr.Load(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		loss, bad, err := tr.Step(img, size, truths, 0, 0, 0)
+		if err != nil || bad {
+			t.Fatalf("step: %v (not finite: %v)", err, bad)
+		}
+		g, err := tr.Grads()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loss, g
+	}
+	l1, g1 := run([]int{0})
+	l2, g2 := run([]int{0, 0})
+	t.Logf("one replica %+v, two %+v", l1, l2)
+	if math.Abs(l1.Total()-l2.Total()) > 1e-5*math.Abs(l1.Total()) {
+		t.Errorf("loss: one replica %v, two %v", l1.Total(), l2.Total())
+	}
+	for i := range g1 {
+		if e, at := relErr(g2[i], g1[i]); e > 1e-4 {
+			t.Errorf("gradient %d: relative error %.3g at %d (two %v, one %v)", i, e, at, g2[i][at], g1[i][at])
+		}
+	}
+}
+
+// TestDeviceMemoryFlat: 100 training steps (two input sizes alternating)
+// allocate nothing after the first ones.
+func TestDeviceMemoryFlat(t *testing.T) {
+	d, _, _ := testGPU(t)
+	net := testNetwork(t, allLayersCfg, 3)
+	tr, err := NewTrainer(net, TrainerOptions{Momentum: 0.9, Decay: 5e-4, EMA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Load(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var held0, free0 int64
+	for i := 0; i < 100; i++ {
+		size := 64
+		if i%2 == 1 {
+			size = 96
+		}
+		img, truths := randomBatch(4, size, int64(i))
+		if _, bad, err := tr.Step(img, size, truths, 1e-3, 0.9, 0.1); err != nil || bad {
+			t.Fatalf("step %d: %v (not finite: %v)", i, err, bad)
+		}
+		if i == 1 {
+			held0, _ = tr.Memory()
+			d.Do(func() error { free0, _, _ = d.MemInfo(); return nil })
+		}
+	}
+	held, peak := tr.Memory()
+	var free int64
+	d.Do(func() error { free, _, _ = d.MemInfo(); return nil })
+	t.Logf("device memory held by dettrain: %.1f MiB after step 2, %.1f MiB after step 100 (peak %.1f); free %.1f -> %.1f MiB",
+		float64(held0)/(1<<20), float64(held)/(1<<20), float64(peak)/(1<<20), float64(free0)/(1<<20), float64(free)/(1<<20))
+	if held != held0 {
+		t.Errorf("dettrain's device memory grew from %d to %d bytes over 100 steps", held0, held)
+	}
+	if free0-free > 8<<20 {
+		t.Errorf("free device memory fell by %.1f MiB over 100 steps", float64(free0-free)/(1<<20))
+	}
+}

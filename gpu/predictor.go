@@ -1,0 +1,102 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/dettrain/dettrain/model"
+)
+
+// Predictor runs a network's forward pass on one GPU (inference and eval):
+// weights and BN statistics uploaded once, batches of N images in, the YOLO
+// heads' raw outputs out.
+type Predictor struct {
+	r  *gpuReplica
+	nt *Net
+}
+
+// NewPredictor uploads net to device dev for batches of n images of size x size.
+func NewPredictor(net *model.Network, dev, n, size int, tf32 bool) (*Predictor, error) {
+	d, err := Open(dev)
+	if err != nil {
+		return nil, err
+	}
+	p := &Predictor{r: &gpuReplica{dev: d}}
+	err = d.Do(func() error {
+		r := p.r
+		var err error
+		if r.s, err = d.NewStream(); err != nil {
+			return err
+		}
+		if r.k, err = LoadKernels(d); err != nil {
+			return err
+		}
+		if r.dnn, err = NewDNN(r.s); err != nil {
+			return err
+		}
+		if r.st, err = NewState(d, net, false); err != nil {
+			return err
+		}
+		if err := r.st.Upload(r.s, nil, nil); err != nil {
+			return err
+		}
+		p.nt, err = NewNet(d, r.s, r.k, r.dnn, net, r.st, n, size, false, NetOptions{TF32: tf32})
+		return err
+	})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("cuda:%d: %w", dev, err)
+	}
+	return p, nil
+}
+
+// Forward runs the network on images (N, C, size, size) and waits for the device.
+func (p *Predictor) Forward(images []float32) error {
+	return p.r.dev.Do(func() error {
+		copy(p.nt.Input(), images)
+		if err := p.nt.Forward(); err != nil {
+			return err
+		}
+		return p.r.s.Sync()
+	})
+}
+
+// Heads runs the network on images and returns the heads' raw outputs.
+func (p *Predictor) Heads(images []float32) ([]model.HeadOutput, error) {
+	var out []model.HeadOutput
+	err := p.r.dev.Do(func() error {
+		copy(p.nt.Input(), images)
+		if err := p.nt.Forward(); err != nil {
+			return err
+		}
+		var err error
+		out, err = p.nt.Heads()
+		return err
+	})
+	return out, err
+}
+
+// Describe names the device.
+func (p *Predictor) Describe() string { return p.r.dev.String() }
+
+// Memory returns the device bytes held by dettrain, now and at the peak.
+func (p *Predictor) Memory() (now, peak int64) { return p.r.dev.Allocated() }
+
+// Close frees the device memory.
+func (p *Predictor) Close() {
+	r := p.r
+	r.dev.Do(func() error {
+		if p.nt != nil {
+			p.nt.Free()
+		}
+		if r.st != nil {
+			r.st.Free()
+		}
+		if r.dnn != nil {
+			r.dnn.Close()
+		}
+		if r.s != nil {
+			r.s.Destroy()
+		}
+		return nil
+	})
+}
