@@ -52,15 +52,20 @@ func NewEMA(net *model.Network, decay, tau float64) *EMA {
 
 // Update folds the network's current values into the average.
 func (e *EMA) Update(net *model.Network) {
-	e.updates++
-	d := e.Decay * (1 - math.Exp(-float64(e.updates)/e.Tau))
-	a, b := float32(d), float32(1-d)
+	a, b := e.next()
 	for i, t := range emaTargets(net) {
 		v := e.vals[i]
 		for j, w := range t {
 			v[j] = a*v[j] + b*w
 		}
 	}
+}
+
+// next counts an update and returns its coefficients: v = a*v + b*w.
+func (e *EMA) next() (a, b float32) {
+	e.updates++
+	d := e.Decay * (1 - math.Exp(-float64(e.updates)/e.Tau))
+	return float32(d), float32(1 - d)
 }
 
 // Swap exchanges the network's values with the averaged ones; calling it

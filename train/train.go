@@ -66,6 +66,10 @@ type Options struct {
 	// recently used is dropped. Default 2 (train.shape_graphs).
 	MaxGraphs int
 	Identity  Identity
+	// GPU, when set, trains on NVIDIA GPUs (package gpu): the whole step runs
+	// on the devices, and the host copy of the model is refreshed only to
+	// write checkpoints and weights and to evaluate.
+	GPU *GPUOptions
 	// Resume continues from this checkpoint.
 	Resume *Checkpoint
 	// Fault, when set, may poison a step (tests inject NaN through it).
@@ -134,6 +138,7 @@ type trainer struct {
 	enc      *json.Encoder
 	human    io.Writer
 	start    time.Time
+	gpu      *gpuRun // nil on the CPU
 }
 
 // Run trains net on src. When ctx is cancelled (SIGINT, SIGTERM) it
@@ -177,8 +182,10 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 	if built != nil {
 		defer func() { *built = t.graphs.Built }()
 	}
-	if _, err := t.graphs.get(o.Size); err != nil { // fail early on a bad size
-		return sum, err
+	if o.GPU == nil {
+		if _, err := t.graphs.get(o.Size); err != nil { // fail early on a bad size
+			return sum, err
+		}
 	}
 	t.opt = NewSGD(net.Params(), o.Momentum, o.Decay)
 	if o.EMA != nil {
@@ -196,6 +203,15 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 		t.st.Finished = false
 		t.lastGood = ck
 		t.log(Record{Kind: "resume", Epoch: t.st.Epoch, Iter: t.st.Iter, Message: fmt.Sprintf("resumed at epoch %d batch %d", t.st.Epoch, t.st.Batch)})
+	}
+	if o.GPU != nil {
+		g, err := newGPURun(net, o, t.opt, t.ema)
+		if err != nil {
+			return sum, err
+		}
+		defer g.close()
+		t.gpu = g
+		fmt.Fprintf(human, "training on %s\n", g.tr.Describe())
 	}
 	for t.st.Epoch < o.Epochs {
 		if err := t.epoch(ctx, evaluate, &sum); err != nil {
@@ -255,14 +271,25 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 			return fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, o.Batch)
 		}
 		lr := o.Schedule.LR(t.st.Iter) * t.lrScale
-		loss, grads, err := t.step(b)
-		if err != nil {
-			return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
+		var loss model.LossParts
+		var grads [][]float32
+		bad := ""
+		if t.gpu != nil {
+			// The whole step, update included, runs on the GPU; a
+			// non-finite step leaves the weights unchanged there.
+			if loss, bad, err = t.gpu.step(b, lr, t.ema); err != nil {
+				return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
+			}
+		} else {
+			if loss, grads, err = t.step(b); err != nil {
+				return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
+			}
+			if o.Fault != nil {
+				o.Fault(t.st.Iter, &loss, grads)
+			}
+			bad = nonFinite(loss, grads)
 		}
-		if o.Fault != nil {
-			o.Fault(t.st.Iter, &loss, grads)
-		}
-		if bad := nonFinite(loss, grads); bad != "" {
+		if bad != "" {
 			msg := fmt.Sprintf("iteration %d (epoch %d): %s (loss %v: obj %v, xy %v, wh %v, cls %v)", t.st.Iter, e+1, bad, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls)
 			t.log(Record{Kind: "nan", Epoch: e, Iter: t.st.Iter, Message: msg})
 			switch o.OnNaN {
@@ -279,6 +306,9 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 				if err := t.lastGood.restore(t.net, t.opt, t.ema); err != nil {
 					return err
 				}
+				if err := t.gpu.load(t.opt, t.ema); err != nil {
+					return err
+				}
 				t.st = t.lastGood.State
 				t.lrScale /= 2
 				fmt.Fprintf(t.human, "warning: %s: rolled back to iteration %d, learning rate now x%g (train.on_nan: rollback)\n", msg, t.st.Iter, t.lrScale)
@@ -287,10 +317,12 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 				return fmt.Errorf("%s: stopped (train.on_nan: stop); lower train.lr or raise train.warmup_epochs, or resume from the last checkpoint", msg)
 			}
 		}
-		t.opt.Step(grads, lr)
-		zero(grads)
-		if t.ema != nil {
-			t.ema.Update(t.net)
+		if t.gpu == nil {
+			t.opt.Step(grads, lr)
+			zero(grads)
+			if t.ema != nil {
+				t.ema.Update(t.net)
+			}
 		}
 		ep.Add(loss)
 		steps++
@@ -311,6 +343,9 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		bar.Add(1)
 		bar.SetSuffix(fmt.Sprintf("loss %.3f", loss.Total()))
 		if ctx.Err() != nil {
+			if err := t.gpu.store(t.opt, t.ema); err != nil {
+				return err
+			}
 			path, err := t.checkpoint()
 			if err != nil {
 				return err
@@ -335,6 +370,9 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	if steps > 0 {
 		n := float64(steps)
 		rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
+	}
+	if err := t.gpu.store(t.opt, t.ema); err != nil {
+		return err
 	}
 	if err := t.writeWeights("last.weights", false); err != nil {
 		return err

@@ -1,0 +1,155 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"testing"
+
+	"github.com/dettrain/dettrain/data"
+	"github.com/dettrain/dettrain/data/synth"
+	"github.com/dettrain/dettrain/eval"
+	"github.com/dettrain/dettrain/gpu"
+	"github.com/dettrain/dettrain/infer"
+	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/tricks"
+)
+
+func needGPU(t *testing.T) {
+	t.Helper()
+	if n, err := gpu.DeviceCount(); err != nil || n == 0 {
+		t.Skipf("GPU test skipped: %v", err)
+	}
+}
+
+func synthSet(t *testing.T, images int) *data.Dataset {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := synth.Generate(dir, synth.Options{Images: images, Seed: 5, Size: 128}); err != nil {
+		t.Fatal(err)
+	}
+	ds, rep, err := data.LoadVOC(data.DefaultVOCLayout(dir), "train", synth.Classes, nil)
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("%v %v", err, rep.Problems)
+	}
+	return ds
+}
+
+func demoNet(t *testing.T) *model.Network {
+	t.Helper()
+	cfg, err := model.ReadCfg("../configs/models/demo-tiny.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := model.NewNetwork(cfg, len(synth.Classes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Init(1)
+	return net
+}
+
+func iterLosses(t *testing.T, log []byte) []float64 {
+	t.Helper()
+	var out []float64
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	for sc.Scan() {
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == "iter" {
+			out = append(out, r.Loss)
+		}
+	}
+	return out
+}
+
+// TestGPUTrainingTracksCPU trains the demo model for 50 steps on the CPU
+// and on the GPU (TF32 off) from the same weights and batches: the losses
+// must track each other.
+func TestGPUTrainingTracksCPU(t *testing.T) {
+	needGPU(t)
+	ds := synthSet(t, 24) // 17 training images: two batches of 8 per epoch
+	run := func(g *GPUOptions) ([]float64, *model.Network) {
+		net := demoNet(t)
+		loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 8, Size: 128, Workers: 2, Shuffle: true, Seed: 1, DropLast: true})
+		defer loader.Close()
+		var log bytes.Buffer
+		_, err := Run(context.Background(), net, loader, Options{
+			Epochs: 25, Batch: 8, Size: 128, Momentum: 0.9, Decay: 0.0005,
+			Schedule:    tricks.Schedule{Base: 0.002, Warmup: 5, Total: 50, Kind: "cosine"},
+			LogInterval: 1, Dir: t.TempDir(), EMA: &EMAOptions{Decay: 0.999, Tau: 20}, GPU: g,
+		}, nil, io.Discard, &log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iterLosses(t, log.Bytes()), net
+	}
+	cpu, netC := run(nil)
+	gpuL, netG := run(&GPUOptions{Devices: []int{0}, TF32: false})
+	if len(cpu) != 50 || len(gpuL) != 50 {
+		t.Fatalf("%d CPU and %d GPU steps logged, want 50", len(cpu), len(gpuL))
+	}
+	worst := 0.0
+	for i := range cpu {
+		e := math.Abs(gpuL[i]-cpu[i]) / math.Abs(cpu[i])
+		worst = math.Max(worst, e)
+		if e > 0.01 {
+			t.Errorf("step %d: GPU loss %.6g, CPU %.6g (relative difference %.2g)", i+1, gpuL[i], cpu[i], e)
+		}
+	}
+	t.Logf("50 steps: CPU loss %.5g -> %.5g, GPU %.5g -> %.5g; largest relative difference %.3g", cpu[0], cpu[49], gpuL[0], gpuL[49], worst)
+	// The final weights too (written back to the host by the GPU run).
+	pc, pg := netC.Params(), netG.Params()
+	for i := range pc {
+		a, b := pg[i].Value.Float32s(), pc[i].Value.Float32s()
+		var num, den float64
+		for j := range a {
+			num += float64(a[j]-b[j]) * float64(a[j]-b[j])
+			den += float64(b[j]) * float64(b[j])
+		}
+		if math.Sqrt(num/den) > 0.01 {
+			t.Errorf("%s after 50 steps: relative distance %.3g between the GPU and CPU weights", pc[i].Name, math.Sqrt(num/den))
+		}
+	}
+}
+
+// TestGPUOverfitSynthetic is TestOverfitSynthetic on the GPU: trained there,
+// written back to the host, evaluated on the CPU.
+func TestGPUOverfitSynthetic(t *testing.T) {
+	needGPU(t)
+	ds := synthSet(t, 12)
+	net := demoNet(t)
+	batch := len(ds.Samples)
+	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, Size: 128, Workers: 2, Shuffle: true, Seed: 1})
+	defer loader.Close()
+	const epochs = 250
+	_, err := Run(context.Background(), net, loader, Options{
+		Epochs: epochs, Batch: batch, Size: 128, Momentum: 0.9, Decay: 0.0005,
+		Schedule:    tricks.Schedule{Base: 0.005, Warmup: 20, Total: epochs, Kind: "cosine"},
+		LogInterval: 50, Dir: t.TempDir(), GPU: &GPUOptions{TF32: true},
+	}, nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := infer.New(net, 4, 128, infer.Options{Conf: 0.01, NMS: 0.45, MaxDets: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 4, Size: 128, Workers: 2})
+	defer l.Close()
+	dets, err := p.Dataset(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := eval.VOC(dets, infer.GroundTruth(ds), synth.Classes, 0.5)
+	t.Logf("trained on the GPU: mAP@0.5 %.3f on %d training images", r.MAP, len(ds.Samples))
+	if r.MAP < 0.9 {
+		t.Fatalf("mAP %.3f < 0.9 after %d epochs on the GPU", r.MAP, epochs)
+	}
+}
