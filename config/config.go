@@ -158,9 +158,16 @@ type Train struct {
 	// Threads is the number of BLAS threads. Default 0, meaning the number of
 	// CPUs; >= 0.
 	Threads int `yaml:"threads"`
-	// Device is where training runs. Default "cpu", the only value accepted
-	// for now.
+	// Device is where training runs: "cpu" (default), "cuda" (GPU 0) or
+	// "cuda:N". On cuda the whole step runs on the GPU (package gpu).
 	Device string `yaml:"device"`
+	// Devices lists the GPUs of the replicas on cuda (one ordinal per
+	// replica; train.replicas must match its length when both are set).
+	// Empty: every replica on Device's GPU.
+	Devices []int `yaml:"devices"`
+	// TF32 lets cuDNN's float32 convolutions use TF32 tensor cores on cuda,
+	// as PyTorch does by default. Default true.
+	TF32 bool `yaml:"tf32"`
 	// Replicas is the number of data-parallel replicas each batch is split
 	// across (goroutines on CPU); gradients are averaged before one update.
 	// Default 1; 1..64, and Batch must be divisible by it.
@@ -274,6 +281,8 @@ func Default() Config {
 			EvalInterval:    1,
 			LogInterval:     10,
 			Device:          "cpu",
+			TF32:            true,
+			Devices:         []int{},
 			Replicas:        1,
 			EMADecay:        0.9999,
 			EMATau:          2000,

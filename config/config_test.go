@@ -98,6 +98,8 @@ func TestDefault(t *testing.T) {
 		{"train.log_interval", d.Train.LogInterval, 10},
 		{"train.threads", d.Train.Threads, 0},
 		{"train.device", d.Train.Device, "cpu"},
+		{"train.devices", len(d.Train.Devices), 0},
+		{"train.tf32", d.Train.TF32, true},
 		{"train.replicas", d.Train.Replicas, 1},
 		{"train.ema", d.Train.EMA, false},
 		{"train.ema_decay", d.Train.EMADecay, 0.9999},
@@ -328,7 +330,7 @@ func TestValidateRules(t *testing.T) {
 	c.Eval.Size = 8
 	c.Eval.Conf = 1
 	c.Eval.Metric = "map"
-	c.Train.Device = "cuda"
+	c.Train.Device = "tpu"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
@@ -343,7 +345,7 @@ func TestValidateRules(t *testing.T) {
 		`train.steps = [0.9, 0.8]: must be strictly increasing`,
 		`train.warmup_epochs = 100: must be < train.epochs (100)`,
 		`train.final_lr = 20: must be <= train.lr (11) for the cosine schedule`,
-		`train.device = "cuda": must be "cpu" (the only device supported for now)`,
+		`train.device = "tpu": must be "cpu", "cuda" or "cuda:N" (N a GPU ordinal)`,
 		`eval.size = 8: must be between 32 and 4096`,
 		`eval.conf = 1: must be >= 0 and < 1`,
 		`eval.metric = "map": must be "voc07", "voc" or "coco"`,

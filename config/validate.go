@@ -239,8 +239,21 @@ func (c *Config) check() []problem {
 	}
 	atLeast("train.keep_checkpoints", t.KeepCheckpoints, 1)
 	atLeast("train.threads", t.Threads, 0)
-	if t.Device != "cpu" {
-		bad("train.device", `must be "cpu" (the only device supported for now)`)
+	if _, err := ParseDevice(t.Device); err != nil {
+		bad("train.device", "%v", err)
+	}
+	for i, d := range t.Devices {
+		if d < 0 || d > 63 {
+			bad(fmt.Sprintf("train.devices[%d]", i), "must be a GPU ordinal between 0 and 63")
+		}
+	}
+	if len(t.Devices) > 0 {
+		if dev, err := ParseDevice(t.Device); err == nil && dev < 0 {
+			bad("train.devices", `needs train.device "cuda"`)
+		}
+		if t.Replicas > 1 && len(t.Devices) > 1 && len(t.Devices) != t.Replicas {
+			bad("train.devices", "lists %d GPUs but train.replicas is %d", len(t.Devices), t.Replicas)
+		}
 	}
 
 	e := &c.Eval
@@ -355,4 +368,20 @@ func valueNode(v reflect.Value) (*yaml.Node, error) {
 		return seq, nil
 	}
 	return nil, fmt.Errorf("unsupported type %s", v.Type())
+}
+
+// ParseDevice reads train.device: "cpu" is -1, "cuda" 0, "cuda:N" N.
+func ParseDevice(s string) (int, error) {
+	switch {
+	case s == "cpu":
+		return -1, nil
+	case s == "cuda" || s == "gpu":
+		return 0, nil
+	case strings.HasPrefix(s, "cuda:"):
+		n, err := strconv.Atoi(s[5:])
+		if err == nil && n >= 0 && n < 64 {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf(`must be "cpu", "cuda" or "cuda:N" (N a GPU ordinal)`)
 }

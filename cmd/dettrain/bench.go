@@ -17,6 +17,8 @@ import (
 	"github.com/dettrain/dettrain/blas"
 	"github.com/dettrain/dettrain/box"
 	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/gpu"
 	"github.com/dettrain/dettrain/train"
 )
 
@@ -30,6 +32,8 @@ type BenchOptions struct {
 	JSON             bool
 	RSSEvery         int
 	CPUProfile       string
+	Device           string
+	TF32             bool
 }
 
 func newBenchCmd(io *IO, runF func(*BenchOptions) error) *cobra.Command {
@@ -55,6 +59,9 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 			case o.Mode != "train" && o.Mode != "infer":
 				return usagef("--mode %q: must be train or infer", o.Mode)
 			}
+			if _, err := config.ParseDevice(o.Device); err != nil {
+				return usagef("--device %q: %v", o.Device, err)
+			}
 			if runF != nil {
 				return runF(o)
 			}
@@ -72,6 +79,8 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object")
 	cmd.Flags().IntVar(&o.RSSEvery, "rss-every", 0, "print the resident memory every N timed iterations (0: never)")
 	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed iterations (go tool pprof)")
+	cmd.Flags().StringVar(&o.Device, "device", "cpu", `"cpu", "cuda" or "cuda:N"`)
+	cmd.Flags().BoolVar(&o.TF32, "tf32", true, "on cuda, let float32 convolutions use TF32 tensor cores (PyTorch's default)")
 	return cmd
 }
 
@@ -124,25 +133,30 @@ func benchRun(ios *IO, o *BenchOptions) error {
 	if err != nil {
 		return err
 	}
+	r := rand.New(rand.NewSource(1))
+	images := make([]float32, o.Batch*net.Channels*o.Size*o.Size)
+	for i := range images {
+		images[i] = r.Float32()
+	}
+	truths := make([][]model.Truth, o.Batch)
+	for i := range truths {
+		for k := 0; k < 4; k++ {
+			x, y := r.Float64()*float64(o.Size)*0.7, r.Float64()*float64(o.Size)*0.7
+			w, h := 16+r.Float64()*float64(o.Size)*0.3, 16+r.Float64()*float64(o.Size)*0.3
+			truths[i] = append(truths[i], model.Truth{Class: r.Intn(o.Classes), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
+		}
+	}
+	if dev, _ := config.ParseDevice(o.Device); dev >= 0 {
+		return benchGPU(ios, o, net, dev, images, truths)
+	}
 	g, err := net.NewGraph(o.Batch, o.Size, o.Mode == "train")
 	if err != nil {
 		return err
 	}
 	defer g.Close()
-	r := rand.New(rand.NewSource(1))
-	for i := range g.Input() {
-		g.Input()[i] = r.Float32()
-	}
+	copy(g.Input(), images)
 	var opt *train.SGD
 	if o.Mode == "train" {
-		truths := make([][]model.Truth, o.Batch)
-		for i := range truths {
-			for k := 0; k < 4; k++ {
-				x, y := r.Float64()*float64(o.Size)*0.7, r.Float64()*float64(o.Size)*0.7
-				w, h := 16+r.Float64()*float64(o.Size)*0.3, 16+r.Float64()*float64(o.Size)*0.3
-				truths[i] = append(truths[i], model.Truth{Class: r.Intn(o.Classes), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
-			}
-		}
 		g.SetTruths(truths)
 		opt = train.NewSGD(net.Params(), 0.9, 0.0005)
 	}
@@ -189,12 +203,7 @@ func benchRun(ios *IO, o *BenchOptions) error {
 			fmt.Fprintf(ios.Out, "iter %d RSS %.0f MiB peak %.0f MiB\n", i+1, procStatus("VmRSS:"), procStatus("VmHWM:"))
 		}
 	}
-	sorted := append([]float64(nil), ips...)
-	sort.Float64s(sorted)
-	med := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
+	med, sorted := median(ips)
 	fwd := forwardFLOPs(net, o.Size)
 	mult := 1.0
 	if o.Mode == "train" {
@@ -219,4 +228,76 @@ func writeJSONTo(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// median returns the median of v and v sorted.
+func median(v []float64) (float64, []float64) {
+	sorted := append([]float64(nil), v...)
+	sort.Float64s(sorted)
+	med := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return med, sorted
+}
+
+// benchGPU is bench on cuda: the whole training step (forward, loss,
+// backward, SGD) or the forward pass on the device, timed from the host
+// around each step, which waits for the device at its end.
+func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []float32, truths [][]model.Truth) error {
+	var step func() error
+	var memory func() (int64, int64)
+	var describe string
+	if o.Mode == "train" {
+		tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: []int{dev}, TF32: o.TF32, Momentum: 0.9, Decay: 0.0005})
+		if err != nil {
+			return err
+		}
+		defer tr.Close()
+		if err := tr.Load(nil, nil); err != nil {
+			return err
+		}
+		step = func() error {
+			_, _, err := tr.Step(images, o.Size, truths, 1e-6, 0, 0)
+			return err
+		}
+		memory, describe = tr.Memory, tr.Describe()
+	} else {
+		p, err := gpu.NewPredictor(net, dev, o.Batch, o.Size, o.TF32)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		step = func() error { return p.Forward(images) }
+		memory, describe = p.Memory, p.Describe()
+	}
+	for i := 0; i < o.Warmup; i++ {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	ips := make([]float64, o.Iters)
+	for i := range ips {
+		t0 := time.Now()
+		if err := step(); err != nil {
+			return err
+		}
+		ips[i] = float64(o.Batch) / time.Since(t0).Seconds()
+	}
+	med, sorted := median(ips)
+	fwd := forwardFLOPs(net, o.Size)
+	mult := 1.0
+	if o.Mode == "train" {
+		mult = 3
+	}
+	_, peak := memory()
+	peakMiB := float64(peak) / (1 << 20)
+	if o.JSON {
+		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size, "batch": o.Batch, "device": describe, "tf32": o.TF32,
+			"img_per_s_median": med, "img_per_s_min": sorted[0], "img_per_s_max": sorted[len(sorted)-1],
+			"fwd_gflop_per_img": fwd / 1e9, "gflop_per_s": med * fwd * mult / 1e9, "peak_device_mib": peakMiB, "peak_rss_mib": peakRSS()})
+	}
+	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (device; %s %s size %d batch %d, tf32 %v, %s)\n",
+		med, sorted[0], sorted[len(sorted)-1], fwd/1e9, med*fwd*mult/1e9, peakMiB, o.Mode, o.Model, o.Size, o.Batch, o.TF32, describe)
+	return nil
 }

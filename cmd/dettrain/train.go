@@ -30,6 +30,7 @@ type TrainOptions struct {
 	Config ConfigOptions
 	Out    string
 	Resume string
+	Device string
 }
 
 func newTrainCmd(io *IO, runF func(*TrainOptions) error) *cobra.Command {
@@ -58,6 +59,9 @@ step, writes a checkpoint and says how to resume.`,
 			if (o.Config.File == "") == (o.Resume == "") {
 				return usagef("give exactly one of --config and --resume")
 			}
+			if o.Device != "" {
+				o.Config.Sets = append(o.Config.Sets, "train.device="+o.Device)
+			}
 			if runF != nil {
 				return runF(o)
 			}
@@ -67,6 +71,7 @@ step, writes a checkpoint and says how to resume.`,
 	o.Config.addFlags(cmd)
 	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (default: output.dir from the config)")
 	cmd.Flags().StringVar(&o.Resume, "resume", "", "continue the run in this output folder")
+	cmd.Flags().StringVar(&o.Device, "device", "", `where to train: "cpu", "cuda" or "cuda:N" (default: train.device)`)
 	return cmd
 }
 
@@ -257,6 +262,12 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, Dir: out,
 		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas, SyncBN: c.Model.BN == "sync",
 		Identity: id, Resume: resume, OnEpoch: onEpoch,
+	}
+	if dev, _ := config.ParseDevice(c.Train.Device); dev >= 0 {
+		opts.GPU = &train.GPUOptions{Devices: c.Train.Devices, TF32: c.Train.TF32}
+		if len(opts.GPU.Devices) == 0 {
+			opts.GPU.Devices = []int{dev}
+		}
 	}
 	if c.Train.EMA {
 		opts.EMA = &train.EMAOptions{Decay: c.Train.EMADecay, Tau: c.Train.EMATau}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# gpu_check.sh — the GPU checks of docs/GPU.md, as one script for an NVIDIA
+# machine without OpenCV or a full Go toolchain. The test binaries are built
+# on the development machine (the packages they test build with CGO_ENABLED=0):
+#
+#   bash ../shared/device/pack.sh && rm .device/go.tar.xz .device/vendor.tar.xz
+#   CGO_ENABLED=0 go test -c -o .device/gpu.test ./gpu
+#   CGO_ENABLED=0 go test -c -o .device/train.test ./train
+#   cp ../shared/bench/torch_yolov3.py .device/
+#   # then on the GPU machine, from the repository root:
+#   bash .device/run.sh bash scripts/gpu_check.sh
+#
+# Logs go to $OUT (or /tmp/gpu_check). BENCH=0 skips the speed runs, TORCH=0
+# the PyTorch peer, SANITIZE=1 runs the failing training test under
+# compute-sanitizer.
+set -uo pipefail
+out=${OUT:-/tmp/gpu_check}
+mkdir -p "$out"
+export DETTRAIN_CACHE=/tmp/dettrain-cache
+root=$(pwd)
+summary() { grep -E "^(--- FAIL|--- PASS|--- SKIP|FAIL|ok|PASS|panic:|fatal error:)|(_test.go:[0-9]+: .*(error|Error|want|differ|GPU|loss|mAP|memory|relative))" "$1" | grep -v "^    cudnn_gpu_test\|^    cublas_gpu_test" | head -${2:-80}; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+
+echo "== gpu package: bindings, kernels, ops and the network vs the CPU (TF32 off), replicas, memory"
+# One process per test: a CUDA error that poisons the context (an illegal
+# address) then fails only its own test.
+: > "$out/gpu_test.txt"
+for t in $(cd gpu && "$root/.device/gpu.test" -test.list '.*' | grep '^Test'); do
+  (cd gpu && timeout 120 "$root/.device/gpu.test" -test.count=1 -test.v -test.run "^$t\$" -test.timeout 110s) >> "$out/gpu_test.txt" 2>&1
+  rc=$?
+  [[ $rc != 0 ]] && echo "$t: exit $rc"
+done
+summary "$out/gpu_test.txt" 150
+
+echo "== train package: 50 steps GPU vs CPU, overfit on the GPU"
+(cd train && timeout 300 "$root/.device/train.test" -test.count=1 -test.v -test.run GPU -test.timeout 290s) > "$out/train_test.txt" 2>&1
+rc=$?; echo "exit $rc"; summary "$out/train_test.txt" 40
+
+if [[ ${SANITIZE:-0} == 1 && $rc != 0 ]]; then
+  echo "== compute-sanitizer memcheck on the overfit test"
+  (cd train && timeout 200 compute-sanitizer --tool memcheck --print-limit 3 "$root/.device/train.test" -test.count=1 -test.run GPUOverfit -test.timeout 190s) > "$out/sanitizer.txt" 2>&1
+  grep -E "=========" "$out/sanitizer.txt" | head -40
+fi
+
+if [[ ${BENCH:-1} == 1 ]]; then
+  echo "== speed: dettrain vs PyTorch, same machine, same run"
+  export DETTRAIN_GPU_BENCH=${BENCH_SPEC:-yolov3-tiny:416:64:train,yolov3:416:32:train,yolov3:416:32:infer}
+  (cd gpu && timeout 400 "$root/.device/gpu.test" -test.count=1 -test.v -test.run TestBenchGPU -test.timeout 390s) > "$out/bench.txt" 2>&1
+  grep -E "GPUBENCH|FAIL|panic|rror" "$out/bench.txt" | head -20
+  if [[ ${TORCH:-1} == 1 ]]; then
+    for w in "tiny 416 64 train" "yolov3 416 32 train" "yolov3 416 32 eval"; do
+      set -- $w
+      python3 .device/torch_yolov3.py --model $1 --size $2 --batch $3 --mode $4 --device cuda --iters 20 --warmup 5 2>&1 | tail -1 | sed "s/^/TORCH $1 $2 $3 $4: /" | tee -a "$out/bench.txt"
+    done
+  fi
+fi
