@@ -16,9 +16,9 @@ import (
 
 	"github.com/dettrain/dettrain/blas"
 	"github.com/dettrain/dettrain/box"
-	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/gpu"
+	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/train"
 )
 
