@@ -11,6 +11,7 @@ import (
 
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/eval"
+	"github.com/dettrain/dettrain/gpu"
 	"github.com/dettrain/dettrain/model"
 )
 
@@ -22,51 +23,94 @@ type Options struct {
 	// BestClass keeps only each box's best class (OpenCV's DNN
 	// post-processing) instead of every class above Conf (darknet's).
 	BestClass bool
+	// GPU, when set, runs the network on an NVIDIA GPU (package gpu); the
+	// decoding, thresholds and NMS stay on the host.
+	GPU *GPU
+}
+
+// GPU selects the device of a GPU Predictor.
+type GPU struct {
+	Device int  // cuda ordinal
+	TF32   bool // TF32 convolutions
 }
 
 // Predictor holds an inference graph for one batch size and input size.
 type Predictor struct {
-	net  *model.Network
-	g    *model.Graph
-	opts Options
+	net     *model.Network
+	g       *model.Graph   // CPU
+	gp      *gpu.Predictor // GPU
+	in      []float32      // GPU: a full batch, for short ones
+	n, size int
+	opts    Options
 }
 
-// New builds an inference graph for batches of n images of size x size.
+// New builds an inference graph for batches of n images of size x size
+// (on the GPU when o.GPU is set: the network's current weights are uploaded).
 func New(net *model.Network, n, size int, o Options) (*Predictor, error) {
+	if o.GPU != nil {
+		gp, err := gpu.NewPredictor(net, o.GPU.Device, n, size, o.GPU.TF32)
+		if err != nil {
+			return nil, err
+		}
+		return &Predictor{net: net, gp: gp, n: n, size: size, opts: o, in: make([]float32, n*net.Channels*size*size)}, nil
+	}
 	g, err := net.NewGraph(n, size, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Predictor{net: net, g: g, opts: o}, nil
+	return &Predictor{net: net, g: g, n: n, size: size, opts: o}, nil
 }
 
-// Close releases the graph.
-func (p *Predictor) Close() { p.g.Close() }
+// Close releases the graph (or the device memory).
+func (p *Predictor) Close() {
+	if p.gp != nil {
+		p.gp.Close()
+		return
+	}
+	p.g.Close()
+}
+
+// heads runs the network on a batch and returns the YOLO heads' raw outputs.
+func (p *Predictor) heads(images []float32) ([]model.HeadOutput, error) {
+	if p.gp != nil {
+		in := images
+		if len(in) < len(p.in) {
+			copy(p.in, images)
+			clear(p.in[len(images):])
+			in = p.in
+		}
+		return p.gp.Heads(in)
+	}
+	in := p.g.Input()
+	copy(in, images)
+	clear(in[len(images):])
+	if err := p.g.Run(); err != nil {
+		return nil, err
+	}
+	return p.g.Heads(), nil
+}
 
 // Batch predicts a batch (b.N <= the graph's batch size; missing images are
 // zero). Detection.Image is the batch's Index of the image, and boxes are
 // scaled to the original image size and clipped to it.
 func (p *Predictor) Batch(b *data.Batch) ([]eval.Detection, error) {
-	in := p.g.Input()
-	if b.N > p.g.N || b.H != p.g.Size || b.W != p.g.Size {
-		return nil, fmt.Errorf("batch of %d images %dx%d does not fit the %d x %d graph", b.N, b.W, b.H, p.g.N, p.g.Size)
+	if b.N > p.n || b.H != p.size || b.W != p.size {
+		return nil, fmt.Errorf("batch of %d images %dx%d does not fit the %d x %d graph", b.N, b.W, b.H, p.n, p.size)
 	}
-	copy(in, b.Images)
-	clear(in[len(b.Images):])
-	if err := p.g.Run(); err != nil {
+	heads, err := p.heads(b.Images)
+	if err != nil {
 		return nil, err
 	}
-	heads := p.g.Heads()
 	var out []eval.Detection
 	for i := 0; i < b.N; i++ {
-		sx := float64(b.OrigW[i]) / float64(p.g.Size)
-		sy := float64(b.OrigH[i]) / float64(p.g.Size)
+		sx := float64(b.OrigW[i]) / float64(p.size)
+		sy := float64(b.OrigH[i]) / float64(p.size)
 		var dets []eval.Detection
 		decode := p.net.Decode
 		if p.opts.BestClass {
 			decode = p.net.DecodeBest
 		}
-		for _, d := range decode(heads, i, p.g.Size, p.opts.Conf) {
+		for _, d := range decode(heads, i, p.size, p.opts.Conf) {
 			bb := d.Box.Scale(sx, sy).Clip(float64(b.OrigW[i]), float64(b.OrigH[i]))
 			if bb.Area() <= 0 {
 				continue

@@ -29,6 +29,7 @@ type EvalOptions struct {
 	Split      string
 	JSON       string
 	Out        string
+	Device     string
 }
 
 func newEvalCmd(io *IO, runF func(*EvalOptions) error) *cobra.Command {
@@ -67,6 +68,9 @@ at IoU .5 per class) and confusion.png there.`,
 			case o.DataConfig != "" && o.Detections == "":
 				return usagef("--data-config goes with --detections; with --weights use --config")
 			}
+			if o.Device != "" {
+				o.Config.Sets = append(o.Config.Sets, "train.device="+o.Device)
+			}
 			if runF != nil {
 				return runF(o)
 			}
@@ -80,6 +84,7 @@ at IoU .5 per class) and confusion.png there.`,
 	cmd.Flags().StringVar(&o.Split, "split", "", "split to score (default: eval.split from the config)")
 	cmd.Flags().StringVar(&o.JSON, "json", "", "also write the result as JSON to this file")
 	cmd.Flags().StringVar(&o.Out, "out", "", "write eval.json, summary.md, pr_curves.png and confusion.png to this folder")
+	cmd.Flags().StringVar(&o.Device, "device", "", `where the network runs: "cpu", "cuda" or "cuda:N" (default: train.device)`)
 	return cmd
 }
 
@@ -176,7 +181,8 @@ func (c countingBatches) Next() (*data.Batch, error) {
 // thresholds, showing a progress bar on progressW (nil: none).
 func predictSplit(net *model.Network, ds *data.Dataset, c *config.Config, progressW io.Writer) ([]eval.Detection, error) {
 	const batch = 8
-	p, err := infer.New(net, batch, c.Eval.Size, infer.Options{Conf: c.Eval.Conf, NMS: c.Eval.NMS, MaxDets: c.Eval.MaxDets})
+	dev, _ := config.ParseDevice(c.Train.Device) // validated with the config
+	p, err := infer.New(net, batch, c.Eval.Size, infer.Options{Conf: c.Eval.Conf, NMS: c.Eval.NMS, MaxDets: c.Eval.MaxDets, GPU: inferGPU(dev, c.Train.TF32)})
 	if err != nil {
 		return nil, err
 	}
@@ -332,4 +338,12 @@ func writeJSON(path string, v any) error {
 
 func writeCfg(net *model.Network, path string) error {
 	return os.WriteFile(path, net.Cfg.Text(), 0o644)
+}
+
+// inferGPU is infer's GPU option for a device ordinal (-1: the CPU, nil).
+func inferGPU(dev int, tf32 bool) *infer.GPU {
+	if dev < 0 {
+		return nil
+	}
+	return &infer.GPU{Device: dev, TF32: tf32}
 }

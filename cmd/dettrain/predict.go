@@ -28,6 +28,7 @@ type PredictOptions struct {
 	MaxDets                    int
 	SaveTxt, SaveConf, NoDraw  bool
 	Inputs                     []string
+	Device                     string
 }
 
 func newPredictCmd(io *IO, runF func(*PredictOptions) error) *cobra.Command {
@@ -86,6 +87,7 @@ to --out:
 	cmd.Flags().BoolVar(&o.SaveTxt, "save-txt", false, "also write YOLO txt labels to OUT/labels")
 	cmd.Flags().BoolVar(&o.SaveConf, "save-conf", false, "with --save-txt, append the score to each line")
 	cmd.Flags().BoolVar(&o.NoDraw, "no-draw", false, "do not write annotated images")
+	cmd.Flags().StringVar(&o.Device, "device", "cpu", `where the network runs: "cpu", "cuda" or "cuda:N"`)
 	return cmd
 }
 
@@ -226,7 +228,11 @@ func predictRun(io *IO, o *PredictOptions) error {
 			return err
 		}
 	}
-	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets, BestClass: o.BestClass})
+	dev, err := config.ParseDevice(o.Device)
+	if err != nil {
+		return usagef("--device %q: %v", o.Device, err)
+	}
+	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets, BestClass: o.BestClass, GPU: inferGPU(dev, true)})
 	if err != nil {
 		return err
 	}

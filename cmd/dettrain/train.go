@@ -19,6 +19,7 @@ import (
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
 	"github.com/dettrain/dettrain/eval"
+	"github.com/dettrain/dettrain/gpu"
 	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/report"
 	"github.com/dettrain/dettrain/train"
@@ -139,6 +140,9 @@ type trainResult struct {
 // into c.Output.Dir and scores best.weights on the eval split.
 func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpoint) (*trainResult, error) {
 	start := time.Now()
+	if err := checkDevice(c.Train.Device, c.Train.Devices); err != nil {
+		return nil, err
+	}
 	names, err := c.ClassNames()
 	if err != nil {
 		return nil, err
@@ -371,4 +375,23 @@ func freshDir(dir string, w io.Writer) string {
 			return d
 		}
 	}
+}
+
+// checkDevice fails at once, before any data is read, when train.device
+// asks for a GPU this machine does not have.
+func checkDevice(device string, devices []int) error {
+	dev, err := config.ParseDevice(device)
+	if err != nil || dev < 0 {
+		return err
+	}
+	n, err := gpu.DeviceCount()
+	if err != nil {
+		return fmt.Errorf("train.device %q: %w", device, err)
+	}
+	for _, d := range append([]int{dev}, devices...) {
+		if d >= n {
+			return fmt.Errorf("train.device %q / train.devices: GPU %d asked for, but the driver sees %d", device, d, n)
+		}
+	}
+	return nil
 }
