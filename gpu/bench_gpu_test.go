@@ -53,46 +53,56 @@ func TestBenchGPU(t *testing.T) {
 				truths[i] = append(truths[i], model.Truth{Class: r.Intn(20), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
 			}
 		}
-		var step func() error
-		var mem func() (int64, int64)
-		var closeF func()
-		if mode == "train" {
-			tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, Momentum: 0.9, Decay: 0.0005})
-			if err != nil {
-				t.Fatal(err)
+		for _, keep := range []bool{false, true} {
+			d, _, _ := testGPU(t)
+			d.ResetPeak()
+			var step func() error
+			var mem func() (int64, int64)
+			var closeF func()
+			if mode == "train" {
+				tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, Momentum: 0.9, Decay: 0.0005})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.Load(nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				tr.KeepInput = keep
+				step = func() error { _, _, err := tr.Step(images, size, truths, 1e-6, 0, 0); return err }
+				mem, closeF = tr.Memory, tr.Close
+			} else {
+				p, err := NewPredictor(net, 0, batch, size, tf32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.KeepInput = keep
+				step = func() error { return p.Forward(images) }
+				mem, closeF = p.Memory, p.Close
 			}
-			if err := tr.Load(nil, nil); err != nil {
-				t.Fatal(err)
+			t0 := time.Now()
+			for i := 0; i < 5; i++ {
+				if err := step(); err != nil {
+					t.Fatal(err)
+				}
 			}
-			step = func() error { _, _, err := tr.Step(images, size, truths, 1e-6, 0, 0); return err }
-			mem, closeF = tr.Memory, tr.Close
-		} else {
-			p, err := NewPredictor(net, 0, batch, size, tf32)
-			if err != nil {
-				t.Fatal(err)
+			warm := time.Since(t0)
+			ips := make([]float64, 20)
+			for i := range ips {
+				t1 := time.Now()
+				if err := step(); err != nil {
+					t.Fatal(err)
+				}
+				ips[i] = float64(batch) / time.Since(t1).Seconds()
 			}
-			step = func() error { return p.Forward(images) }
-			mem, closeF = p.Memory, p.Close
+			sort.Float64s(ips)
+			_, peak := mem()
+			input := "input uploaded every step"
+			if keep {
+				input = "input resident on the device"
+			}
+			fmt.Printf("GPUBENCH %s size %d batch %d %s tf32=%v, %s: IPS %.1f min %.1f max %.1f peakDeviceMiB %.0f (warmup incl. algorithm search %.1fs)\n",
+				f[0], size, batch, mode, tf32, input, (ips[9]+ips[10])/2, ips[0], ips[19], float64(peak)/(1<<20), warm.Seconds())
+			closeF()
 		}
-		t0 := time.Now()
-		for i := 0; i < 5; i++ {
-			if err := step(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		warm := time.Since(t0)
-		ips := make([]float64, 20)
-		for i := range ips {
-			t1 := time.Now()
-			if err := step(); err != nil {
-				t.Fatal(err)
-			}
-			ips[i] = float64(batch) / time.Since(t1).Seconds()
-		}
-		sort.Float64s(ips)
-		_, peak := mem()
-		fmt.Printf("GPUBENCH %s size %d batch %d %s tf32=%v: IPS %.1f min %.1f max %.1f peakDeviceMiB %.0f (warmup incl. algorithm search %.1fs)\n",
-			f[0], size, batch, mode, tf32, (ips[9]+ips[10])/2, ips[0], ips[19], float64(peak)/(1<<20), warm.Seconds())
-		closeF()
 	}
 }

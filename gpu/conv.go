@@ -125,7 +125,8 @@ type Conv struct {
 // tensor cores for FP32 data); with tf32 true cuDNN may use TF32. Results
 // are cached in d by (shape, tf32), so a second NewConv of the same shape
 // does no search. needDx false skips the backward-data search (first
-// layer); x, w, y, dw (and dx when needDx) are buffers of the shape's sizes.
+// layer) and dw = 0 the backward-filter one (inference); x, w, y (dw, and
+// dx when needDx) are buffers of the shape's sizes.
 // Call inside Device.Do.
 func (d *DNN) NewConv(sh ConvShape, tf32 bool, x, w, y, dx, dw Ptr, needDx bool, wsLimit int) (*Conv, error) {
 	if err := sh.validate(); err != nil {
@@ -150,6 +151,9 @@ func (d *DNN) NewConv(sh ConvShape, tf32 bool, x, w, y, dx, dw Ptr, needDx bool,
 	var need [3]bool
 	for dir := range 3 {
 		if dir == dirBwdData && !needDx {
+			continue
+		}
+		if dir == dirBwdFilter && dw == 0 { // inference: forward only
 			continue
 		}
 		if cached != nil && cached.dir[dir].ok && cached.dir[dir].ws <= wsLimit {

@@ -333,6 +333,9 @@ func (d *Device) Free(p Ptr, bytes int) error {
 	return check("cuMemFree_v2", drv.cuMemFree(uint64(p)))
 }
 
+// ResetPeak restarts the peak of Allocated from the bytes held now.
+func (d *Device) ResetPeak() { d.peak.Store(d.allocated.Load()) }
+
 // Allocated returns the bytes currently held through Alloc, and the peak.
 func (d *Device) Allocated() (now, peak int64) { return d.allocated.Load(), d.peak.Load() }
 

@@ -230,7 +230,7 @@ func TestNetMatchesCPU(t *testing.T) {
 			return err
 		}
 		defer dnn.Close()
-		st, err := NewState(d, netGPU, false)
+		st, err := NewState(d, netGPU, true, false)
 		if err != nil {
 			return err
 		}

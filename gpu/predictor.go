@@ -12,6 +12,8 @@ import (
 type Predictor struct {
 	r  *gpuReplica
 	nt *Net
+	// KeepInput (benchmarks): see Net.KeepInput.
+	KeepInput bool
 }
 
 // NewPredictor uploads net to device dev for batches of n images of size x size.
@@ -33,7 +35,7 @@ func NewPredictor(net *model.Network, dev, n, size int, tf32 bool) (*Predictor, 
 		if r.dnn, err = NewDNN(r.s); err != nil {
 			return err
 		}
-		if r.st, err = NewState(d, net, false); err != nil {
+		if r.st, err = NewState(d, net, false, false); err != nil {
 			return err
 		}
 		if err := r.st.Upload(r.s, nil, nil); err != nil {
@@ -52,7 +54,8 @@ func NewPredictor(net *model.Network, dev, n, size int, tf32 bool) (*Predictor, 
 // Forward runs the network on images (N, C, size, size) and waits for the device.
 func (p *Predictor) Forward(images []float32) error {
 	return p.r.dev.Do(func() error {
-		copy(p.nt.Input(), images)
+		p.nt.KeepInput = p.KeepInput
+		p.nt.SetInput(images)
 		if err := p.nt.Forward(); err != nil {
 			return err
 		}
@@ -64,7 +67,7 @@ func (p *Predictor) Forward(images []float32) error {
 func (p *Predictor) Heads(images []float32) ([]model.HeadOutput, error) {
 	var out []model.HeadOutput
 	err := p.r.dev.Do(func() error {
-		copy(p.nt.Input(), images)
+		p.nt.SetInput(images)
 		if err := p.nt.Forward(); err != nil {
 			return err
 		}

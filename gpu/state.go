@@ -30,8 +30,9 @@ type State struct {
 	W, G, V, E Ptr // weights(+BN stats), gradients, velocity, EMA (0 when off)
 }
 
-// NewState allocates the flat buffers for net on d (EMA only when ema). Call inside d.Do.
-func NewState(d *Device, net *model.Network, ema bool) (*State, error) {
+// NewState allocates the flat buffers for net on d: gradients and velocity
+// only for training, the EMA only when ema. Call inside d.Do.
+func NewState(d *Device, net *model.Network, training, ema bool) (*State, error) {
 	st := &State{dev: d, net: net, params: net.Params(), bnLayer: map[int]int{}}
 	st.off = make([]int, len(st.params))
 	o := 0
@@ -68,11 +69,13 @@ func NewState(d *Device, net *model.Network, ema bool) (*State, error) {
 	if st.W, err = d.AllocF32(st.total); err != nil {
 		return nil, err
 	}
-	if st.G, err = d.AllocF32(st.paramsN); err != nil {
-		return nil, err
-	}
-	if st.V, err = d.AllocF32(st.paramsN); err != nil {
-		return nil, err
+	if training {
+		if st.G, err = d.AllocF32(st.paramsN); err != nil {
+			return nil, err
+		}
+		if st.V, err = d.AllocF32(st.paramsN); err != nil {
+			return nil, err
+		}
 	}
 	if ema {
 		if st.E, err = d.AllocF32(st.total); err != nil {
@@ -85,8 +88,10 @@ func NewState(d *Device, net *model.Network, ema bool) (*State, error) {
 // Free releases the buffers. Call inside Do.
 func (st *State) Free() {
 	st.dev.Free(st.W, 4*st.total)
-	st.dev.Free(st.G, 4*st.paramsN)
-	st.dev.Free(st.V, 4*st.paramsN)
+	if st.G != 0 {
+		st.dev.Free(st.G, 4*st.paramsN)
+		st.dev.Free(st.V, 4*st.paramsN)
+	}
 	if st.E != 0 {
 		st.dev.Free(st.E, 4*st.total)
 	}
@@ -96,8 +101,14 @@ func (st *State) Free() {
 // ParamsLen is the number of parameter elements (gradient length).
 func (st *State) ParamsLen() int { return st.paramsN }
 
-// Param returns the device address of the i-th model.Param's weights and gradient.
-func (st *State) Param(i int) (w, g Ptr) { return st.W.F32(st.off[i]), st.G.F32(st.off[i]) }
+// Param returns the device address of the i-th model.Param's weights and
+// gradient (0 in an inference State).
+func (st *State) Param(i int) (w, g Ptr) {
+	if st.G == 0 {
+		return st.W.F32(st.off[i]), 0
+	}
+	return st.W.F32(st.off[i]), st.G.F32(st.off[i])
+}
 
 // BN returns the running mean and variance of layer li (a conv with batch norm).
 func (st *State) BN(li int) (mean, vr Ptr) {
@@ -157,6 +168,9 @@ func (st *State) Upload(s *Stream, velocity, ema [][]float32) error {
 			return err
 		}
 	}
+	if st.V == 0 {
+		return nil
+	}
 	clear(host)
 	if velocity != nil {
 		if len(velocity) != len(st.params) {
@@ -191,7 +205,7 @@ func (st *State) Download(s *Stream, velocity, ema [][]float32) error {
 			copy(v, host[offs[i]:offs[i]+len(v)])
 		}
 	}
-	if velocity != nil {
+	if velocity != nil && st.V != 0 {
 		if err := s.Download(host[:st.paramsN], st.V); err != nil {
 			return err
 		}

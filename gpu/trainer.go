@@ -38,6 +38,9 @@ type Trainer struct {
 	grp  *model.SyncGroup
 	// Steps counts the steps run.
 	Steps int
+	// KeepInput (benchmarks) uploads each input size's first batch once and
+	// trains on it again and again (see Net.KeepInput).
+	KeepInput bool
 }
 
 type gpuReplica struct {
@@ -85,7 +88,7 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 			if r.dnn, err = NewDNN(r.s); err != nil {
 				return err
 			}
-			r.st, err = NewState(d, net, o.EMA)
+			r.st, err = NewState(d, net, true, o.EMA)
 			return err
 		})
 		t.reps = append(t.reps, r)
@@ -205,7 +208,8 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 				return err
 			}
 			nets[i] = nt
-			copy(nt.Input(), images[i*per*plane:(i+1)*per*plane])
+			nt.KeepInput = t.KeepInput
+			nt.SetInput(images[i*per*plane : (i+1)*per*plane])
 			if err := nt.SetTruths(truths[i*per : (i+1)*per]); err != nil {
 				return err
 			}

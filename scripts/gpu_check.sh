@@ -45,8 +45,12 @@ fi
 if [[ ${BENCH:-1} == 1 ]]; then
   echo "== speed: dettrain vs PyTorch, same machine, same run"
   export DETTRAIN_GPU_BENCH=${BENCH_SPEC:-yolov3-tiny:416:64:train,yolov3:416:32:train,yolov3:416:32:infer}
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits -lms 100 > "$out/util.txt" 2>/dev/null &
+  smi=$!
   (cd gpu && timeout 400 "$root/.device/gpu.test" -test.count=1 -test.v -test.run TestBenchGPU -test.timeout 390s) > "$out/bench.txt" 2>&1
+  kill $smi 2>/dev/null
   grep -E "GPUBENCH|FAIL|panic|rror" "$out/bench.txt" | head -20
+  awk -F', ' '$1 > 0 {s += $1; n++} END {if (n) printf "GPU utilisation while busy (nvidia-smi every 100 ms): mean %.0f%% over %d samples\n", s/n, n}' "$out/util.txt"
   if [[ ${TORCH:-1} == 1 ]]; then
     for w in "tiny 416 64 train" "yolov3 416 32 train" "yolov3 416 32 eval"; do
       set -- $w

@@ -34,6 +34,7 @@ type BenchOptions struct {
 	CPUProfile       string
 	Device           string
 	TF32             bool
+	Resident         bool
 }
 
 func newBenchCmd(io *IO, runF func(*BenchOptions) error) *cobra.Command {
@@ -81,6 +82,7 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed iterations (go tool pprof)")
 	cmd.Flags().StringVar(&o.Device, "device", "cpu", `"cpu", "cuda" or "cuda:N"`)
 	cmd.Flags().BoolVar(&o.TF32, "tf32", true, "on cuda, let float32 convolutions use TF32 tensor cores (PyTorch's default)")
+	cmd.Flags().BoolVar(&o.Resident, "resident", false, "on cuda, upload the input once and keep it on the device (as the PyTorch harness does); default: copy and upload it every step, as training does")
 	return cmd
 }
 
@@ -257,6 +259,7 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 		if err := tr.Load(nil, nil); err != nil {
 			return err
 		}
+		tr.KeepInput = o.Resident
 		step = func() error {
 			_, _, err := tr.Step(images, o.Size, truths, 1e-6, 0, 0)
 			return err
@@ -268,6 +271,7 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 			return err
 		}
 		defer p.Close()
+		p.KeepInput = o.Resident
 		step = func() error { return p.Forward(images) }
 		memory, describe = p.Memory, p.Describe()
 	}
