@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/dettrain/dettrain/model"
@@ -55,8 +56,9 @@ type Net struct {
 	// BNMomentum etc. come from the layers' BNState.
 	sync *SyncBN
 
-	allocs []alloc
-	steps  int // Steps run, for dropout masks
+	allocs      []alloc
+	steps       int // Steps run, for dropout masks
+	keepOutputs bool
 	// KeepInput (benchmarks) uploads the input image once and reuses it, as
 	// a peer whose input tensor already lives on the device does.
 	KeepInput bool
@@ -113,6 +115,10 @@ type NetOptions struct {
 	Sync *SyncBN
 	// WorkspaceLimit bounds cuDNN's workspace (bytes; 0: 1 GiB).
 	WorkspaceLimit int
+	// KeepOutputs gives every layer's output of an inference Net its own
+	// memory (for LayerOutput in tests); by default outputs share memory
+	// by liveness and only the heads' outputs survive Forward.
+	KeepOutputs bool
 }
 
 // NewNet builds net on the device for batches of n images of size x size,
@@ -122,7 +128,7 @@ func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *
 	if size%8 != 0 || size <= 0 {
 		return nil, fmt.Errorf("input size %d must be a positive multiple of 8 (32 for YOLOv3's strides)", size)
 	}
-	nt = &Net{N: n, Size: size, Training: training, dev: d, s: s, k: k, dnn: dnn, net: net, st: st, tf: o.TF32, sync: o.Sync, Smooth1: 1}
+	nt = &Net{N: n, Size: size, Training: training, dev: d, s: s, k: k, dnn: dnn, net: net, st: st, tf: o.TF32, sync: o.Sync, Smooth1: 1, keepOutputs: o.KeepOutputs}
 	defer func() {
 		if err != nil {
 			nt.Free()
@@ -246,7 +252,15 @@ func (nt *Net) alloc(n int) (Ptr, error) {
 func (nt *Net) allocate(wsLimit int) error {
 	n := nt.N
 	seen := map[*buffer]bool{}
+	if !nt.Training && !nt.keepOutputs {
+		if err := nt.allocateShared(); err != nil {
+			return err
+		}
+	}
 	for _, b := range nt.bufs {
+		if b.y != 0 {
+			continue // shared (inference)
+		}
 		if seen[b] {
 			continue
 		}
@@ -347,6 +361,93 @@ func (nt *Net) allocate(wsLimit int) error {
 		return err
 	}
 	return nil
+}
+
+// allocateShared gives the activations of an inference Net device memory
+// shared by liveness: a buffer lives from the layer that writes it to the
+// last layer that reads it (the heads' inputs and the input image to the
+// end), and buffers whose lives do not overlap share memory (planSlots).
+func (nt *Net) allocateShared() error {
+	var bufs []*buffer
+	index := map[*buffer]int{}
+	def, last := []int{}, []int{}
+	end := len(nt.layers)
+	add := func(b *buffer, at int) {
+		if _, ok := index[b]; !ok {
+			index[b] = len(bufs)
+			bufs = append(bufs, b)
+			def = append(def, at)
+			last = append(last, at)
+		}
+	}
+	add(nt.bufs[0], -1)
+	last[0] = end // the input stays (KeepInput)
+	for i, ly := range nt.layers {
+		for _, s := range ly.in {
+			k := index[nt.bufs[s]]
+			last[k] = max(last[k], i)
+		}
+		add(nt.bufs[ly.out], i)
+	}
+	for _, h := range nt.heads {
+		last[index[nt.bufs[h.slot]]] = end
+	}
+	sizes := make([]int, len(bufs))
+	for i, b := range bufs {
+		sizes[i] = b.size(nt.N)
+	}
+	slotOf, slotSize := planSlots(sizes, def, last)
+	ptrs := make([]Ptr, len(slotSize))
+	for i, sz := range slotSize {
+		var err error
+		if ptrs[i], err = nt.alloc(sz); err != nil {
+			return err
+		}
+	}
+	for i, b := range bufs {
+		b.y = ptrs[slotOf[i]]
+	}
+	return nil
+}
+
+// planSlots assigns buffers (sizes in elements, each live from def[i] to
+// last[i] inclusive, in layer steps) to memory slots so that buffers whose
+// lives overlap never share a slot, reusing the smallest free slot that
+// fits (or growing the largest free one). It returns each buffer's slot and
+// each slot's size.
+func planSlots(sizes, def, last []int) (slotOf, slotSize []int) {
+	slotOf = make([]int, len(sizes))
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return def[order[a]] < def[order[b]] })
+	busyUntil := []int{} // per slot: the last step of its current buffer
+	for _, i := range order {
+		best := -1
+		for s, until := range busyUntil {
+			if until >= def[i] { // still live when buffer i is written
+				continue
+			}
+			switch {
+			case best < 0:
+				best = s
+			case slotSize[s] >= sizes[i] && (slotSize[best] < sizes[i] || slotSize[s] < slotSize[best]):
+				best = s // the smallest free slot that fits
+			case slotSize[best] < sizes[i] && slotSize[s] > slotSize[best]:
+				best = s // none fits yet: the largest
+			}
+		}
+		if best < 0 {
+			best = len(slotSize)
+			slotSize = append(slotSize, 0)
+			busyUntil = append(busyUntil, 0)
+		}
+		slotSize[best] = max(slotSize[best], sizes[i])
+		busyUntil[best] = last[i]
+		slotOf[i] = best
+	}
+	return slotOf, slotSize
 }
 
 // planBackward decides, for each layer's backward contribution to each
@@ -864,7 +965,8 @@ func (nt *Net) Heads() ([]model.HeadOutput, error) {
 	return out, nil
 }
 
-// LayerOutput downloads layer i's output of the last Forward, (N,C,H,W), and its shape. Call inside Do.
+// LayerOutput downloads layer i's output of the last Forward, (N,C,H,W), and
+// its shape (an inference Net keeps them only with KeepOutputs). Call inside Do.
 func (nt *Net) LayerOutput(i int) ([]float32, []int, error) {
 	b := nt.bufs[i+1]
 	d := make([]float32, b.size(nt.N))

@@ -239,7 +239,7 @@ func TestNetMatchesCPU(t *testing.T) {
 			return err
 		}
 		// Inference, layer by layer.
-		inf, err := NewNet(d, s, k, dnn, netGPU, st, n, size, false, NetOptions{})
+		inf, err := NewNet(d, s, k, dnn, netGPU, st, n, size, false, NetOptions{KeepOutputs: true})
 		if err != nil {
 			return err
 		}
@@ -271,6 +271,31 @@ func TestNetMatchesCPU(t *testing.T) {
 			worstInf = math.Max(worstInf, e)
 			if e > tol {
 				t.Errorf("inference layer %d [%s]: relative error %.3g at %d (got %v, want %v)", i, netCPU.Layers[i].Section().Type, e, at, got[at], want[at])
+			}
+		}
+
+		// The same forward pass with activations sharing memory by liveness:
+		// the same heads.
+		shared, err := NewNet(d, s, k, dnn, netGPU, st, n, size, false, NetOptions{})
+		if err != nil {
+			return err
+		}
+		defer shared.Free()
+		copy(shared.Input(), img)
+		if err := shared.Forward(); err != nil {
+			return err
+		}
+		hs, err := shared.Heads()
+		if err != nil {
+			return err
+		}
+		hk, err := inf.Heads()
+		if err != nil {
+			return err
+		}
+		for i := range hs {
+			if e, at := relErr(hs[i].Data, hk[i].Data); e != 0 {
+				t.Errorf("head %d with shared activation memory: differs by %.3g at %d", i, e, at)
 			}
 		}
 
