@@ -26,6 +26,8 @@ demo: build
 test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	# The packages a GPU machine builds (no OpenCV there) need no cgo.
+	CGO_ENABLED=0 $(GO) build ./model/ ./train/ ./gpu/ ./infer/
 	$(GO) test -count=1 -timeout 15m ./...
 	# A few seconds of fuzzing of the cfg parser and the weights reader (no panic).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCfg$$' -fuzztime 5s ./model

@@ -153,7 +153,7 @@ func TestSgemmGPU(t *testing.T) {
 	for _, tf32 := range []bool{false, true} {
 		rel := 1e-5
 		if tf32 {
-			rel = 1e-2
+			rel = 1e-3 // the bound; 1.7e-4 at most seen on an H200 (docs/GPU.md)
 		}
 		t.Run(fmt.Sprintf("tf32=%v", tf32), func(t *testing.T) {
 			err := d.Do(func() error {

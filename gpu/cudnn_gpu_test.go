@@ -123,7 +123,7 @@ func plus(ref []float64, prefill []float32) []float64 {
 
 // TestConvGPU checks Conv's three directions against a direct float64
 // convolution on every convCases shape, in full FP32 (error <= 1e-5 of each
-// output's sum of |terms|) and with TF32 (1e-2): outputs poisoned with NaN
+// output's sum of |terms|) and with TF32 (1e-3): outputs poisoned with NaN
 // before each overwriting call, pre-filled before each accumulating one.
 func TestConvGPU(t *testing.T) {
 	d, s, _ := testGPU(t)
@@ -144,7 +144,7 @@ func TestConvGPU(t *testing.T) {
 	for _, tf32 := range []bool{false, true} {
 		rel := 1e-5
 		if tf32 {
-			rel = 1e-2
+			rel = 1e-3 // the bound; 1.7e-4 at most seen on an H200 (docs/GPU.md)
 		}
 		for ci, sh := range convCases {
 			t.Run(fmt.Sprintf("%v/tf32=%v", sh, tf32), func(t *testing.T) {
