@@ -54,7 +54,10 @@ func openLib(s libSearch) (*lib, error) {
 		h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 		if err != nil {
 			msg := err.Error()
-			if strings.Contains(msg, "No such file") || strings.Contains(msg, "cannot open shared object file") {
+			// "not found" only when the library itself is missing: when
+			// it exists but one of its own dependencies does not, dlerror
+			// names that dependency, which is worth keeping.
+			if strings.Contains(msg, path+": cannot open shared object file") {
 				msg = "not found"
 			}
 			tried = append(tried, fmt.Sprintf("%s (%s)", path, msg))
