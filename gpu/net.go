@@ -635,7 +635,7 @@ func (nt *Net) forward(ly *layer) error {
 		if nt.isAlias(ly) {
 			return nil
 		}
-		return k.DropoutForward(s, out.y, in.y, out.size(n), l.P, ly.seed+uint32(nt.steps)*2654435761)
+		return k.DropoutForward(s, out.y, in.y, out.size(n), l.P, nt.dropoutSeed(ly))
 	case *model.RouteLayer:
 		if nt.isAlias(ly) {
 			return nil
@@ -819,7 +819,7 @@ func (nt *Net) backward(ly *layer) error {
 		if nt.isAlias(ly) {
 			return nil
 		}
-		return k.DropoutBackward(s, in.dy, out.dy, out.size(n), l.P, ly.seed+uint32(nt.steps)*2654435761, ly.acc[0])
+		return k.DropoutBackward(s, in.dy, out.dy, out.size(n), l.P, nt.dropoutSeed(ly), ly.acc[0])
 	case *model.RouteLayer:
 		if nt.isAlias(ly) {
 			return nil
@@ -880,6 +880,10 @@ func (nt *Net) backward(ly *layer) error {
 	}
 	return fmt.Errorf("unsupported layer %T", ly.l)
 }
+
+// dropoutSeed is a dropout layer's mask seed for the current step (the
+// forward and backward passes of one step use the same mask).
+func (nt *Net) dropoutSeed(ly *layer) uint32 { return ly.seed + uint32(nt.steps)*2654435761 }
 
 // zeroChannels zeroes count channels from off of every image of b's gradient.
 func (nt *Net) zeroChannels(b *buffer, off, count int) error {

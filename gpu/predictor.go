@@ -86,20 +86,8 @@ func (p *Predictor) Memory() (now, peak int64) { return p.r.dev.Allocated() }
 
 // Close frees the device memory.
 func (p *Predictor) Close() {
-	r := p.r
-	r.dev.Do(func() error {
-		if p.nt != nil {
-			p.nt.Free()
-		}
-		if r.st != nil {
-			r.st.Free()
-		}
-		if r.dnn != nil {
-			r.dnn.Close()
-		}
-		if r.s != nil {
-			r.s.Destroy()
-		}
-		return nil
-	})
+	if p.nt != nil {
+		p.r.nets = map[int]*Net{p.nt.Size: p.nt}
+	}
+	p.r.free()
 }

@@ -112,27 +112,34 @@ func (t *Trainer) Describe() string {
 // Close frees everything on the devices.
 func (t *Trainer) Close() {
 	for _, r := range t.reps {
-		if r == nil || r.dev == nil {
-			continue
+		if r != nil {
+			r.free()
 		}
-		r.dev.Do(func() error {
-			for _, n := range r.nets {
-				n.Free()
-			}
-			r.nets = nil
-			if r.st != nil {
-				r.st.Free()
-			}
-			if r.dnn != nil {
-				r.dnn.Close()
-			}
-			if r.s != nil {
-				r.s.Destroy()
-			}
-			return nil
-		})
 	}
 	t.reps = nil
+}
+
+// free releases a replica's Nets, state, cuDNN handle and stream.
+func (r *gpuReplica) free() {
+	if r.dev == nil {
+		return
+	}
+	r.dev.Do(func() error {
+		for _, n := range r.nets {
+			n.Free()
+		}
+		r.nets = nil
+		if r.st != nil {
+			r.st.Free()
+		}
+		if r.dnn != nil {
+			r.dnn.Close()
+		}
+		if r.s != nil {
+			r.s.Destroy()
+		}
+		return nil
+	})
 }
 
 // Load copies the host state to every replica: the network's weights and BN
