@@ -125,19 +125,29 @@ type NetOptions struct {
 // over the state st (weights shared by every Net of st). A training Net also
 // holds gradient buffers. Call inside d.Do.
 func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *State, n, size int, training bool, o NetOptions) (nt *Net, err error) {
-	if size%8 != 0 || size <= 0 {
-		return nil, fmt.Errorf("input size %d must be a positive multiple of 8 (32 for YOLOv3's strides)", size)
+	if nt, err = planNet(net, n, size, training); err != nil {
+		return nil, err
 	}
-	nt = &Net{N: n, Size: size, Training: training, dev: d, s: s, k: k, dnn: dnn, net: net, st: st, tf: o.TF32, sync: o.Sync, Smooth1: 1, keepOutputs: o.KeepOutputs}
-	defer func() {
-		if err != nil {
-			nt.Free()
-			nt = nil
-		}
-	}()
+	nt.dev, nt.s, nt.k, nt.dnn, nt.st = d, s, k, dnn, st
+	nt.tf, nt.sync, nt.keepOutputs = o.TF32, o.Sync, o.KeepOutputs
 	if o.WorkspaceLimit <= 0 {
 		o.WorkspaceLimit = 1 << 30
 	}
+	if err := nt.allocate(o.WorkspaceLimit); err != nil {
+		nt.Free()
+		return nil, err
+	}
+	return nt, nil
+}
+
+// planNet lays the network out for batches of n images of size x size
+// without touching a device: every layer's input and output buffers and
+// their shapes, the aliases, the heads and (training) the backward plan.
+func planNet(net *model.Network, n, size int, training bool) (*Net, error) {
+	if size%8 != 0 || size <= 0 {
+		return nil, fmt.Errorf("input size %d must be a positive multiple of 8 (32 for YOLOv3's strides)", size)
+	}
+	nt := &Net{N: n, Size: size, Training: training, net: net, Smooth1: 1}
 	nt.bufs = append(nt.bufs, &buffer{c: net.Channels, h: size, w: size})
 	for i, l := range net.Layers {
 		ly := &layer{i: i, l: l}
@@ -225,9 +235,6 @@ func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *
 	}
 	if training && len(nt.heads) == 0 {
 		return nil, fmt.Errorf("the network has no [yolo] layer: nothing to train")
-	}
-	if err := nt.allocate(o.WorkspaceLimit); err != nil {
-		return nil, err
 	}
 	if training {
 		nt.planBackward()
