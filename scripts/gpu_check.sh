@@ -3,12 +3,9 @@
 # machine without OpenCV or a full Go toolchain. The test binaries are built
 # on the development machine (the packages they test build with CGO_ENABLED=0):
 #
-#   bash ../shared/device/pack.sh && rm .device/go.tar.xz .device/vendor.tar.xz
-#   CGO_ENABLED=0 go test -c -o .device/gpu.test ./gpu
-#   CGO_ENABLED=0 go test -c -o .device/train.test ./train
-#   cp ../shared/bench/torch_yolov3.py .device/
+#   bash scripts/gpu_pack.sh        # here: .device/ with the test binaries
 #   # then on the GPU machine, from the repository root:
-#   bash .device/run.sh bash scripts/gpu_check.sh
+#   bash .device/run2.sh bash scripts/gpu_check.sh
 #
 # Logs go to $OUT (or /tmp/gpu_check). BENCH=0 skips the speed runs, TORCH=0
 # the PyTorch peer, SANITIZE=1 runs the failing training test under
