@@ -566,3 +566,34 @@ func TestClassNames(t *testing.T) {
 		t.Errorf("ClassNames with names = %q, %v", names, err)
 	}
 }
+
+func TestDeviceKeys(t *testing.T) {
+	for _, tc := range []struct {
+		device  string
+		devices string
+		sets    []string
+		want    string // "" = valid
+	}{
+		{"cpu", "[]", nil, ""},
+		{"cuda", "[]", nil, ""},
+		{"cuda:3", "[]", nil, ""},
+		{"cuda", "[0, 1]", []string{"train.replicas=2"}, ""},
+		{"cuda", "[0, 0]", []string{"train.replicas=2"}, ""},
+		{"cuda", "[0, 1]", nil, `train.devices = [0, 1]: lists 2 GPUs but train.replicas is 1: one replica per GPU (set train.replicas: 2)`},
+		{"cpu", "[0]", nil, `train.devices = [0]: needs train.device "cuda"`},
+		{"cuda:x", "[]", nil, `train.device = "cuda:x": must be "cpu", "cuda" or "cuda:N" (N a GPU ordinal)`},
+		{"cuda", "[-1]", nil, `train.devices[0] = -1: must be a GPU ordinal between 0 and 63`},
+	} {
+		sets := append([]string{"train.device=" + tc.device, "train.devices=" + tc.devices}, tc.sets...)
+		_, err := Load("../configs/demo.yaml", LoadOptions{Env: noEnv, Sets: sets})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", sets, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: error %v, want %q", sets, err, tc.want)
+		}
+	}
+	if d, _ := ParseDevice("cuda:2"); d != 2 {
+		t.Errorf("ParseDevice(cuda:2) = %d", d)
+	}
+}

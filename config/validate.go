@@ -244,15 +244,15 @@ func (c *Config) check() []problem {
 	}
 	for i, d := range t.Devices {
 		if d < 0 || d > 63 {
-			bad(fmt.Sprintf("train.devices[%d]", i), "must be a GPU ordinal between 0 and 63")
+			ps = append(ps, problem{"train.devices", fmt.Sprintf("train.devices[%d] = %d: must be a GPU ordinal between 0 and 63", i, d)})
 		}
 	}
 	if len(t.Devices) > 0 {
 		if dev, err := ParseDevice(t.Device); err == nil && dev < 0 {
 			bad("train.devices", `needs train.device "cuda"`)
 		}
-		if t.Replicas > 1 && len(t.Devices) > 1 && len(t.Devices) != t.Replicas {
-			bad("train.devices", "lists %d GPUs but train.replicas is %d", len(t.Devices), t.Replicas)
+		if len(t.Devices) > 1 && len(t.Devices) != t.Replicas {
+			bad("train.devices", "lists %d GPUs but train.replicas is %d: one replica per GPU (set train.replicas: %d)", len(t.Devices), t.Replicas, len(t.Devices))
 		}
 	}
 
