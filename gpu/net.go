@@ -282,11 +282,9 @@ func (nt *Net) allocate(wsLimit int) error {
 			}
 		}
 	}
-	maxC := 0
 	var dummy Ptr // a gradient sink for the first conv's search (its dx is never computed)
 	for _, ly := range nt.layers {
 		in, out := nt.bufs[ly.in[0]], nt.bufs[ly.out]
-		maxC = max(maxC, out.c)
 		var err error
 		switch l := ly.l.(type) {
 		case *model.ConvLayer:

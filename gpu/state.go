@@ -57,11 +57,10 @@ func NewState(d *Device, net *model.Network, training, ema bool) (*State, error)
 			o += c.Filters
 		}
 	}
-	for i, l := range net.Layers {
+	for _, l := range net.Layers {
 		if c, ok := l.(*model.ConvLayer); ok && c.BatchNorm {
 			st.bnVar = append(st.bnVar, o)
 			o += c.Filters
-			_ = i
 		}
 	}
 	st.total = o
