@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/gpu"
@@ -68,7 +69,7 @@ func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA) (model.LossParts, str
 		if ema != nil {
 			ema.updates--
 		}
-		if v := loss.Total(); v != v || v > 1e308 || v < -1e308 {
+		if v := loss.Total(); math.IsNaN(v) || math.IsInf(v, 0) {
 			return loss, fmt.Sprintf("the loss is %v", v), nil
 		}
 		return loss, "a gradient is not finite", nil
