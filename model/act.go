@@ -131,6 +131,7 @@ func Activate(x *G.Node, a Activation) (*G.Node, error) {
 
 func (o *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *actOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err
@@ -171,6 +172,7 @@ type actGradOp struct {
 
 func (o *actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *actGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 3)
 	if err != nil {
 		return nil, err

@@ -64,6 +64,7 @@ func BNActSync(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool,
 func (o *bnActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 
 func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 3)
 	if err != nil {
 		return nil, err
@@ -203,6 +204,7 @@ type bnActGradOp struct {
 
 func (o *bnActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 5)
 	if err != nil {
 		return nil, err
@@ -336,6 +338,7 @@ func BiasAct(x, bias *G.Node, a Activation) (*G.Node, error) {
 
 func (o *biasActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err
@@ -392,6 +395,7 @@ type biasActGradOp struct {
 
 func (o *biasActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 4)
 	if err != nil {
 		return nil, err

@@ -69,6 +69,7 @@ func (o *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err
@@ -119,6 +120,7 @@ type convGradXOp struct {
 
 func (o *convGradXOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 3)
 	if err != nil {
 		return nil, err
@@ -143,6 +145,7 @@ type convGradWOp struct {
 
 func (o *convGradWOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[1]) }
 func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 3)
 	if err != nil {
 		return nil, err

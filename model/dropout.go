@@ -38,6 +38,7 @@ func Dropout(x *G.Node, p float64, seed int64) (*G.Node, error) {
 
 func (o *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err
@@ -90,6 +91,7 @@ type dropoutGradOp struct {
 
 func (o *dropoutGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[1]) }
 func (o *dropoutGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err

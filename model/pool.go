@@ -50,6 +50,7 @@ func (o *maxPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err
@@ -152,6 +153,7 @@ type maxPoolGradOp struct {
 
 func (o *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err
@@ -206,6 +208,7 @@ func (o *upsampleOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err
@@ -264,6 +267,7 @@ type upsampleGradOp struct {
 
 func (o *upsampleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err
@@ -323,6 +327,7 @@ func (o *avgPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *avgPoolOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err
@@ -364,6 +369,7 @@ type avgPoolGradOp struct {
 
 func (o *avgPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *avgPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err

@@ -56,6 +56,7 @@ func (o *routeOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *routeOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	ts, err := densen(vs, o.arity)
 	if err != nil {
 		return nil, err
@@ -124,6 +125,7 @@ type routeGradOp struct {
 
 func (o *routeGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err
@@ -181,6 +183,7 @@ func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *shortcutOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	ts, err := densen(vs, o.arity)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ func (o *scaleChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *scaleChannelsOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 2)
 	if err != nil {
 		return nil, err
@@ -89,6 +90,7 @@ type scaleGradOp struct {
 
 func (o *scaleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *scaleGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	t, err := densen(vs, 3)
 	if err != nil {
 		return nil, err

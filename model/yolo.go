@@ -121,6 +121,7 @@ func (o *yoloLossOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err
@@ -327,6 +328,7 @@ type yoloGradOp struct {
 
 func (o *yoloGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 func (o *yoloGradOp) Do(vs ...G.Value) (G.Value, error) {
+	defer timeOp(o.name)()
 	x, err := dense(vs[0])
 	if err != nil {
 		return nil, err

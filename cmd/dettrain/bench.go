@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -32,6 +33,8 @@ type BenchOptions struct {
 	JSON             bool
 	RSSEvery         int
 	CPUProfile       string
+	OpTimes          bool
+	MemProfile       string
 	Device           string
 	TF32             bool
 	Resident         bool
@@ -80,6 +83,8 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object")
 	cmd.Flags().IntVar(&o.RSSEvery, "rss-every", 0, "print the resident memory every N timed iterations (0: never)")
 	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed iterations (go tool pprof)")
+	cmd.Flags().StringVar(&o.MemProfile, "memprofile", "", "write a heap profile after the timed iterations (go tool pprof -sample_index=inuse_space)")
+	cmd.Flags().BoolVar(&o.OpTimes, "op-times", false, "print each op's wall time per step and the cores it kept busy, slowest first (CPU only)")
 	cmd.Flags().StringVar(&o.Device, "device", "cpu", `"cpu", "cuda" or "cuda:N"`)
 	cmd.Flags().BoolVar(&o.TF32, "tf32", true, "on cuda, let float32 convolutions use TF32 tensor cores (PyTorch's default)")
 	cmd.Flags().BoolVar(&o.Resident, "resident", false, "on cuda, upload the input once and keep it on the device (as the PyTorch harness does); default: copy and upload it every step, as training does")
@@ -194,6 +199,10 @@ func benchRun(ios *IO, o *BenchOptions) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if o.OpTimes {
+		model.EnableOpTimes(true)
+		defer model.WriteOpTimes(ios.Out, o.Iters)
+	}
 	ips := make([]float64, o.Iters)
 	for i := range ips {
 		t0 := time.Now()
@@ -203,6 +212,17 @@ func benchRun(ios *IO, o *BenchOptions) error {
 		ips[i] = float64(o.Batch) / time.Since(t0).Seconds()
 		if o.RSSEvery > 0 && (i+1)%o.RSSEvery == 0 {
 			fmt.Fprintf(ios.Out, "iter %d RSS %.0f MiB peak %.0f MiB\n", i+1, procStatus("VmRSS:"), procStatus("VmHWM:"))
+		}
+	}
+	if o.MemProfile != "" {
+		f, err := os.Create(o.MemProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
 		}
 	}
 	med, sorted := median(ips)
