@@ -112,12 +112,12 @@ func bnForwardChannel[T float](o *bnActOp, ch, n, c, hw int, m float64, x, gamma
 	if o.training {
 		var sum float64
 		for i := 0; i < n; i++ {
-			sum += sum4(x[(i*c+ch)*hw : (i*c+ch+1)*hw])
+			sum += sumOf(x[(i*c+ch)*hw : (i*c+ch+1)*hw])
 		}
 		mean = sum / m
 		var ss float64
 		for i := 0; i < n; i++ {
-			ss += sqDev4(x[(i*c+ch)*hw:(i*c+ch+1)*hw], mean)
+			ss += sqDevOf(x[(i*c+ch)*hw:(i*c+ch+1)*hw], mean)
 		}
 		vr = ss / m
 		unbiased := vr
@@ -144,6 +144,10 @@ func bnApplyChannel[T float](o *bnActOp, ch, n, c, hw int, mean, vr float64, x, 
 	for i := 0; i < n; i++ {
 		off := (i*c + ch) * hw
 		xs, ys := x[off:off+hw], y[off:off+hw]
+		if x32, ok := any(xs).([]float32); ok && (o.act == Leaky || o.act == Linear) {
+			affine32(x32, any(ys).([]float32), float32(a), float32(b), o.act == Leaky)
+			continue
+		}
 		switch o.act {
 		case Leaky:
 			ys = ys[:len(xs)]
@@ -257,6 +261,10 @@ func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, 
 			for i := 0; i < n; i++ {
 				off := (i*c + ch) * hw
 				xs, gs := x[off:off+hw], dx[off:off+hw]
+				if g32, ok := any(gs).([]float32); ok {
+					axpbyc32(g32, any(xs).([]float32), float32(A), float32(B), float32(C))
+					continue
+				}
 				for j, v := range xs {
 					gs[j] = A*gs[j] + B*v + C
 				}
@@ -448,6 +456,22 @@ func sum4[T float](v []T) float64 {
 	return (a0 + a1) + (a2 + a3)
 }
 
+// sumOf is sum4, with the AVX2 kernel for float32.
+func sumOf[T float](v []T) float64 {
+	if v32, ok := any(v).([]float32); ok {
+		return sum32(v32)
+	}
+	return sum4(v)
+}
+
+// sqDevOf is sqDev4, with the AVX2 kernel for float32.
+func sqDevOf[T float](v []T, mean float64) float64 {
+	if v32, ok := any(v).([]float32); ok {
+		return sqDev32(v32, mean)
+	}
+	return sqDev4(v, mean)
+}
+
 // sqDev4 is the float64 sum of (v-mean)^2, four accumulators.
 func sqDev4[T float](v []T, mean float64) float64 {
 	var a0, a1, a2, a3 float64
@@ -494,6 +518,11 @@ func leakyGradSums32(x, y, dy, g []float32) (s1, s2 float32) {
 	x, dy, g = x[:len(y)], dy[:len(y)], g[:len(y)]
 	var a0, a1, b0, b1 float32
 	j := 0
+	if useAVX2 && len(y) >= 16 {
+		// y > 0 picks 1 there: the same slopes except at y = -0.
+		a0, b0 = leakyGradSumsAVX2(x, y, dy, g)
+		j = len(y) &^ 15
+	}
 	for ; j+2 <= len(y); j += 2 {
 		d0 := dy[j] * slope[(math.Float32bits(y[j])-1)>>31]
 		d1 := dy[j+1] * slope[(math.Float32bits(y[j+1])-1)>>31]

@@ -213,10 +213,7 @@ func addAll[T float](y []T, xs [][]T) {
 		d := y[lo:hi]
 		copy(d, xs[0][lo:hi])
 		for _, x := range xs[1:] {
-			s := x[lo:hi]
-			for j := range d {
-				d[j] += s[j]
-			}
+			addTo(d, x[lo:hi])
 		}
 	})
 }
