@@ -97,31 +97,59 @@ func weighted(g *G.ExprGraph, x *G.Node, seed int64) (*G.Node, error) {
 	return G.Sum(m)
 }
 
-func TestConvGradient(t *testing.T) {
-	for _, tc := range []struct {
-		name                       string
-		c, f, size, stride, pad, g int
+// convPaths runs f with the per-image convolution (whole images, and bands
+// of one output row), and with the batched one (convbatch.go), for every size.
+func convPaths(t *testing.T, f func(t *testing.T)) {
+	oldB, oldT, oldM, oldC := convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols
+	defer func() { convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols = oldB, oldT, oldM, oldC }()
+	for _, p := range []struct {
+		name                     string
+		limit, tile, cols, chunk int
 	}{
-		{"3x3s1", 3, 4, 3, 1, 1, 1},
-		{"3x3s2", 3, 4, 3, 2, 1, 1},
-		{"1x1", 4, 3, 1, 1, 0, 1},
-		{"depthwise", 4, 4, 3, 1, 1, 4},
-		{"grouped s2", 4, 6, 3, 2, 1, 2},
+		{"per-image", -1, 1 << 30, 1, 0},
+		{"per-image bands", -1, 1, 1, 0},
+		{"chunks", -1, 1 << 30, 1, 1 << 30},
+		{"batched", 1 << 30, 1 << 30, 1, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			gradCheck(t, [][]int{{2, tc.c, 6, 5}, {tc.f, tc.c / tc.g, tc.size, tc.size}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
-				y, err := Conv2D(ps[0], ps[1], tc.size, tc.stride, tc.pad, tc.g)
-				if err != nil {
-					return nil, err
-				}
-				return weighted(g, y, 1)
-			})
-		})
+		convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols = p.limit, p.tile, p.cols, p.chunk
+		t.Run(p.name, f)
 	}
 }
 
+func TestConvGradient(t *testing.T) {
+	convPaths(t, func(t *testing.T) {
+		for _, tc := range []struct {
+			name                          string
+			n, c, f, size, stride, pad, g int
+		}{
+			{"3x3s1", 2, 3, 4, 3, 1, 1, 1},
+			{"3x3s2", 2, 3, 4, 3, 2, 1, 1},
+			{"1x1", 2, 4, 3, 1, 1, 0, 1},
+			{"depthwise", 2, 4, 4, 3, 1, 1, 4},
+			{"grouped s2", 2, 4, 6, 3, 2, 1, 2},
+			{"3x3s1 one image", 1, 3, 4, 3, 1, 1, 1},
+			{"1x1 one image grouped", 1, 4, 6, 1, 1, 0, 2},
+			{"1x1 three images", 3, 4, 3, 1, 1, 0, 1},
+			{"3x3 pad 2 three images", 3, 2, 3, 3, 1, 2, 1},
+			{"3x3s2 grouped five images", 5, 4, 6, 3, 2, 1, 2},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				gradCheck(t, [][]int{{tc.n, tc.c, 6, 5}, {tc.f, tc.c / tc.g, tc.size, tc.size}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+					y, err := Conv2D(ps[0], ps[1], tc.size, tc.stride, tc.pad, tc.g)
+					if err != nil {
+						return nil, err
+					}
+					return weighted(g, y, 1)
+				})
+			})
+		}
+	})
+}
+
 // TestConvMatchesDirect checks the im2col+GEMM forward against the defining sum.
-func TestConvMatchesDirect(t *testing.T) {
+func TestConvMatchesDirect(t *testing.T) { convPaths(t, testConvMatchesDirect) }
+
+func testConvMatchesDirect(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	geo := convGeom{size: 3, stride: 2, pad: 1, groups: 2}
 	n, c, h, w, f := 2, 4, 7, 6, 6
