@@ -544,28 +544,34 @@ func leakyGradSums32(x, y, dy, g []float32) (s1, s2 float32) {
 // disableInPlace turns planInPlace off (tests compare both).
 var disableInPlace bool
 
-// planInPlace marks the BN backward ops whose incoming gradient is a buffer
-// of one of dettrain's own backward ops (maxpool, conv dx, upsample, route) that no
-// other node reads: they overwrite it with their own dx instead of keeping a
-// buffer of their own. Gradients made by gorgonia (sums of several
-// consumers' gradients, a shortcut's gradient shared by both branches) are
-// left alone.
+// planInPlace marks the BN backward ops and gradient sums whose incoming
+// gradient (the first term, for a sum) is a buffer of one of dettrain's own
+// backward ops that no other node reads: they overwrite it with their own
+// result instead of keeping a buffer of their own. A gradient read by two
+// nodes (a shortcut passes its gradient to both inputs) is left alone.
 func planInPlace(g *G.ExprGraph) {
 	if disableInPlace {
 		return
 	}
+	ownBuffer := func(n *G.Node) bool {
+		switch n.Op().(type) {
+		case *maxPoolGradOp, *convGradXOp, *upsampleGradOp, *routeGradOp, *bnActGradOp, *gradSumOp, *biasActGradOp:
+			return g.To(n.ID()).Len() == 1
+		}
+		return false
+	}
 	for _, n := range g.AllNodes() {
-		op, ok := n.Op().(*bnActGradOp)
-		if !ok || op.dy == nil {
-			continue
-		}
-		switch op.dy.Op().(type) {
-		case *maxPoolGradOp, *convGradXOp, *upsampleGradOp, *routeGradOp:
-		default:
-			continue
-		}
-		if g.To(op.dy.ID()).Len() == 1 {
-			op.inPlace = true
+		switch op := n.Op().(type) {
+		case *bnActGradOp:
+			op.inPlace = op.dy != nil && ownBuffer(op.dy)
+		case *gradSumOp:
+			op.into = -1
+			for i, k := range graph.NodesOf(g.From(n.ID())) {
+				if (i == 0 || op.arity == 2) && ownBuffer(k.(*G.Node)) {
+					op.into = i
+					break
+				}
+			}
 		}
 	}
 }

@@ -21,6 +21,7 @@ type Graph struct {
 	loss     *G.Node
 	yolo     []*yoloState
 	params   []*G.Node
+	grads    G.Nodes   // the gradient node of each param (training)
 	outs     []*G.Node // per layer
 }
 
@@ -141,11 +142,19 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 				return nil, err
 			}
 		}
-		if _, err := G.Grad(gr.loss, gr.params...); err != nil {
+		if gorgoniaGrad { // the reference of TestBackwardMatchesGorgonia
+			if _, err := G.Grad(gr.loss, gr.params...); err != nil {
+				return nil, err
+			}
+			gr.vm = G.NewTapeMachine(g, G.BindDualValues(gr.params...))
+			return gr, nil
+		}
+		var err error
+		if gr.grads, err = backward(g, gr.loss, gr.params); err != nil {
 			return nil, fmt.Errorf("building the gradient: %w", err)
 		}
 		planInPlace(g)
-		gr.vm = G.NewTapeMachine(g, G.BindDualValues(gr.params...))
+		gr.vm = G.NewTapeMachine(g)
 	} else {
 		planOverwrite(g)
 		gr.vm = G.NewTapeMachine(g)
@@ -189,17 +198,32 @@ func (gr *Graph) Loss() LossParts {
 	return p
 }
 
-// Grads returns the gradients of the last Run in Network.Params order.
+// gorgoniaGrad (tests) builds training graphs with gorgonia's Grad, its Adds
+// and dual values instead of backward, as before backward existed.
+var gorgoniaGrad bool
+
+// Grads returns the gradients of the last Run in Network.Params order. They
+// are the graph's own buffers, overwritten by the next Run (which does not
+// add to them: clearing them is not needed, and harmless).
 func (gr *Graph) Grads() ([][]float32, error) {
 	out := make([][]float32, len(gr.params))
-	for i, p := range gr.params {
-		g, err := p.Grad()
-		if err != nil {
-			return nil, fmt.Errorf("gradient of %s: %w", p.Name(), err)
+	if gr.grads == nil && gr.Training { // built with gorgoniaGrad
+		for i, p := range gr.params {
+			g, err := p.Grad()
+			if err != nil {
+				return nil, err
+			}
+			out[i] = g.(*tensor.Dense).Float32s()
 		}
-		d, ok := g.(*tensor.Dense)
+		return out, nil
+	}
+	if gr.grads == nil {
+		return nil, fmt.Errorf("an inference graph has no gradients")
+	}
+	for i, p := range gr.params {
+		d, ok := gr.grads[i].Value().(*tensor.Dense)
 		if !ok {
-			return nil, fmt.Errorf("gradient of %s is a %T", p.Name(), g)
+			return nil, fmt.Errorf("gradient of %s is a %T (has the graph run?)", p.Name(), gr.grads[i].Value())
 		}
 		out[i] = d.Float32s()
 	}
