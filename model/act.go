@@ -157,7 +157,7 @@ func actForward[T float](a Activation, x, y []T) {
 func (o *actOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *actOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	d := in[0].Dims()
-	dx, err := G.ApplyOp(&actGradOp{opBase{uniqueName("actgrad"), 3, []int{d, d, d}, d}, o}, in[0], out, grad)
+	dx, err := G.ApplyOp(&actGradOp{opBase{uniqueName("actgrad"), 3, []int{d, d, d}, d}, o, gradBuf{}}, in[0], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +168,7 @@ func (o *actOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type actGradOp struct {
 	opBase
 	fw *actOp
+	gradBuf
 }
 
 func (o *actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -177,7 +178,7 @@ func (o *actGradOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := buffer(&o.fw.st.dx, t[0].Dtype(), t[0].Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, t[0].Dtype(), t[0].Shape()...)
 	switch t[0].Dtype() {
 	case tensor.Float32:
 		actBackward(o.fw.act, f32s(t[0]), f32s(t[1]), f32s(t[2]), f32s(dx))

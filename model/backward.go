@@ -118,6 +118,7 @@ type gradSumOp struct {
 	opBase
 	y    *tensor.Dense
 	into int
+	gradBuf
 }
 
 func newGradSum(rank, k int) *gradSumOp {
@@ -158,7 +159,7 @@ func (o *gradSumOp) Do(vs ...G.Value) (G.Value, error) {
 			ts = []*tensor.Dense{ts[1], ts[0]}
 		}
 	} else {
-		y = buffer(&o.y, ts[0].Dtype(), ts[0].Shape()...)
+		y = gradBuffer(o.slot, &o.y, ts[0].Dtype(), ts[0].Shape()...)
 	}
 	switch y.Dtype() {
 	case tensor.Float32:

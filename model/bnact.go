@@ -204,6 +204,7 @@ type bnActGradOp struct {
 	// op reads: one activation-sized buffer less per BN layer.
 	dy      *G.Node
 	inPlace bool
+	gradBuf
 }
 
 func (o *bnActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -219,7 +220,7 @@ func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	if o.inPlace && o.fw.sync == nil && t[4].Dtype() == x.Dtype() && t[4].Shape().Eq(x.Shape()) && !t[4].IsView() {
 		dx = t[4]
 	} else {
-		dx = buffer(&st.dx, x.Dtype(), x.Shape()...)
+		dx = gradBuffer(o.slot, &st.dx, x.Dtype(), x.Shape()...)
 	}
 	c := x.Shape()[1]
 	dg := buffer(&st.dgamma, x.Dtype(), c)
@@ -383,7 +384,7 @@ func biasForward[T float](a Activation, s tensor.Shape, x, b, y []T) {
 
 func (o *biasActOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 4, []int{4, 1, 4, 4}, 4}, o}, in[0], in[1], out, grad)
+	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 4, []int{4, 1, 4, 4}, 4}, o, gradBuf{}}, in[0], in[1], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -399,6 +400,7 @@ func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type biasActGradOp struct {
 	opBase
 	fw *biasActOp
+	gradBuf
 }
 
 func (o *biasActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -409,7 +411,7 @@ func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	y := t[2]
-	dx := buffer(&o.fw.st.dx, y.Dtype(), y.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, y.Dtype(), y.Shape()...)
 	db := buffer(&o.fw.st.db, y.Dtype(), y.Shape()[1])
 	switch y.Dtype() {
 	case tensor.Float32:

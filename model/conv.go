@@ -100,7 +100,7 @@ func (o *convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		}
 		return G.Nodes{nil, dw}, nil
 	}
-	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
+	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st, gradBuf{}}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +116,7 @@ type convGradXOp struct {
 	opBase
 	convGeom
 	st *convState
+	gradBuf
 }
 
 func (o *convGradXOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -126,7 +127,7 @@ func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x, w, dy := t[0], t[1], t[2]
-	dx := buffer(&o.st.dx, x.Dtype(), x.Shape()...)
+	dx := gradBuffer(o.slot, &o.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx))

@@ -75,7 +75,7 @@ func maskScale[T float](keep []bool, scale T, x, y []T) {
 func (o *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *dropoutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	d := in[0].Dims()
-	dx, err := G.ApplyOp(&dropoutGradOp{opBase{uniqueName("dropoutgrad"), 2, []int{d, d}, d}, o}, out, grad)
+	dx, err := G.ApplyOp(&dropoutGradOp{opBase{uniqueName("dropoutgrad"), 2, []int{d, d}, d}, o, gradBuf{}}, out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +87,7 @@ func (o *dropoutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type dropoutGradOp struct {
 	opBase
 	fw *dropoutOp
+	gradBuf
 }
 
 func (o *dropoutGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[1]) }
@@ -97,7 +98,7 @@ func (o *dropoutGradOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	dy := t[1]
-	dx := buffer(&o.fw.st.dx, dy.Dtype(), dy.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, dy.Dtype(), dy.Shape()...)
 	switch dy.Dtype() {
 	case tensor.Float32:
 		maskScale(o.fw.st.keep, float32(1/(1-o.fw.p)), f32s(dy), f32s(dx))

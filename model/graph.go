@@ -22,6 +22,7 @@ type Graph struct {
 	yolo     []*yoloState
 	params   []*G.Node
 	grads    G.Nodes   // the gradient node of each param (training)
+	slots    []*gradSlot
 	outs     []*G.Node // per layer
 }
 
@@ -154,6 +155,9 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 			return nil, fmt.Errorf("building the gradient: %w", err)
 		}
 		planInPlace(g)
+		if gr.slots, err = planSlots(g); err != nil {
+			return nil, err
+		}
 		gr.vm = G.NewTapeMachine(g)
 	} else {
 		planOverwrite(g)
@@ -248,8 +252,11 @@ func (gr *Graph) LayerOutput(i int) ([]float32, []int) {
 	return n.Value().(*tensor.Dense).Float32s(), []int(n.Shape().Clone())
 }
 
-// Close releases the tape machine.
-func (gr *Graph) Close() { gr.vm.Close() }
+// Close releases the tape machine and the gradient slots.
+func (gr *Graph) Close() {
+	gr.vm.Close()
+	releaseSlots(gr.slots)
+}
 
 // HeadOutput is one YOLO head's raw output for a batch.
 type HeadOutput struct {

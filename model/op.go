@@ -74,7 +74,7 @@ func dense(v G.Value) (*tensor.Dense, error) {
 	if !ok {
 		return nil, fmt.Errorf("expected *tensor.Dense, got %T", v)
 	}
-	return d, nil
+	return d, checkLive(d)
 }
 
 func densen(vs []G.Value, n int) ([]*tensor.Dense, error) {

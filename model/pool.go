@@ -138,7 +138,7 @@ func pool2x2[T float](xp, yp []T, arg []int32, w, ho, wo int) {
 
 func (o *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *maxPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&maxPoolGradOp{opBase{uniqueName("maxpoolgrad"), 2, []int{4, 4}, 4}, o}, in[0], grad)
+	dx, err := G.ApplyOp(&maxPoolGradOp{opBase{uniqueName("maxpoolgrad"), 2, []int{4, 4}, 4}, o, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +149,7 @@ func (o *maxPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type maxPoolGradOp struct {
 	opBase
 	fw *maxPoolOp
+	gradBuf
 }
 
 func (o *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -161,7 +162,7 @@ func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
 	ho, wo := dy.Shape()[2], dy.Shape()[3]
-	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, f32s(dy), f32s(dx))
@@ -253,7 +254,7 @@ func upForward[T float](s, planes, h, w int, x, y []T) {
 
 func (o *upsampleOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *upsampleOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&upsampleGradOp{opBase{uniqueName("upsamplegrad"), 2, []int{4, 4}, 4}, o}, in[0], grad)
+	dx, err := G.ApplyOp(&upsampleGradOp{opBase{uniqueName("upsamplegrad"), 2, []int{4, 4}, 4}, o, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +264,7 @@ func (o *upsampleOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type upsampleGradOp struct {
 	opBase
 	fw *upsampleOp
+	gradBuf
 }
 
 func (o *upsampleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -274,7 +276,7 @@ func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		upBackward(o.fw.stride, n*c, h, w, f32s(dy), f32s(dx))
@@ -355,7 +357,7 @@ func avgForward[T float](planes, hw int, x, y []T) {
 
 func (o *avgPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *avgPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&avgPoolGradOp{opBase{uniqueName("avgpoolgrad"), 2, []int{4, 4}, 4}, o}, in[0], grad)
+	dx, err := G.ApplyOp(&avgPoolGradOp{opBase{uniqueName("avgpoolgrad"), 2, []int{4, 4}, 4}, o, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +367,7 @@ func (o *avgPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type avgPoolGradOp struct {
 	opBase
 	fw *avgPoolOp
+	gradBuf
 }
 
 func (o *avgPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -376,7 +379,7 @@ func (o *avgPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		avgBackward(n*c, h*w, f32s(dy), f32s(dx))

@@ -104,7 +104,7 @@ func (o *routeOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	off := 0
 	for i, x := range in {
 		k := x.Shape()[1] / o.groups
-		d, err := G.ApplyOp(&routeGradOp{opBase{uniqueName("routegrad"), 2, []int{4, 4}, 4}, o, i, off, o.id * k, k}, x, grad)
+		d, err := G.ApplyOp(&routeGradOp{opBase{uniqueName("routegrad"), 2, []int{4, 4}, 4}, o, i, off, o.id * k, k, gradBuf{}}, x, grad)
 		if err != nil {
 			return nil, err
 		}
@@ -121,6 +121,7 @@ type routeGradOp struct {
 	fw            *routeOp
 	input         int
 	yOff, xOff, k int
+	gradBuf
 }
 
 func (o *routeGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -132,7 +133,7 @@ func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := buffer(&o.fw.st.dx[o.input], x.Dtype(), x.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx[o.input], x.Dtype(), x.Shape()...)
 	cy := dy.Shape()[1]
 	switch x.Dtype() {
 	case tensor.Float32:

@@ -71,7 +71,7 @@ func scaleForward[T float](planes, hw int, x, s, y []T) {
 
 func (o *scaleChannelsOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *scaleChannelsOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&scaleGradOp{opBase{uniqueName("scalechannelsgrad"), 3, []int{4, 4, 4}, 4}, o}, in[0], in[1], grad)
+	dx, err := G.ApplyOp(&scaleGradOp{opBase{uniqueName("scalechannelsgrad"), 3, []int{4, 4, 4}, 4}, o, gradBuf{}}, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +86,7 @@ func (o *scaleChannelsOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error
 type scaleGradOp struct {
 	opBase
 	fw *scaleChannelsOp
+	gradBuf
 }
 
 func (o *scaleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -97,7 +98,7 @@ func (o *scaleGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, s, dy := t[0], t[1], t[2]
 	n, c, h, w := dims4(x.Shape())
-	dx := buffer(&o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	ds := buffer(&o.fw.st.ds, x.Dtype(), s.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
