@@ -461,6 +461,10 @@ func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T) {
 // columns j whose input lies inside the row are found once per (u,v)
 // (dwSpan): a stride-1 row is then one copy and two short clears.
 func im2col[T float](x []T, c, h, w int, g convGeom, wo, i0, i1 int, col []T, ld int) {
+	if g.smallS1(h, w) {
+		im2colSmall(x, c, h, w, g, wo, i0, i1, col, ld)
+		return
+	}
 	for ch := 0; ch < c; ch++ {
 		xc := x[ch*h*w : (ch+1)*h*w]
 		for u := 0; u < g.size; u++ {
@@ -503,6 +507,10 @@ func im2col[T float](x []T, c, h, w int, g convGeom, wo, i0, i1 int, col []T, ld
 // apart): it adds to x the columns that read each pixel. The caller clears x
 // before the first band.
 func col2im[T float](col []T, c, h, w int, g convGeom, wo, i0, i1 int, x []T, ld int) {
+	if g.smallS1(h, w) {
+		col2imSmall(col, c, h, w, g, wo, i0, i1, x, ld)
+		return
+	}
 	for ch := 0; ch < c; ch++ {
 		xc := x[ch*h*w : (ch+1)*h*w]
 		for u := 0; u < g.size; u++ {
@@ -525,6 +533,94 @@ func col2im[T float](col []T, c, h, w int, g convGeom, wo, i0, i1 int, x []T, ld
 					}
 				}
 			}
+		}
+	}
+}
+
+// smallPlane is the largest zero-padded input plane (elements) that
+// im2colSmall and col2imSmall keep on the stack.
+const smallPlane = 4096
+
+// smallS1 reports a stride-1 conv whose zero-padded input plane fits in
+// smallPlane: im2col and col2im then go through the padded plane, where
+// every row of every tap is one plain copy (or add) of wo elements with no
+// bounds to work out. Small images (8x8 .. 32x32) have short rows, where the
+// general loop's spans, clears and calls cost more than the data.
+func (g convGeom) smallS1(h, w int) bool {
+	return g.stride == 1 && (h+2*g.pad)*(w+2*g.pad) <= convSmallPlane
+}
+
+// convSmallPlane is smallPlane, or 0 to test the general loops.
+var convSmallPlane = smallPlane
+
+// im2colSmall is im2col for smallS1 geometries.
+func im2colSmall[T float](x []T, c, h, w int, g convGeom, wo, i0, i1 int, col []T, ld int) {
+	pw := w + 2*g.pad
+	var pb [smallPlane]T
+	p := pb[:(h+2*g.pad)*pw] // borders stay zero; the interior is each channel's plane
+	n := (i1 - i0) * wo
+	for ch := 0; ch < c; ch++ {
+		xc := x[ch*h*w : (ch+1)*h*w]
+		for yy := 0; yy < h; yy++ {
+			copy(p[(yy+g.pad)*pw+g.pad:][:w], xc[yy*w:(yy+1)*w])
+		}
+		for u := 0; u < g.size; u++ {
+			for v := 0; v < g.size; v++ {
+				row := col[((ch*g.size+u)*g.size+v)*ld:][:n]
+				src := p[(i0+u)*pw+v:]
+				switch wo {
+				case 8:
+					for i := 0; i < i1-i0; i++ {
+						*(*[8]T)(row[i*8:]) = *(*[8]T)(src[i*pw:])
+					}
+				case 16:
+					for i := 0; i < i1-i0; i++ {
+						*(*[16]T)(row[i*16:]) = *(*[16]T)(src[i*pw:])
+					}
+				default:
+					for i := 0; i < i1-i0; i++ {
+						copy(row[i*wo:(i+1)*wo], src[i*pw:i*pw+wo])
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2imSmall is col2im for smallS1 geometries: the columns are summed
+// into a zero-padded plane, whose interior is then added to x.
+func col2imSmall[T float](col []T, c, h, w int, g convGeom, wo, i0, i1 int, x []T, ld int) {
+	pw := w + 2*g.pad
+	var pb [smallPlane]T
+	p := pb[:(h+2*g.pad)*pw]
+	n := (i1 - i0) * wo
+	for ch := 0; ch < c; ch++ {
+		clear(p)
+		for u := 0; u < g.size; u++ {
+			for v := 0; v < g.size; v++ {
+				row := col[((ch*g.size+u)*g.size+v)*ld:][:n]
+				dst := p[(i0+u)*pw+v:]
+				switch wo {
+				case 8:
+					for i := 0; i < i1-i0; i++ {
+						d, s := (*[8]T)(dst[i*pw:]), (*[8]T)(row[i*8:])
+						for j := range d {
+							d[j] += s[j]
+						}
+					}
+				default:
+					for i := 0; i < i1-i0; i++ {
+						d, s := dst[i*pw:i*pw+wo], row[i*wo:(i+1)*wo]
+						for j := range d {
+							d[j] += s[j]
+						}
+					}
+				}
+			}
+		}
+		xc := x[ch*h*w : (ch+1)*h*w]
+		for yy := 0; yy < h; yy++ {
+			addTo(xc[yy*w:(yy+1)*w], p[(yy+g.pad)*pw+g.pad:][:w])
 		}
 	}
 }

@@ -21,7 +21,7 @@ type Graph struct {
 	loss     *G.Node
 	yolo     []*yoloState
 	params   []*G.Node
-	grads    G.Nodes   // the gradient node of each param (training)
+	grads    G.Nodes // the gradient node of each param (training)
 	slots    []*gradSlot
 	outs     []*G.Node // per layer
 }

@@ -100,18 +100,23 @@ func weighted(g *G.ExprGraph, x *G.Node, seed int64) (*G.Node, error) {
 // convPaths runs f with the per-image convolution (whole images, and bands
 // of one output row), and with the batched one (convbatch.go), for every size.
 func convPaths(t *testing.T, f func(t *testing.T)) {
-	oldB, oldT, oldM, oldC := convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols
-	defer func() { convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols = oldB, oldT, oldM, oldC }()
+	oldB, oldT, oldM, oldC, oldS := convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols, convSmallPlane
+	defer func() {
+		convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols, convSmallPlane = oldB, oldT, oldM, oldC, oldS
+	}()
 	for _, p := range []struct {
-		name                     string
-		limit, tile, cols, chunk int
+		name                            string
+		limit, tile, cols, chunk, small int
 	}{
-		{"per-image", -1, 1 << 30, 1, 0},
-		{"per-image bands", -1, 1, 1, 0},
-		{"chunks", -1, 1 << 30, 1, 1 << 30},
-		{"batched", 1 << 30, 1 << 30, 1, 0},
+		{"per-image", -1, 1 << 30, 1, 0, smallPlane},
+		{"per-image general im2col", -1, 1 << 30, 1, 0, 0},
+		{"per-image bands", -1, 1, 1, 0, smallPlane},
+		{"per-image bands general im2col", -1, 1, 1, 0, 0},
+		{"chunks", -1, 1 << 30, 1, 1 << 30, smallPlane},
+		{"batched", 1 << 30, 1 << 30, 1, 0, smallPlane},
+		{"batched general im2col", 1 << 30, 1 << 30, 1, 0, 0},
 	} {
-		convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols = p.limit, p.tile, p.cols, p.chunk
+		convBatchMaxHW, convTileElems, convTileMinCols, convChunkCols, convSmallPlane = p.limit, p.tile, p.cols, p.chunk, p.small
 		t.Run(p.name, f)
 	}
 }
@@ -121,20 +126,23 @@ func TestConvGradient(t *testing.T) {
 		for _, tc := range []struct {
 			name                          string
 			n, c, f, size, stride, pad, g int
+			h, w                          int
 		}{
-			{"3x3s1", 2, 3, 4, 3, 1, 1, 1},
-			{"3x3s2", 2, 3, 4, 3, 2, 1, 1},
-			{"1x1", 2, 4, 3, 1, 1, 0, 1},
-			{"depthwise", 2, 4, 4, 3, 1, 1, 4},
-			{"grouped s2", 2, 4, 6, 3, 2, 1, 2},
-			{"3x3s1 one image", 1, 3, 4, 3, 1, 1, 1},
-			{"1x1 one image grouped", 1, 4, 6, 1, 1, 0, 2},
-			{"1x1 three images", 3, 4, 3, 1, 1, 0, 1},
-			{"3x3 pad 2 three images", 3, 2, 3, 3, 1, 2, 1},
-			{"3x3s2 grouped five images", 5, 4, 6, 3, 2, 1, 2},
+			{"3x3s1", 2, 3, 4, 3, 1, 1, 1, 6, 5},
+			{"3x3s2", 2, 3, 4, 3, 2, 1, 1, 6, 5},
+			{"1x1", 2, 4, 3, 1, 1, 0, 1, 6, 5},
+			{"depthwise", 2, 4, 4, 3, 1, 1, 4, 6, 5},
+			{"grouped s2", 2, 4, 6, 3, 2, 1, 2, 6, 5},
+			{"3x3s1 one image", 1, 3, 4, 3, 1, 1, 1, 6, 5},
+			{"1x1 one image grouped", 1, 4, 6, 1, 1, 0, 2, 6, 5},
+			{"1x1 three images", 3, 4, 3, 1, 1, 0, 1, 6, 5},
+			{"3x3 pad 2 three images", 3, 2, 3, 3, 1, 2, 1, 6, 5},
+			{"3x3s2 grouped five images", 5, 4, 6, 3, 2, 1, 2, 6, 5},
+			{"3x3s1 8x8 (8-wide rows)", 2, 2, 3, 3, 1, 1, 1, 8, 8},
+			{"3x3s1 16x16 (16-wide rows)", 2, 1, 2, 3, 1, 1, 1, 16, 16},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				gradCheck(t, [][]int{{tc.n, tc.c, 6, 5}, {tc.f, tc.c / tc.g, tc.size, tc.size}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
+				gradCheck(t, [][]int{{tc.n, tc.c, tc.h, tc.w}, {tc.f, tc.c / tc.g, tc.size, tc.size}}, func(g *G.ExprGraph, ps []*G.Node) (*G.Node, error) {
 					y, err := Conv2D(ps[0], ps[1], tc.size, tc.stride, tc.pad, tc.g)
 					if err != nil {
 						return nil, err
