@@ -7,17 +7,162 @@ import (
 	"github.com/dettrain/dettrain/box"
 )
 
+// allLayersCfg has every layer type and activation, as the GPU tests' one,
+// with a dropout.
+const allLayersCfg = `[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[dropout]
+probability=0.25
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=mish
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+groups=16
+activation=swish
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=1
+stride=1
+pad=1
+activation=relu
+
+[shortcut]
+from=-2
+activation=leaky
+
+[route]
+layers=-1
+groups=2
+group_id=1
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=logistic
+
+[route]
+layers=-1,-3
+
+[avgpool]
+
+[convolutional]
+filters=32
+size=1
+stride=1
+pad=1
+activation=logistic
+
+[scale_channels]
+from=-3
+activation=linear
+
+[maxpool]
+size=2
+stride=1
+
+[convolutional]
+filters=21
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
+classes=2
+num=6
+ignore_thresh=0.5
+
+[route]
+layers=-4
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=21
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
+classes=2
+num=6
+scale_x_y=1.05
+ignore_thresh=0.5
+`
+
 // TestBackwardMatchesGorgonia checks backward (dettrain's gradient sums,
-// written in place) against gorgonia's Grad with its Adds and dual values:
-// bit-identical gradients of every param, over two steps with different
-// inputs (a buffer shared wrongly would show in the second), on the three
-// shipped layouts (routes, shortcuts, heads).
+// written in place) and the shared gradient buffers (planSlots) against
+// gorgonia's Grad with its Adds and dual values: bit-identical gradients of
+// every param, over two steps with different inputs (a buffer shared wrongly
+// would show in the second), on the three shipped layouts (routes,
+// shortcuts, heads) and one with every layer type.
 func TestBackwardMatchesGorgonia(t *testing.T) {
-	for _, cfg := range []string{"../configs/models/demo-tiny.cfg", "../configs/models/yolov3-tiny.cfg", "../configs/models/yolov3.cfg"} {
+	for _, cfg := range []string{"../configs/models/demo-tiny.cfg", "../configs/models/yolov3-tiny.cfg", "../configs/models/yolov3.cfg", "all-layers"} {
 		run := func(gorgonia bool) [][][]float32 {
 			gorgoniaGrad = gorgonia
 			defer func() { gorgoniaGrad = false }()
-			net := mustNet(t, cfg, 3)
+			var net *Network
+			if cfg == "all-layers" {
+				c, err := ParseCfg("all-layers.cfg", []byte(allLayersCfg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if net, err = NewNetwork(c, 3); err != nil {
+					t.Fatal(err)
+				}
+				net.Init(7)
+			} else {
+				net = mustNet(t, cfg, 3)
+				net.Init(7)
+			}
 			g, err := net.NewGraph(2, 64, true)
 			if err != nil {
 				t.Fatal(err)
@@ -48,6 +193,18 @@ func TestBackwardMatchesGorgonia(t *testing.T) {
 			return steps
 		}
 		want, got := run(true), run(false)
+		nonzero, total := 0, 0
+		for _, g := range want[1] {
+			for _, v := range g {
+				if v != 0 {
+					nonzero++
+				}
+				total++
+			}
+		}
+		if nonzero < total/2 {
+			t.Fatalf("%s: only %d of %d gradient elements are nonzero: a weak comparison", cfg, nonzero, total)
+		}
 		for s := range want {
 			for i := range want[s] {
 				for j := range want[s][i] {
