@@ -4,140 +4,29 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/dettrain/dettrain/box"
 	"github.com/dettrain/dettrain/model"
 )
 
-// allLayersCfg has every layer type the GPU executor runs (but dropout, whose
-// masks differ from the CPU's by design), every activation, grouped and
-// depthwise convolutions, route groups, fan-out at several layers and two heads.
-const allLayersCfg = `[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=mish
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-groups=16
-activation=swish
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=1
-stride=1
-pad=1
-activation=relu
-
-[shortcut]
-from=-2
-activation=leaky
-
-[route]
-layers=-1
-groups=2
-group_id=1
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=logistic
-
-[route]
-layers=-1,-3
-
-[avgpool]
-
-[convolutional]
-filters=32
-size=1
-stride=1
-pad=1
-activation=logistic
-
-[scale_channels]
-from=-3
-activation=linear
-
-[maxpool]
-size=2
-stride=1
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=3,4,5
-anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
-classes=2
-num=6
-ignore_thresh=0.5
-
-[route]
-layers=-4
-
-[upsample]
-stride=2
-
-[route]
-layers=-1,2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
-classes=2
-num=6
-scale_x_y=1.05
-ignore_thresh=0.5
-`
+// allLayersCfg has every layer type the GPU executor runs, every
+// activation, grouped and depthwise convolutions, route groups, fan-out at
+// several layers and two heads: model/testdata/all-layers.cfg without its
+// dropout, whose masks differ from the CPU's by design.
+func allLayersCfg(t testing.TB) string {
+	b, err := os.ReadFile("../model/testdata/all-layers.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "[dropout]\nprobability=0.25\n\n", "", 1)
+	if strings.Contains(s, "[dropout]") {
+		t.Fatal("model/testdata/all-layers.cfg: its [dropout] section changed; update allLayersCfg")
+	}
+	return s
+}
 
 func testNetwork(t testing.TB, cfgText string, seed int64) *model.Network {
 	t.Helper()
@@ -215,8 +104,8 @@ func relErr(a, b []float32) (float64, int) {
 func TestNetMatchesCPU(t *testing.T) {
 	d, s, k := testGPU(t)
 	const n, size = 3, 64
-	netCPU := testNetwork(t, allLayersCfg, 7)
-	netGPU := testNetwork(t, allLayersCfg, 7)
+	netCPU := testNetwork(t, allLayersCfg(t), 7)
+	netGPU := testNetwork(t, allLayersCfg(t), 7)
 	img, truths := randomBatch(n, size, 11)
 	const tol = 1e-5
 	var worstInf, worstGrad float64
@@ -366,7 +255,7 @@ func TestNetMatchesCPU(t *testing.T) {
 			}
 		}
 		// BN running statistics after the step.
-		host := testNetwork(t, allLayersCfg, 99)
+		host := testNetwork(t, allLayersCfg(t), 99)
 		st2 := *st
 		st2.net = host
 		if err := st2.Download(s, nil, nil); err != nil {
@@ -400,7 +289,7 @@ func TestReplicasOnOneGPU(t *testing.T) {
 	const n, size = 4, 64
 	img, truths := randomBatch(n, size, 5)
 	run := func(devs []int) (model.LossParts, [][]float32) {
-		net := testNetwork(t, allLayersCfg, 3)
+		net := testNetwork(t, allLayersCfg(t), 3)
 		tr, err := NewTrainer(net, TrainerOptions{Devices: devs, SyncBN: true, Momentum: 0.9, Decay: 5e-4})
 		if err != nil {
 			t.Fatal(err)
@@ -436,7 +325,7 @@ func TestReplicasOnOneGPU(t *testing.T) {
 // allocate nothing after the first ones.
 func TestDeviceMemoryFlat(t *testing.T) {
 	d, _, _ := testGPU(t)
-	net := testNetwork(t, allLayersCfg, 3)
+	net := testNetwork(t, allLayersCfg(t), 3)
 	tr, err := NewTrainer(net, TrainerOptions{Momentum: 0.9, Decay: 5e-4, EMA: true})
 	if err != nil {
 		t.Fatal(err)

@@ -2,141 +2,21 @@ package model
 
 import (
 	"math/rand"
+	"os"
 	"testing"
 
 	"github.com/dettrain/dettrain/box"
 )
 
-// allLayersCfg has every layer type and activation, as the GPU tests' one,
-// with a dropout.
-const allLayersCfg = `[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[dropout]
-probability=0.25
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=mish
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-groups=16
-activation=swish
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=1
-stride=1
-pad=1
-activation=relu
-
-[shortcut]
-from=-2
-activation=leaky
-
-[route]
-layers=-1
-groups=2
-group_id=1
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=logistic
-
-[route]
-layers=-1,-3
-
-[avgpool]
-
-[convolutional]
-filters=32
-size=1
-stride=1
-pad=1
-activation=logistic
-
-[scale_channels]
-from=-3
-activation=linear
-
-[maxpool]
-size=2
-stride=1
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=3,4,5
-anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
-classes=2
-num=6
-ignore_thresh=0.5
-
-[route]
-layers=-4
-
-[upsample]
-stride=2
-
-[route]
-layers=-1,2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=6,8, 12,10, 16,24, 30,22, 40,48, 60,56
-classes=2
-num=6
-scale_x_y=1.05
-ignore_thresh=0.5
-`
+// allLayersCfg has every layer type and activation, with a dropout
+// (testdata/all-layers.cfg; the GPU tests use it without the dropout).
+func allLayersCfg(t testing.TB) []byte {
+	b, err := os.ReadFile("testdata/all-layers.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // TestBackwardMatchesGorgonia checks backward (dettrain's gradient sums,
 // written in place) and the shared gradient buffers (planSlots) against
@@ -151,7 +31,7 @@ func TestBackwardMatchesGorgonia(t *testing.T) {
 			defer func() { gorgoniaGrad = false }()
 			var net *Network
 			if cfg == "all-layers" {
-				c, err := ParseCfg("all-layers.cfg", []byte(allLayersCfg))
+				c, err := ParseCfg("all-layers.cfg", allLayersCfg(t))
 				if err != nil {
 					t.Fatal(err)
 				}
