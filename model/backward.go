@@ -130,20 +130,7 @@ func newGradSum(rank, k int) *gradSumOp {
 }
 
 func (o *gradSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s0, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	for i, d := range in[1:] {
-		s, err := shapeOf(d)
-		if err != nil {
-			return nil, err
-		}
-		if !s.Eq(s0) {
-			return nil, fmt.Errorf("gradsum: term %d has shape %v, the first %v", i+1, s, s0)
-		}
-	}
-	return s0.Clone(), nil
+	return sameShapes("gradsum: term", in)
 }
 
 func (o *gradSumOp) Do(vs ...G.Value) (G.Value, error) {

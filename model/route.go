@@ -167,6 +167,12 @@ func shortcut(xs ...*G.Node) (*G.Node, error) {
 }
 
 func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return sameShapes("shortcut: input", in)
+}
+
+// sameShapes is the shape of ops whose inputs must all have one shape (the
+// first's); what names an input in the error ("shortcut: input").
+func sameShapes(what string, in []G.DimSizer) (tensor.Shape, error) {
 	s0, err := shapeOf(in[0])
 	if err != nil {
 		return nil, err
@@ -177,7 +183,7 @@ func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 			return nil, err
 		}
 		if !s.Eq(s0) {
-			return nil, fmt.Errorf("shortcut: input %d has shape %v, the first %v", i+1, s, s0)
+			return nil, fmt.Errorf("%s %d has shape %v, the first %v", what, i+1, s, s0)
 		}
 	}
 	return s0.Clone(), nil
