@@ -13,7 +13,6 @@ import (
 
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/synth"
-	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/gpu"
 	"github.com/dettrain/dettrain/infer"
 	"github.com/dettrain/dettrain/model"
@@ -144,34 +143,14 @@ func TestGPUOverfitSynthetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := infer.New(net, 4, 128, infer.Options{Conf: 0.01, NMS: 0.45, MaxDets: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	l := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 4, Size: 128, Workers: 2})
-	defer l.Close()
-	dets, err := p.Dataset(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := eval.VOC(dets, infer.GroundTruth(ds), synth.Classes, 0.5)
+	r, dets := evalSynth(t, net, ds, nil)
 	t.Logf("trained on the GPU: mAP@0.5 %.3f on %d training images (evaluated on the CPU)", r.MAP, len(ds.Samples))
 	if r.MAP < 0.9 {
 		t.Fatalf("mAP %.3f < 0.9 after %d epochs on the GPU", r.MAP, epochs)
 	}
 	// The same evaluation with the forward pass on the GPU (TF32 off): the
 	// same detections, to float32 rounding.
-	pg, err := infer.New(net, 4, 128, infer.Options{Conf: 0.01, NMS: 0.45, MaxDets: 100, GPU: &infer.GPU{Device: 0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
-	dg, err := pg.Dataset(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rg := eval.VOC(dg, infer.GroundTruth(ds), synth.Classes, 0.5)
+	rg, dg := evalSynth(t, net, ds, &infer.GPU{Device: 0})
 	t.Logf("evaluated on the GPU: mAP@0.5 %.4f, %d detections (CPU %.4f, %d)", rg.MAP, len(dg), r.MAP, len(dets))
 	if math.Abs(rg.MAP-r.MAP) > 1e-3 {
 		t.Errorf("mAP evaluated on the GPU %.4f, on the CPU %.4f", rg.MAP, r.MAP)
