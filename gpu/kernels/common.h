@@ -46,6 +46,8 @@ static __device__ inline int isfinite(float x) { return !__nv_isnanf(x) && !__nv
 static __device__ inline float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ inline double atomicAdd(double* p, double v) { return __nvvm_atom_add_gen_d(p, v); }
 static __device__ inline float __int_as_float(int x) { return __builtin_bit_cast(float, x); }
+static __device__ inline unsigned __float_as_uint(float x) { return __builtin_bit_cast(unsigned, x); }
+static __device__ inline float __uint_as_float(unsigned x) { return __builtin_bit_cast(float, x); }
 static __device__ inline int atomicOr(int* p, int v) { return __nvvm_atom_or_gen_i(p, v); }
 // clang 14 accepts its shuffle builtins only in functions with a PTX >= 6.0 feature.
 static __device__ inline float __shfl_down_sync(unsigned m, float v, int d) __attribute__((target("ptx60")));
@@ -57,6 +59,47 @@ static __device__ inline double __shfl_down_sync(unsigned m, double v, int d) {
   return __builtin_bit_cast(double, ((long long)hi << 32) | (unsigned)lo);
 }
 #endif
+
+// ---- act_t begin (gpu/bf16_test.go compiles the lines up to "act_t end" on the host) ----
+//
+// act_t is the element type of the activation tensors (layer inputs and
+// outputs, pre-activations, and their gradients): float by default, the raw
+// bits of a bfloat16 when the program starts with #define ACT_BF16 1 (mixed
+// precision: activations stored in 16 bits, all arithmetic in float or
+// double). Activations are read with ld() and written with cv() (or store());
+// per-channel arrays, partial sums, losses and the parameters stay float.
+// ACT_BF16_STRICT (gpu/kernels_test.go only) makes act_t a struct, so that a
+// read without ld() or a write without cv() is a compile error instead of an
+// integer conversion.
+#ifdef ACT_BF16
+#ifdef ACT_BF16_STRICT
+struct act_t {
+  unsigned short bits;
+};
+#define ACT_BITS(v) ((unsigned)(v).bits)
+#define ACT_MAKE(u) (act_t{(unsigned short)(u)})
+#else
+typedef unsigned short act_t;
+#define ACT_BITS(v) ((unsigned)(v))
+#define ACT_MAKE(u) ((act_t)(u))
+#endif
+// ld widens a bfloat16 to float (exact).
+static __device__ __forceinline__ float ld(act_t v) { return __uint_as_float(ACT_BITS(v) << 16); }
+// cv rounds f to the nearest bfloat16, ties to even (as __float2bfloat16_rn):
+// overflow rounds to Inf, Inf stays Inf, subnormals round like the other
+// values, and a NaN stays a NaN (quieted, sign and top payload bits kept).
+static __device__ __forceinline__ act_t cv(float f) {
+  unsigned u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return ACT_MAKE((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return ACT_MAKE(u >> 16);
+}
+#else
+typedef float act_t;
+static __device__ __forceinline__ float ld(act_t v) { return v; }
+static __device__ __forceinline__ act_t cv(float f) { return f; }
+#endif
+// ---- act_t end ----
 
 // Grid-stride loop over [0, n).
 #define FOR_N(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); i += (long long)blockDim.x * gridDim.x)
@@ -71,7 +114,14 @@ static __device__ inline double __shfl_down_sync(unsigned m, double v, int d) {
 #define ACT_SWISH 5
 
 // store writes v to *p, or adds it when acc is set (gradient accumulation at
-// fan-out points).
+// fan-out points): the float form for float outputs, the act_t form (the sum
+// in float, rounded once) for activations; the same function when act_t is
+// float.
 static __device__ __forceinline__ void store(float* p, float v, int acc) {
   if (acc) *p += v; else *p = v;
 }
+#ifdef ACT_BF16
+static __device__ __forceinline__ void store(act_t* p, float v, int acc) {
+  if (acc) *p = cv(ld(*p) + v); else *p = cv(v);
+}
+#endif

@@ -1,7 +1,10 @@
 // ops.cu: the layer ops of a darknet network's training step (model/act.go,
 // bnact.go, syncbn.go, pool.go, route.go, scale.go, dropout.go; the SGD and
-// EMA updates of train/sgd.go and train/ema.go), float32, NCHW contiguous.
-// Go wrappers: gpu/ops.go.
+// EMA updates of train/sgd.go and train/ema.go), NCHW contiguous. Activation
+// tensors (inputs, outputs, pre-activations and their gradients) are act_t
+// (common.h: float, or bfloat16 under ACT_BF16), read with ld() and written
+// with cv() or store(); the arithmetic, the per-channel arrays, the partial
+// sums and the parameters are float (or double). Go wrappers: gpu/ops.go.
 //
 // Sizes are C ints (every tensor has fewer than 2^31 elements). Outputs with
 // an acc flag are written with store(): acc = 0 overwrites (the old contents,
@@ -115,62 +118,62 @@ static __device__ __forceinline__ float op_actg(float z) {
 
 template <int A>
 struct OpActFwd {
-  float* y;
-  const float* x;
+  act_t* y;
+  const act_t* x;
   struct In {
     float x;
   };
-  __device__ In load(unsigned i) const { return In{x[i]}; }
-  __device__ void put(unsigned i, In v) const { y[i] = op_actf<A>(v.x); }
+  __device__ In load(unsigned i) const { return In{ld(x[i])}; }
+  __device__ void put(unsigned i, In v) const { y[i] = cv(op_actf<A>(v.x)); }
 };
 template <int A>
-static __device__ void op_act_fwd_body(float* y, const float* x, int n) {
+static __device__ void op_act_fwd_body(act_t* y, const act_t* x, int n) {
   op_ew(OpActFwd<A>{y, x}, n);
 }
 // y = act(x).
-extern "C" __global__ void op_act_fwd(float* y, const float* x, int n, int act) {
+extern "C" __global__ void op_act_fwd(act_t* y, const act_t* x, int n, int act) {
   OP_ACT_DISPATCH(act, op_act_fwd_body, (y, x, n))
 }
 
 template <int A>
 struct OpActBwd {
-  float* dx;
-  const float* dy;
-  const float* x;
+  act_t* dx;
+  const act_t* dy;
+  const act_t* x;
   int acc;
   struct In {
     float dy, x;
   };
-  __device__ In load(unsigned i) const { return In{dy[i], x[i]}; }
+  __device__ In load(unsigned i) const { return In{ld(dy[i]), ld(x[i])}; }
   __device__ void put(unsigned i, In v) const { store(dx + i, v.dy * op_actg<A>(v.x), acc); }
 };
 template <int A>
-static __device__ void op_act_bwd_body(float* dx, const float* dy, const float* x, int n, int acc) {
+static __device__ void op_act_bwd_body(act_t* dx, const act_t* dy, const act_t* x, int n, int acc) {
   op_ew(OpActBwd<A>{dx, dy, x, acc}, n);
 }
 // dx (+)= dy * act'(x), x the activation's input.
-extern "C" __global__ void op_act_bwd(float* dx, const float* dy, const float* x, int n, int act, int acc) {
+extern "C" __global__ void op_act_bwd(act_t* dx, const act_t* dy, const act_t* x, int n, int act, int acc) {
   OP_ACT_DISPATCH(act, op_act_bwd_body, (dx, dy, x, n, acc))
 }
 
 template <int A>
 struct OpBiasActFwd {
-  float* y;
-  const float* x;
+  act_t* y;
+  const act_t* x;
   const float* b;
   OpChan ch;
   struct In {
     float x, b;
   };
-  __device__ In load(unsigned i) const { return In{x[i], b[ch.chan(i)]}; }
-  __device__ void put(unsigned i, In v) const { y[i] = op_actf<A>(v.x + v.b); }
+  __device__ In load(unsigned i) const { return In{ld(x[i]), b[ch.chan(i)]}; }
+  __device__ void put(unsigned i, In v) const { y[i] = cv(op_actf<A>(v.x + v.b)); }
 };
 template <int A>
-static __device__ void op_bias_act_fwd_body(float* y, const float* x, const float* b, int total, OpChan ch) {
+static __device__ void op_bias_act_fwd_body(act_t* y, const act_t* x, const float* b, int total, OpChan ch) {
   op_ew(OpBiasActFwd<A>{y, x, b, ch}, total);
 }
 // y = act(x + b[ch]); (hwm, hws), (cm, cs) = fastDiv(hw), fastDiv(c).
-extern "C" __global__ void op_bias_act_fwd(float* y, const float* x, const float* b, int total, int c, unsigned hwm,
+extern "C" __global__ void op_bias_act_fwd(act_t* y, const act_t* x, const float* b, int total, int c, unsigned hwm,
                                            int hws, unsigned cm, int cs, int act) {
   OpChan ch{hwm, cm, (unsigned)c, hws, cs};
   OP_ACT_DISPATCH(act, op_bias_act_fwd_body, (y, x, b, total, ch))
@@ -178,8 +181,8 @@ extern "C" __global__ void op_bias_act_fwd(float* y, const float* x, const float
 
 template <int A>
 struct OpBNActFwd {
-  float* y;
-  const float* x;
+  act_t* y;
+  const act_t* x;
   const float* mean;
   const float* invstd;
   const float* gamma;
@@ -190,17 +193,17 @@ struct OpBNActFwd {
   };
   __device__ In load(unsigned i) const {
     unsigned k = ch.chan(i);
-    return In{x[i], mean[k], invstd[k], gamma[k], beta[k]};
+    return In{ld(x[i]), mean[k], invstd[k], gamma[k], beta[k]};
   }
-  __device__ void put(unsigned i, In v) const { y[i] = op_actf<A>(v.g * ((v.x - v.m) * v.s) + v.b); }
+  __device__ void put(unsigned i, In v) const { y[i] = cv(op_actf<A>(v.g * ((v.x - v.m) * v.s) + v.b)); }
 };
 template <int A>
-static __device__ void op_bn_act_fwd_body(float* y, const float* x, const float* mean, const float* invstd,
+static __device__ void op_bn_act_fwd_body(act_t* y, const act_t* x, const float* mean, const float* invstd,
                                           const float* gamma, const float* beta, int total, OpChan ch) {
   op_ew(OpBNActFwd<A>{y, x, mean, invstd, gamma, beta, ch}, total);
 }
 // y = act(gamma*(x-mean)*invstd + beta).
-extern "C" __global__ void op_bn_act_fwd(float* y, const float* x, const float* mean, const float* invstd,
+extern "C" __global__ void op_bn_act_fwd(act_t* y, const act_t* x, const float* mean, const float* invstd,
                                          const float* gamma, const float* beta, int total, int c, unsigned hwm, int hws,
                                          unsigned cm, int cs, int act) {
   OpChan ch{hwm, cm, (unsigned)c, hws, cs};
@@ -209,9 +212,9 @@ extern "C" __global__ void op_bn_act_fwd(float* y, const float* x, const float* 
 
 template <int A>
 struct OpBNActBwdDx {
-  float* dx;
-  const float* dy;
-  const float* x;
+  act_t* dx;
+  const act_t* dy;
+  const act_t* x;
   const float* mean;
   const float* invstd;
   const float* gamma;
@@ -226,7 +229,7 @@ struct OpBNActBwdDx {
   };
   __device__ In load(unsigned i) const {
     unsigned k = ch.chan(i);
-    return In{dy[i], x[i], mean[k], invstd[k], gamma[k], beta[k], sumG[k], sumGX[k]};
+    return In{ld(dy[i]), ld(x[i]), mean[k], invstd[k], gamma[k], beta[k], sumG[k], sumGX[k]};
   }
   __device__ void put(unsigned i, In v) const {
     float xh = (v.x - v.m) * v.s;
@@ -236,7 +239,7 @@ struct OpBNActBwdDx {
   }
 };
 template <int A>
-static __device__ void op_bn_act_bwd_dx_body(float* dx, const float* dy, const float* x, const float* mean,
+static __device__ void op_bn_act_bwd_dx_body(act_t* dx, const act_t* dy, const act_t* x, const float* mean,
                                              const float* invstd, const float* gamma, const float* beta,
                                              const float* sumG, const float* sumGX, int total, OpChan ch, float invm,
                                              int acc) {
@@ -244,7 +247,7 @@ static __device__ void op_bn_act_bwd_dx_body(float* dx, const float* dy, const f
 }
 // BN backward's dx from the per-channel sums (invm = 1/m, m the global
 // element count per channel).
-extern "C" __global__ void op_bn_act_bwd_dx(float* dx, const float* dy, const float* x, const float* mean,
+extern "C" __global__ void op_bn_act_bwd_dx(act_t* dx, const act_t* dy, const act_t* x, const float* mean,
                                             const float* invstd, const float* gamma, const float* beta,
                                             const float* sumG, const float* sumGX, int total, int c, unsigned hwm,
                                             int hws, unsigned cm, int cs, int act, float invm, int acc) {
@@ -345,27 +348,27 @@ static __device__ __forceinline__ void op_chan_part(const M& m, float* p0, float
 }
 
 struct OpSumMode {
-  const float* x;
+  const act_t* x;
   struct In {
     float x;
   };
-  __device__ In load(int a) const { return In{x[a]}; }
+  __device__ In load(int a) const { return In{ld(x[a])}; }
   __device__ void use(int, In v, double& s0, double&) const { s0 += v.x; }
 };
 
 // part[ch*splits+k] = partial sum of x over channel ch.
-extern "C" __global__ void op_chan_sum_part(float* part, const float* x, int n, int c, int hw, int chunk) {
+extern "C" __global__ void op_chan_sum_part(float* part, const act_t* x, int n, int c, int hw, int chunk) {
   OpSumMode m{x};
   op_chan_part(m, part, nullptr, n, c, hw, chunk);
 }
 
 struct OpSqDevMode {
-  const float* x;
+  const act_t* x;
   float mean;
   struct In {
     float x;
   };
-  __device__ In load(int a) const { return In{x[a]}; }
+  __device__ In load(int a) const { return In{ld(x[a])}; }
   __device__ void use(int, In v, double& s0, double&) const {
     float d = v.x - mean;
     s0 += d * d;
@@ -373,7 +376,7 @@ struct OpSqDevMode {
 };
 
 // part = partial sums of (x - mean[ch])^2.
-extern "C" __global__ void op_chan_sqdev_part(float* part, const float* x, const float* mean, int n, int c, int hw,
+extern "C" __global__ void op_chan_sqdev_part(float* part, const act_t* x, const float* mean, int n, int c, int hw,
                                               int chunk) {
   OpSqDevMode m{x, mean[blockIdx.x]};
   op_chan_part(m, part, nullptr, n, c, hw, chunk);
@@ -381,42 +384,42 @@ extern "C" __global__ void op_chan_sqdev_part(float* part, const float* x, const
 
 template <int A>
 struct OpBiasActBwdMode {
-  float* dx;
-  const float* dy;
-  const float* x;
+  act_t* dx;
+  const act_t* dy;
+  const act_t* x;
   float b;
   struct In {
     float dy, x;
   };
-  __device__ In load(int a) const { return In{dy[a], x[a]}; }
+  __device__ In load(int a) const { return In{ld(dy[a]), ld(x[a])}; }
   __device__ void use(int a, In v, double& s0, double&) const {
     float g = v.dy * op_actg<A>(v.x + b);
-    dx[a] = g;
+    dx[a] = cv(g);  // the sum takes g before the rounding
     s0 += g;
   }
 };
 
 template <int A>
-static __device__ void op_bias_act_bwd_body(float* part, float* dx, const float* dy, const float* x, const float* b, int n,
+static __device__ void op_bias_act_bwd_body(float* part, act_t* dx, const act_t* dy, const act_t* x, const float* b, int n,
                                          int c, int hw, int chunk) {
   OpBiasActBwdMode<A> m{dx, dy, x, b[blockIdx.x]};
   op_chan_part(m, part, nullptr, n, c, hw, chunk);
 }
 // dx = dy*act'(x+b[ch]); part = partial sums of dx.
-extern "C" __global__ void op_bias_act_bwd_part(float* part, float* dx, const float* dy, const float* x, const float* b,
+extern "C" __global__ void op_bias_act_bwd_part(float* part, act_t* dx, const act_t* dy, const act_t* x, const float* b,
                                                 int n, int c, int hw, int chunk, int act) {
   OP_ACT_DISPATCH(act, op_bias_act_bwd_body, (part, dx, dy, x, b, n, c, hw, chunk))
 }
 
 template <int A>
 struct OpBNBwdMode {
-  const float* dy;
-  const float* x;
+  const act_t* dy;
+  const act_t* x;
   float mean, invstd, gamma, beta;
   struct In {
     float dy, x;
   };
-  __device__ In load(int a) const { return In{dy[a], x[a]}; }
+  __device__ In load(int a) const { return In{ld(dy[a]), ld(x[a])}; }
   __device__ void use(int, In v, double& s0, double& s1) const {
     float xh = (v.x - mean) * invstd;
     float g = v.dy * op_actg<A>(gamma * xh + beta);
@@ -426,7 +429,7 @@ struct OpBNBwdMode {
 };
 
 template <int A>
-static __device__ void op_bn_act_bwd_body(float* p0, float* p1, const float* dy, const float* x, const float* mean,
+static __device__ void op_bn_act_bwd_body(float* p0, float* p1, const act_t* dy, const act_t* x, const float* mean,
                                        const float* invstd, const float* gamma, const float* beta, int n, int c, int hw,
                                        int chunk) {
   int ch = blockIdx.x;
@@ -434,7 +437,7 @@ static __device__ void op_bn_act_bwd_body(float* p0, float* p1, const float* dy,
   op_chan_part(m, p0, p1, n, c, hw, chunk);
 }
 // p0, p1 = partial sums of g and g*xhat, g = dy*act'(gamma*xhat+beta).
-extern "C" __global__ void op_bn_act_bwd_part(float* p0, float* p1, const float* dy, const float* x, const float* mean,
+extern "C" __global__ void op_bn_act_bwd_part(float* p0, float* p1, const act_t* dy, const act_t* x, const float* mean,
                                               const float* invstd, const float* gamma, const float* beta, int n, int c,
                                               int hw, int chunk, int act) {
   OP_ACT_DISPATCH(act, op_bn_act_bwd_body, (p0, p1, dy, x, mean, invstd, gamma, beta, n, c, hw, chunk))
@@ -493,25 +496,25 @@ extern "C" __global__ void op_bn_inference(float* mean, float* invstd, const flo
 // ---- per-plane reductions: one block per (image, channel) plane ----
 
 // y[p] = mean of plane p's hw elements (double sum).
-extern "C" __global__ void op_global_avg_fwd(float* y, const float* x, int hw) {
+extern "C" __global__ void op_global_avg_fwd(act_t* y, const act_t* x, int hw) {
   int p = blockIdx.x;
-  const float* xp = x + (long long)p * hw;
+  const act_t* xp = x + (long long)p * hw;
   double s = 0.0, u = 0.0;
-  for (int j = threadIdx.x; j < hw; j += blockDim.x) s += xp[j];
+  for (int j = threadIdx.x; j < hw; j += blockDim.x) s += ld(xp[j]);
   op_block_sum2(s, u);
-  if (threadIdx.x == 0) y[p] = (float)(s / (double)hw);
+  if (threadIdx.x == 0) y[p] = cv((float)(s / (double)hw));
 }
 
 // dx (+)= dy*sc[p]; dsc[p] (+)= sum over the plane of dy*x (float products,
 // double sum, as model/scale.go).
-extern "C" __global__ void op_scale_ch_bwd(float* dx, float* dsc, const float* dy, const float* x, const float* sc,
+extern "C" __global__ void op_scale_ch_bwd(act_t* dx, act_t* dsc, const act_t* dy, const act_t* x, const act_t* sc,
                                            int hw, int accX, int accS) {
   int p = blockIdx.x;
   long long off = (long long)p * hw;
-  float k = sc[p];
+  float k = ld(sc[p]);
   double s = 0.0, u = 0.0;
   for (int j = threadIdx.x; j < hw; j += blockDim.x) {
-    float d = dy[off + j], v = x[off + j];
+    float d = ld(dy[off + j]), v = ld(x[off + j]);
     store(dx + off + j, d * k, accX);
     s += d * v;
   }
@@ -522,36 +525,36 @@ extern "C" __global__ void op_scale_ch_bwd(float* dx, float* dsc, const float* d
 // ---- element-wise per-plane ops ----
 
 struct OpAvgBwd {
-  float* dx;
-  const float* dy;
+  act_t* dx;
+  const act_t* dy;
   OpChan ch;
   float fhw;
   int acc;
   struct In {
     float d;
   };
-  __device__ In load(unsigned i) const { return In{dy[ch.plane(i)]}; }
+  __device__ In load(unsigned i) const { return In{ld(dy[ch.plane(i)])}; }
   __device__ void put(unsigned i, In v) const { store(dx + i, v.d / fhw, acc); }
 };
 // dx (+)= dy[p]/hw, p = i/hw; (hwm, hws) = fastDiv(hw).
-extern "C" __global__ void op_global_avg_bwd(float* dx, const float* dy, int total, int hw, unsigned hwm, int hws,
+extern "C" __global__ void op_global_avg_bwd(act_t* dx, const act_t* dy, int total, int hw, unsigned hwm, int hws,
                                              int acc) {
   op_ew(OpAvgBwd{dx, dy, OpChan{hwm, 0, 0, hws, 0}, (float)hw, acc}, total);
 }
 
 struct OpScaleFwd {
-  float* y;
-  const float* x;
-  const float* sc;
+  act_t* y;
+  const act_t* x;
+  const act_t* sc;
   OpChan ch;
   struct In {
     float x, s;
   };
-  __device__ In load(unsigned i) const { return In{x[i], sc[ch.plane(i)]}; }
-  __device__ void put(unsigned i, In v) const { y[i] = v.x * v.s; }
+  __device__ In load(unsigned i) const { return In{ld(x[i]), ld(sc[ch.plane(i)])}; }
+  __device__ void put(unsigned i, In v) const { y[i] = cv(v.x * v.s); }
 };
 // y = x * sc[p], p = i/hw the (image, channel) plane.
-extern "C" __global__ void op_scale_ch_fwd(float* y, const float* x, const float* sc, int total, unsigned hwm, int hws) {
+extern "C" __global__ void op_scale_ch_fwd(act_t* y, const act_t* x, const act_t* sc, int total, unsigned hwm, int hws) {
   op_ew(OpScaleFwd{y, x, sc, OpChan{hwm, 0, 0, hws, 0}}, total);
 }
 
@@ -575,9 +578,9 @@ struct OpPool {
 // the first maximum wins; arg = its index in the input plane, -1 (and
 // y = -inf) for a window with no position inside.
 struct OpMaxPoolFwd {
-  float* y;
+  act_t* y;
   int* arg;
-  const float* x;
+  const act_t* x;
   OpPool g;
   struct In {
     float best;
@@ -587,7 +590,7 @@ struct OpMaxPoolFwd {
     unsigned r = op_div(o, g.wom, g.wos);  // output row over all planes
     unsigned p = op_div(r, g.hom, g.hos);
     int j = (int)(o - r * g.wo), i = (int)(r - p * g.ho);
-    const float* xp = x + (unsigned)p * g.h * g.w;
+    const act_t* xp = x + (unsigned)p * g.h * g.w;
     float best = -__int_as_float(0x7f800000);
     int a = -1;
     int y0 = i * g.stride + g.off, x0 = j * g.stride + g.off;
@@ -597,7 +600,7 @@ struct OpMaxPoolFwd {
       for (int v = 0; v < g.size; v++) {
         int xx = x0 + v;
         if (xx < 0 || xx >= g.w) continue;
-        float val = xp[yy * g.w + xx];
+        float val = ld(xp[yy * g.w + xx]);
         if (a < 0 || val > best) {
           best = val;
           a = yy * g.w + xx;
@@ -607,11 +610,11 @@ struct OpMaxPoolFwd {
     return In{best, a};
   }
   __device__ void put(unsigned o, In v) const {
-    y[o] = v.best;
+    y[o] = cv(v.best);
     arg[o] = v.a;
   }
 };
-extern "C" __global__ void op_maxpool_fwd(float* y, int* arg, const float* x, int total, OP_POOL_PARAMS) {
+extern "C" __global__ void op_maxpool_fwd(act_t* y, int* arg, const act_t* x, int total, OP_POOL_PARAMS) {
   op_ew(OpMaxPoolFwd{y, arg, x, OP_POOL_MAKE}, total);
 }
 
@@ -620,8 +623,8 @@ extern "C" __global__ void op_maxpool_fwd(float* y, int* arg, const float* x, in
 // looking only at the windows that can contain it: window i holds row yy
 // when i*stride + off <= yy <= i*stride + off + size - 1.
 struct OpMaxPoolBwd {
-  float* dx;
-  const float* dy;
+  act_t* dx;
+  const act_t* dy;
   const int* arg;
   OpPool g;
   int acc;
@@ -644,13 +647,13 @@ struct OpMaxPoolBwd {
     for (int i = i0; i <= i1; i++)
       for (int j = j0; j <= j1; j++) {
         unsigned k = base + i * g.wo + j;
-        if (arg[k] == self) s += dy[k];
+        if (arg[k] == self) s += ld(dy[k]);
       }
     return In{s};
   }
   __device__ void put(unsigned e, In v) const { store(dx + e, v.s, acc); }
 };
-extern "C" __global__ void op_maxpool_bwd(float* dx, const float* dy, const int* arg, int total, int acc,
+extern "C" __global__ void op_maxpool_bwd(act_t* dx, const act_t* dy, const int* arg, int total, int acc,
                                           OP_POOL_PARAMS) {
   op_ew(OpMaxPoolBwd{dx, dy, arg, OP_POOL_MAKE, acc}, total);
 }
@@ -658,8 +661,8 @@ extern "C" __global__ void op_maxpool_bwd(float* dx, const float* dy, const int*
 // Nearest upsampling by stride s = g.stride: y[p, i, j] = x[p, i/s, j/s]
 // (input h x w, output ho x wo).
 struct OpUpFwd {
-  float* y;
-  const float* x;
+  act_t* y;
+  const act_t* x;
   OpPool g;
   struct In {
     float v;
@@ -668,18 +671,18 @@ struct OpUpFwd {
     unsigned r = op_div(o, g.wom, g.wos);
     unsigned p = op_div(r, g.hom, g.hos);
     unsigned j = o - r * g.wo, i = r - p * g.ho;
-    return In{x[((unsigned)p * g.h + op_div(i, g.sm, g.ss)) * g.w + op_div(j, g.sm, g.ss)]};
+    return In{ld(x[((unsigned)p * g.h + op_div(i, g.sm, g.ss)) * g.w + op_div(j, g.sm, g.ss)])};
   }
-  __device__ void put(unsigned o, In v) const { y[o] = v.v; }
+  __device__ void put(unsigned o, In v) const { y[o] = cv(v.v); }
 };
-extern "C" __global__ void op_upsample_fwd(float* y, const float* x, int total, OP_POOL_PARAMS) {
+extern "C" __global__ void op_upsample_fwd(act_t* y, const act_t* x, int total, OP_POOL_PARAMS) {
   op_ew(OpUpFwd{y, x, OP_POOL_MAKE}, total);
 }
 
 // dx (+)= the sum of dy over the element's s x s block, row-major order.
 struct OpUpBwd {
-  float* dx;
-  const float* dy;
+  act_t* dx;
+  const act_t* dy;
   OpPool g;
   int acc;
   struct In {
@@ -690,15 +693,15 @@ struct OpUpBwd {
     unsigned p = op_div(r, g.hm, g.hs);
     unsigned xx = e - r * g.w, yy = r - p * g.h;
     int s = g.stride;
-    const float* d = dy + ((unsigned)p * g.ho + (unsigned)yy * s) * g.wo + (unsigned)xx * s;
+    const act_t* d = dy + ((unsigned)p * g.ho + (unsigned)yy * s) * g.wo + (unsigned)xx * s;
     float sum = 0.0f;
     for (int u = 0; u < s; u++)
-      for (int v = 0; v < s; v++) sum += d[u * g.wo + v];
+      for (int v = 0; v < s; v++) sum += ld(d[u * g.wo + v]);
     return In{sum};
   }
   __device__ void put(unsigned e, In v) const { store(dx + e, v.s, acc); }
 };
-extern "C" __global__ void op_upsample_bwd(float* dx, const float* dy, int total, int acc, OP_POOL_PARAMS) {
+extern "C" __global__ void op_upsample_bwd(act_t* dx, const act_t* dy, int total, int acc, OP_POOL_PARAMS) {
   op_ew(OpUpBwd{dx, dy, OP_POOL_MAKE, acc}, total);
 }
 
@@ -708,8 +711,8 @@ extern "C" __global__ void op_upsample_bwd(float* dx, const float* dy, int total
 // the n*count*hw copied is image b = i/per (per = count*hw, (pm, ps) =
 // fastDiv(per)), offset i - b*per in the slot.
 struct OpCopyCh {
-  float* dst;
-  const float* src;
+  act_t* dst;
+  const act_t* src;
   unsigned pm;
   int ps;
   int per, dstStride, dstBase, srcStride, srcBase, acc;
@@ -718,43 +721,43 @@ struct OpCopyCh {
   };
   __device__ In load(unsigned i) const {
     unsigned b = op_div(i, pm, ps);
-    return In{src[(unsigned)b * srcStride + srcBase + (i - b * per)]};
+    return In{ld(src[(unsigned)b * srcStride + srcBase + (i - b * per)])};
   }
   __device__ void put(unsigned i, In v) const {
     unsigned b = op_div(i, pm, ps);
     store(dst + (unsigned)b * dstStride + dstBase + (i - b * per), v.v, acc);
   }
 };
-extern "C" __global__ void op_copy_channels(float* dst, const float* src, int total, unsigned pm, int ps, int per,
+extern "C" __global__ void op_copy_channels(act_t* dst, const act_t* src, int total, unsigned pm, int ps, int per,
                                             int dstStride, int dstBase, int srcStride, int srcBase, int acc) {
   op_ew(OpCopyCh{dst, src, pm, ps, per, dstStride, dstBase, srcStride, srcBase, acc}, total);
 }
 
 struct OpAdd {
-  float* y;
-  const float* a;
-  const float* b;
+  act_t* y;
+  const act_t* a;
+  const act_t* b;
   struct In {
     float a, b;
   };
-  __device__ In load(unsigned i) const { return In{a[i], b[i]}; }
-  __device__ void put(unsigned i, In v) const { y[i] = v.a + v.b; }
+  __device__ In load(unsigned i) const { return In{ld(a[i]), ld(b[i])}; }
+  __device__ void put(unsigned i, In v) const { y[i] = cv(v.a + v.b); }
 };
 // y = a + b.
-extern "C" __global__ void op_add(float* y, const float* a, const float* b, int n) { op_ew(OpAdd{y, a, b}, n); }
+extern "C" __global__ void op_add(act_t* y, const act_t* a, const act_t* b, int n) { op_ew(OpAdd{y, a, b}, n); }
 
 struct OpAcc {
-  float* dst;
-  const float* src;
+  act_t* dst;
+  const act_t* src;
   int acc;
   struct In {
     float v;
   };
-  __device__ In load(unsigned i) const { return In{src[i]}; }
+  __device__ In load(unsigned i) const { return In{ld(src[i])}; }
   __device__ void put(unsigned i, In v) const { store(dst + i, v.v, acc); }
 };
 // dst (+)= src.
-extern "C" __global__ void op_accumulate(float* dst, const float* src, int n, int acc) {
+extern "C" __global__ void op_accumulate(act_t* dst, const act_t* src, int n, int acc) {
   op_ew(OpAcc{dst, src, acc}, n);
 }
 
@@ -773,21 +776,21 @@ static __device__ __forceinline__ unsigned op_keep24(unsigned seed, unsigned i) 
 }
 
 struct OpDropout {
-  float* y;
-  const float* x;
+  act_t* y;
+  const act_t* x;
   unsigned thresh, seed;
   float scale;
   int acc;
   struct In {
     float v;
   };
-  __device__ In load(unsigned i) const { return In{x[i]}; }
+  __device__ In load(unsigned i) const { return In{ld(x[i])}; }
   __device__ void put(unsigned i, In v) const {
     store(y + i, op_keep24(seed, i) >= thresh ? v.v * scale : 0.0f, acc);
   }
 };
 // y (+)= keep ? x*scale : 0.
-extern "C" __global__ void op_dropout(float* y, const float* x, int n, unsigned thresh, float scale, unsigned seed,
+extern "C" __global__ void op_dropout(act_t* y, const act_t* x, int n, unsigned thresh, float scale, unsigned seed,
                                       int acc) {
   op_ew(OpDropout{y, x, thresh, seed, scale, acc}, n);
 }

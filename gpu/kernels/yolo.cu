@@ -46,10 +46,11 @@ static __device__ void yolo_block_add(const double v[5], double* dst, double red
 
 // yolo_loss: one thread per (image b, anchor a, cell i, j) (grid-stride,
 // blocks of YOLO_BLOCK threads),
-// x and dx of shape (n, na*(5+nc), gh, gw). dx is fully written: the gradient
-// of the loss (upstream gradient 1); it may be x itself (each thread reads
-// its own elements before writing them). loss[0..5) += obj, xy, wh, cls and
-// the number of positives.
+// x and dx of shape (n, na*(5+nc), gh, gw), activations (act_t: read with
+// ld(), the loss in double, the gradient rounded with cv()). dx is fully
+// written: the gradient of the loss (upstream gradient 1); it may be x itself
+// (each thread reads each of its elements before writing it). loss[0..5) +=
+// obj, xy, wh, cls and the number of positives.
 //
 // Targets (gpu/yolo.go YOLOTargets): truth, 6 doubles per truth of the batch
 // (x1, y1, x2, y2 in input pixels, class, weight); anchor, (w, h) per mask
@@ -57,7 +58,7 @@ static __device__ void yolo_block_add(const double v[5], double* dst, double red
 // plus one of the slot's positive; offs[b] .. offs[b+1], image b's truths.
 // sx, sy are the strides netW/gw, netH/gh; area netW*netH; inv 1/n; sxy
 // scale_x_y; smooth0, smooth1 the class targets used for 0 and 1.
-extern "C" __global__ void yolo_loss(float* dx, const float* x, const double* truth, const double* anchor,
+extern "C" __global__ void yolo_loss(act_t* dx, const act_t* x, const double* truth, const double* anchor,
                                      const int* pos, const int* offs, int n, int na, int nc, int gh, int gw,
                                      double sx, double sy, double area, double inv, double ignore, double sxy,
                                      double smooth0, double smooth1, double* loss) {
@@ -73,10 +74,11 @@ extern "C" __global__ void yolo_loss(float* dx, const float* x, const double* tr
     const int a = (int)(ba % na);
     const int b = (int)(ba / na);
     const long long base = ba * per * plane + (long long)i * gw + j;  // channel k at base + k*plane
-    const float* xp = x + base;
-    float* dp = dx + base;
+    const act_t* xp = x + base;
+    act_t* dp = dx + base;
     const double aw = anchor[2 * a], ah = anchor[2 * a + 1];
-    const double tx = xp[0], ty = xp[plane], tw = xp[2 * plane], th = xp[3 * plane], po = xp[4 * plane];
+    const double tx = ld(xp[0]), ty = ld(xp[plane]), tw = ld(xp[2 * plane]), th = ld(xp[3 * plane]),
+                 po = ld(xp[4 * plane]);
     const int p = pos[idx];
     if (p > 0) {
       const double* t = truth + 6 * (long long)(p - 1);
@@ -84,7 +86,7 @@ extern "C" __global__ void yolo_loss(float* dx, const float* x, const double* tr
       double g;
       double l = yolo_bce(po, 1.0, &g);
       acc[0] += m * l * inv;
-      dp[4 * plane] = (float)(m * g * inv);
+      dp[4 * plane] = cv((float)(m * g * inv));
       const double cx = (t[0] + t[2]) / 2, cy = (t[1] + t[3]) / 2;
       const double w = yolo_max0(t[2] - t[0]), ht = yolo_max0(t[3] - t[1]);
       const double bw = 2 - w * ht / area;
@@ -94,7 +96,7 @@ extern "C" __global__ void yolo_loss(float* dx, const float* x, const double* tr
         const double tgt = (off[k] + (sxy - 1) / 2) / sxy;
         l = yolo_bce(txy[k], tgt, &g);
         acc[1] += m * bw * l * inv;
-        dp[k * plane] = (float)(m * bw * g * inv);
+        dp[k * plane] = cv((float)(m * bw * g * inv));
       }
       const double twh[2] = {tw, th};
       const double lwh[2] = {log(w / aw), log(ht / ah)};
@@ -102,14 +104,14 @@ extern "C" __global__ void yolo_loss(float* dx, const float* x, const double* tr
         const double d = twh[k] - lwh[k];
         acc[2] += m * bw * fabs(d) * inv;
         const double sg = d > 0 ? 1.0 : (d < 0 ? -1.0 : 0.0);
-        dp[(2 + k) * plane] = (float)(m * bw * sg * inv);
+        dp[(2 + k) * plane] = cv((float)(m * bw * sg * inv));
       }
       const double cls = t[4];
       for (int c = 0; c < nc; c++) {
         const long long o = (5 + c) * plane;
-        l = yolo_bce((double)xp[o], (double)c == cls ? smooth1 : smooth0, &g);
+        l = yolo_bce((double)ld(xp[o]), (double)c == cls ? smooth1 : smooth0, &g);
         acc[3] += m * l * inv;
-        dp[o] = (float)(m * g * inv);
+        dp[o] = cv((float)(m * g * inv));
       }
       acc[4] += 1.0;
       continue;
@@ -132,15 +134,15 @@ extern "C" __global__ void yolo_loss(float* dx, const float* x, const double* tr
       }
     }
     if (ignored) {
-      dp[4 * plane] = 0.0f;
+      dp[4 * plane] = cv(0.0f);
     } else {
       double g;
       const double l = yolo_bce(po, 0.0, &g);
       acc[0] += l * inv;
-      dp[4 * plane] = (float)(g * inv);
+      dp[4 * plane] = cv((float)(g * inv));
     }
-    for (int k = 0; k < 4; k++) dp[k * plane] = 0.0f;
-    for (int c = 0; c < nc; c++) dp[(5 + c) * plane] = 0.0f;
+    for (int k = 0; k < 4; k++) dp[k * plane] = cv(0.0f);
+    for (int c = 0; c < nc; c++) dp[(5 + c) * plane] = cv(0.0f);
   }
   yolo_block_add(acc, loss, red);
 }
