@@ -7,8 +7,20 @@ import (
 )
 
 // ConvShape describes one convolution: input (N,C,H,W), K filters of Size x
-// Size over C/Groups channels, stride, symmetric padding Pad.
-type ConvShape struct{ N, C, H, W, K, Size, Stride, Pad, Groups int }
+// Size over C/Groups channels, stride, symmetric padding Pad. BF16: input,
+// filters and output are bfloat16 (accumulation in float32).
+type ConvShape struct {
+	N, C, H, W, K, Size, Stride, Pad, Groups int
+	BF16                                     bool
+}
+
+// dtype is the cuDNN data type of the convolution's tensors.
+func (c ConvShape) dtype() int32 {
+	if c.BF16 {
+		return cudnnDataBFloat16
+	}
+	return cudnnDataFloat
+}
 
 // Out returns the output's height and width: (H + 2*Pad - Size)/Stride + 1.
 func (c ConvShape) Out() (oh, ow int) {
@@ -19,7 +31,11 @@ func (c ConvShape) Out() (oh, ow int) {
 }
 
 func (c ConvShape) String() string {
-	return fmt.Sprintf("conv %dx%dx%dx%d -> K=%d %dx%d/%d pad %d groups %d", c.N, c.C, c.H, c.W, c.K, c.Size, c.Size, c.Stride, c.Pad, c.Groups)
+	t := ""
+	if c.BF16 {
+		t = " bf16"
+	}
+	return fmt.Sprintf("conv%s %dx%dx%dx%d -> K=%d %dx%d/%d pad %d groups %d", t, c.N, c.C, c.H, c.W, c.K, c.Size, c.Size, c.Stride, c.Pad, c.Groups)
 }
 
 func (c ConvShape) validate() error {
@@ -204,21 +220,21 @@ func (c *Conv) describe() error {
 	sh := c.sh
 	oh, ow := sh.Out()
 	var err error
-	if c.x, err = newTensor4d(sh.N, sh.C, sh.H, sh.W); err != nil {
+	if c.x, err = newTensor4dT(sh.dtype(), sh.N, sh.C, sh.H, sh.W); err != nil {
 		return err
 	}
-	if c.y, err = newTensor4d(sh.N, sh.K, oh, ow); err != nil {
+	if c.y, err = newTensor4dT(sh.dtype(), sh.N, sh.K, oh, ow); err != nil {
 		return err
 	}
 	if err = dnnCheck("cudnnCreateFilterDescriptor", dnnLib.cudnnCreateFilterDescriptor(&c.w)); err != nil {
 		return err
 	}
-	if err = dnnCheck("cudnnSetFilter4dDescriptor", dnnLib.cudnnSetFilter4dDescriptor(c.w, cudnnDataFloat, cudnnTensorNCHW,
+	if err = dnnCheck("cudnnSetFilter4dDescriptor", dnnLib.cudnnSetFilter4dDescriptor(c.w, sh.dtype(), cudnnTensorNCHW,
 		int32(sh.K), int32(sh.C/sh.Groups), int32(sh.Size), int32(sh.Size))); err != nil {
 		return err
 	}
 	math := int32(cudnnFMAMath)
-	if c.tf32 {
+	if c.tf32 || sh.BF16 {
 		math = cudnnDefaultMath
 	}
 	for dir := range 3 {

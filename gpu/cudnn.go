@@ -91,8 +91,9 @@ var cudnnSubLibs = []string{
 
 // cuDNN enums (cudnn_graph.h, cudnn_ops.h, cudnn_cnn.h of cuDNN 9).
 const (
-	cudnnTensorNCHW = 0
-	cudnnDataFloat  = 0
+	cudnnTensorNCHW   = 0
+	cudnnDataFloat    = 0
+	cudnnDataBFloat16 = 9
 
 	cudnnCrossCorrelation = 1
 
@@ -398,7 +399,10 @@ func toC32(what string, vs ...int) ([]int32, error) {
 }
 
 // newTensor4d creates an NCHW float32 tensor descriptor.
-func newTensor4d(n, c, h, w int) (uintptr, error) {
+func newTensor4d(n, c, h, w int) (uintptr, error) { return newTensor4dT(cudnnDataFloat, n, c, h, w) }
+
+// newTensor4dT creates an NCHW tensor descriptor of data type dtype.
+func newTensor4dT(dtype int32, n, c, h, w int) (uintptr, error) {
 	v, err := toC32("tensor descriptor", n, c, h, w)
 	if err != nil {
 		return 0, err
@@ -407,7 +411,7 @@ func newTensor4d(n, c, h, w int) (uintptr, error) {
 	if err := dnnCheck("cudnnCreateTensorDescriptor", dnnLib.cudnnCreateTensorDescriptor(&d)); err != nil {
 		return 0, err
 	}
-	if err := dnnCheck("cudnnSetTensor4dDescriptor", dnnLib.cudnnSetTensor4dDescriptor(d, cudnnTensorNCHW, cudnnDataFloat, v[0], v[1], v[2], v[3])); err != nil {
+	if err := dnnCheck("cudnnSetTensor4dDescriptor", dnnLib.cudnnSetTensor4dDescriptor(d, cudnnTensorNCHW, dtype, v[0], v[1], v[2], v[3])); err != nil {
 		dnnLib.cudnnDestroyTensorDescriptor(d)
 		return 0, fmt.Errorf("tensor %dx%dx%dx%d: %w", n, c, h, w, err)
 	}

@@ -59,6 +59,7 @@ var drv struct {
 	cuMemcpyDtoHAsync          func(dst unsafe.Pointer, src uint64, size uint64, stream uintptr) int32
 	cuMemcpyDtoDAsync          func(dst, src uint64, size uint64, stream uintptr) int32
 	cuMemsetD32Async           func(dst uint64, v uint32, n uint64, stream uintptr) int32
+	cuMemsetD16Async           func(dst uint64, v uint16, n uint64, stream uintptr) int32
 	cuStreamCreate             func(s *uintptr, flags uint32) int32
 	cuStreamDestroy            func(s uintptr) int32
 	cuStreamSynchronize        func(s uintptr) int32
@@ -128,6 +129,7 @@ func loadDriver() error {
 		b.bind(&drv.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")
 		b.bind(&drv.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")
 		b.bind(&drv.cuMemsetD32Async, "cuMemsetD32Async")
+		b.bind(&drv.cuMemsetD16Async, "cuMemsetD16Async")
 		b.bind(&drv.cuStreamCreate, "cuStreamCreate")
 		b.bind(&drv.cuStreamDestroy, "cuStreamDestroy_v2")
 		b.bind(&drv.cuStreamSynchronize, "cuStreamSynchronize")
@@ -489,6 +491,14 @@ func (s *Stream) Fill32(p Ptr, v uint32, n int) error {
 		return nil
 	}
 	return check("cuMemsetD32Async", drv.cuMemsetD32Async(uint64(p), v, uint64(n), s.h))
+}
+
+// Zero16 sets n 16-bit elements at p (bfloat16 activations) to 0 (asynchronous).
+func (s *Stream) Zero16(p Ptr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return check("cuMemsetD16Async", drv.cuMemsetD16Async(uint64(p), 0, uint64(n), s.h))
 }
 
 // Zero sets n float32s at p to 0 (asynchronous).

@@ -183,12 +183,23 @@ type Kernels struct {
 	fns map[string]Func
 	// Cached reports whether the module came from the disk cache.
 	Cached bool
+	// BF16: the activation kernels read and write bfloat16 tensors
+	// (mixed precision); the parameter kernels are the same in both.
+	BF16 bool
 }
 
 // LoadKernels compiles (or reads from the cache) and loads dettrain's
-// kernels for d. Call inside d.Do.
-func LoadKernels(d *Device) (*Kernels, error) {
-	cubin, cached, err := Compile(KernelSource(), "dettrain", d.CC, KernelCacheDir())
+// kernels for d, with float32 activations. Call inside d.Do.
+func LoadKernels(d *Device) (*Kernels, error) { return LoadKernelsAct(d, false) }
+
+// LoadKernelsAct is LoadKernels, with bfloat16 activations when bf16 is set
+// (the same source compiled with ACT_BF16 defined: see kernels/common.h).
+func LoadKernelsAct(d *Device, bf16 bool) (*Kernels, error) {
+	src, name := KernelSource(), "dettrain"
+	if bf16 {
+		src, name = "#define ACT_BF16 1\n"+src, "dettrain_bf16"
+	}
+	cubin, cached, err := Compile(src, name, d.CC, KernelCacheDir())
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +207,7 @@ func LoadKernels(d *Device) (*Kernels, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kernels{mod: m, fns: map[string]Func{}, Cached: cached}, nil
+	return &Kernels{mod: m, fns: map[string]Func{}, Cached: cached, BF16: bf16}, nil
 }
 
 // fn returns the kernel named name, looked up once.

@@ -28,6 +28,10 @@ type State struct {
 	total   int
 
 	W, G, V, E Ptr // weights(+BN stats), gradients, velocity, EMA (0 when off)
+	// Wh and Gh (mixed precision, EnableBF16): bfloat16 copies of the conv
+	// weights (the decayed region) for cuDNN and their gradients from cuDNN;
+	// W and G stay the float32 masters the update works on.
+	Wh, Gh Ptr
 }
 
 // NewState allocates the flat buffers for net on d: gradients and velocity
@@ -84,8 +88,43 @@ func NewState(d *Device, net *model.Network, training, ema bool) (*State, error)
 	return st, nil
 }
 
+// EnableBF16 allocates the bfloat16 conv weights Wh (and, with gradients,
+// Gh) for mixed-precision Nets. Call inside Do.
+func (st *State) EnableBF16() error {
+	if st.Wh != 0 {
+		return nil
+	}
+	var err error
+	if st.Wh, err = st.dev.Alloc(2 * max(st.decayN, 1)); err != nil {
+		return err
+	}
+	if st.G != 0 {
+		if st.Gh, err = st.dev.Alloc(2 * max(st.decayN, 1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParamBF16 returns the bfloat16 weights and gradient of conv weight param i
+// (EnableBF16; a decayed Param).
+func (st *State) ParamBF16(i int) (w, g Ptr) {
+	o := 2 * st.off[i]
+	if st.Gh == 0 {
+		return st.Wh.Add(o), 0
+	}
+	return st.Wh.Add(o), st.Gh.Add(o)
+}
+
 // Free releases the buffers. Call inside Do.
 func (st *State) Free() {
+	if st.Wh != 0 {
+		st.dev.Free(st.Wh, 2*max(st.decayN, 1))
+		if st.Gh != 0 {
+			st.dev.Free(st.Gh, 2*max(st.decayN, 1))
+		}
+		st.Wh, st.Gh = 0, 0
+	}
 	st.dev.Free(st.W, 4*st.total)
 	if st.G != 0 {
 		st.dev.Free(st.G, 4*st.paramsN)
