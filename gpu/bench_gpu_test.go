@@ -14,7 +14,7 @@ import (
 )
 
 // TestBenchGPU times the workloads of docs/BENCHMARKS.md's GPU table when
-// DETTRAIN_GPU_BENCH is set to a list of model:size:batch:mode[:tf32|fp32]
+// DETTRAIN_GPU_BENCH is set to a list of model:size:batch:mode[:tf32|fp32|amp]
 // entries, e.g. "yolov3:416:32:train,yolov3-tiny:416:64:train". It prints one
 // line per entry (img/s median, min, max; dettrain's peak device memory).
 // `dettrain bench --device cuda` does the same from the CLI; this test runs
@@ -31,6 +31,10 @@ func TestBenchGPU(t *testing.T) {
 		fmt.Sscan(f[1], &size)
 		fmt.Sscan(f[2], &batch)
 		mode, tf32 := f[3], !(len(f) > 4 && f[4] == "fp32")
+		amp := len(f) > 4 && f[4] == "amp"
+		if amp && mode != "train" {
+			t.Fatalf("%s: amp is for train entries", e)
+		}
 		cfg, err := model.ReadCfg("../configs/models/" + f[0] + ".cfg")
 		if err != nil {
 			t.Fatal(err)
@@ -41,9 +45,14 @@ func TestBenchGPU(t *testing.T) {
 		}
 		net.Init(1)
 		r := rand.New(rand.NewSource(1))
-		images := make([]float32, batch*3*size*size)
-		for i := range images {
-			images[i] = r.Float32()
+		// Two batches in turn, so that staging the next one (the input
+		// copy overlapped with the step in flight) is real.
+		var images [2][]float32
+		for k := range images {
+			images[k] = make([]float32, batch*3*size*size)
+			for i := range images[k] {
+				images[k][i] = r.Float32()
+			}
 		}
 		truths := make([][]model.Truth, batch)
 		for i := range truths {
@@ -57,10 +66,11 @@ func TestBenchGPU(t *testing.T) {
 			d, _, _ := testGPU(t)
 			d.ResetPeak()
 			var step func() error
+			k := 0
 			var mem func() (int64, int64)
 			var closeF func()
 			if mode == "train" {
-				tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, Momentum: 0.9, Decay: 0.0005})
+				tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, AMP: amp, Momentum: 0.9, Decay: 0.0005})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -68,7 +78,17 @@ func TestBenchGPU(t *testing.T) {
 					t.Fatal(err)
 				}
 				tr.KeepInput = keep
-				step = func() error { _, _, err := tr.Step(images, size, truths, 1e-6, 0, 0); return err }
+				step = func() error {
+					k++
+					if err := tr.Launch(images[k%2], size, truths, 1e-6, 0, 0); err != nil {
+						return err
+					}
+					if err := tr.Stage(images[(k+1)%2], size, batch); err != nil {
+						return err
+					}
+					_, _, err := tr.Finish()
+					return err
+				}
 				mem, closeF = tr.Memory, tr.Close
 			} else {
 				p, err := NewPredictor(net, 0, batch, size, tf32)
@@ -76,7 +96,16 @@ func TestBenchGPU(t *testing.T) {
 					t.Fatal(err)
 				}
 				p.KeepInput = keep
-				step = func() error { return p.Forward(images) }
+				step = func() error {
+					k++
+					if err := p.Launch(images[k%2]); err != nil {
+						return err
+					}
+					if err := p.Stage(images[(k+1)%2]); err != nil {
+						return err
+					}
+					return p.Sync()
+				}
 				mem, closeF = p.Memory, p.Close
 			}
 			t0 := time.Now()
@@ -96,12 +125,16 @@ func TestBenchGPU(t *testing.T) {
 			}
 			sort.Float64s(ips)
 			_, peak := mem()
-			input := "input uploaded every step"
+			input := "input uploaded every step (next batch staged during the step)"
 			if keep {
 				input = "input resident on the device"
 			}
+			label := mode
+			if amp {
+				label += " amp(bf16)"
+			}
 			fmt.Printf("GPUBENCH %s size %d batch %d %s tf32=%v, %s: IPS %.1f min %.1f max %.1f peakDeviceMiB %.0f (warmup incl. algorithm search %.1fs)\n",
-				f[0], size, batch, mode, tf32, input, (ips[9]+ips[10])/2, ips[0], ips[19], float64(peak)/(1<<20), warm.Seconds())
+				f[0], size, batch, label, tf32, input, (ips[9]+ips[10])/2, ips[0], ips[19], float64(peak)/(1<<20), warm.Seconds())
 			closeF()
 		}
 	}

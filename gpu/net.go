@@ -33,6 +33,12 @@ type Net struct {
 	net *model.Network
 	st  *State
 	tf  bool // TF32 convolutions
+	// bf16: mixed precision. Activations, their gradients and the conv
+	// weights cuDNN reads are bfloat16 (es = 2 bytes an element); the
+	// parameters, their gradients, BN statistics and every sum stay float32.
+	bf16 bool
+	es   int
+	in   Ptr // the float32 input image on the device (bf16: converted into bufs[0].y)
 
 	bufs   []*buffer // slot 0 is the input image, slot i+1 layer i's output
 	layers []*layer
@@ -63,6 +69,24 @@ type Net struct {
 	// a peer whose input tensor already lives on the device does.
 	KeepInput bool
 	uploaded  bool
+	stage     *stager
+}
+
+// stager is the second input buffer that lets the next batch's images reach
+// the device while the current step runs: Stage copies them into its own
+// pinned buffer and uploads them on a copy stream into its own device
+// buffer; the step that uses that batch waits for the copy's event and swaps
+// the two device buffers, so no image upload sits on the compute stream.
+type stager struct {
+	host    *HostBuffer
+	dev     Ptr
+	cs      *Stream
+	done    *Event
+	key     *float32 // &images[0] of the staged batch
+	n       int
+	pending bool // a staged batch not yet used by a step
+	use     bool // SetInput matched: the next upload swaps it in
+	used    int  // batches taken from the stage (tests)
 }
 
 type alloc struct {
@@ -115,6 +139,9 @@ type NetOptions struct {
 	Sync *SyncBN
 	// WorkspaceLimit bounds cuDNN's workspace (bytes; 0: 1 GiB).
 	WorkspaceLimit int
+	// BF16 runs the Net in mixed precision (k must be LoadKernelsAct's
+	// bf16 module; the State gets its bfloat16 weights).
+	BF16 bool
 	// KeepOutputs gives every layer's output of an inference Net its own
 	// memory (for LayerOutput in tests); by default outputs share memory
 	// by liveness and only the heads' outputs survive Forward.
@@ -130,6 +157,18 @@ func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *
 	}
 	nt.dev, nt.s, nt.k, nt.dnn, nt.st = d, s, k, dnn, st
 	nt.tf, nt.sync, nt.keepOutputs = o.TF32, o.Sync, o.KeepOutputs
+	nt.bf16, nt.es = o.BF16, 4
+	if o.BF16 {
+		if !k.BF16 {
+			return nil, fmt.Errorf("a mixed-precision Net needs the bfloat16 kernels (LoadKernelsAct)")
+		}
+		if err := st.EnableBF16(); err != nil {
+			return nil, err
+		}
+		nt.es = 2
+	} else if k.BF16 {
+		return nil, fmt.Errorf("a float32 Net needs the float32 kernels (LoadKernels)")
+	}
 	if o.WorkspaceLimit <= 0 {
 		o.WorkspaceLimit = 1 << 30
 	}
@@ -255,6 +294,22 @@ func (nt *Net) alloc(n int) (Ptr, error) {
 	return p, err
 }
 
+// allocAct allocates n activation elements (nt.es bytes each).
+func (nt *Net) allocAct(n int) (Ptr, error) {
+	if nt.es == 4 {
+		return nt.alloc(n)
+	}
+	return nt.alloc((n + 1) / 2)
+}
+
+// inPtr is where the float32 input image lives on the device.
+func (nt *Net) inPtr() *Ptr {
+	if nt.bf16 {
+		return &nt.in
+	}
+	return &nt.bufs[0].y
+}
+
 // allocate makes every buffer, the cuDNN convolutions and the workspace.
 func (nt *Net) allocate(wsLimit int) error {
 	n := nt.N
@@ -273,13 +328,19 @@ func (nt *Net) allocate(wsLimit int) error {
 		}
 		seen[b] = true
 		var err error
-		if b.y, err = nt.alloc(b.size(n)); err != nil {
+		if b.y, err = nt.allocAct(b.size(n)); err != nil {
 			return err
 		}
 		if nt.Training {
-			if b.dy, err = nt.alloc(b.size(n)); err != nil {
+			if b.dy, err = nt.allocAct(b.size(n)); err != nil {
 				return err
 			}
+		}
+	}
+	if nt.bf16 {
+		var err error
+		if nt.in, err = nt.alloc(nt.bufs[0].size(n)); err != nil {
+			return err
 		}
 	}
 	var dummy Ptr // a gradient sink for the first conv's search (its dx is never computed)
@@ -289,7 +350,7 @@ func (nt *Net) allocate(wsLimit int) error {
 		switch l := ly.l.(type) {
 		case *model.ConvLayer:
 			if nt.Training {
-				if ly.pre, err = nt.alloc(out.size(n)); err != nil {
+				if ly.pre, err = nt.allocAct(out.size(n)); err != nil {
 					return err
 				}
 			} else {
@@ -300,19 +361,19 @@ func (nt *Net) allocate(wsLimit int) error {
 					ly.pidx = append(ly.pidx, pi)
 				}
 			}
-			w, dw := nt.st.Param(ly.pidx[0])
-			sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G}
+			w, dw := nt.convW(ly)
+			sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G, BF16: nt.bf16}
 			needDx := nt.Training && ly.in[0] != 0
 			dx := in.dy
 			if !needDx {
 				if dummy == 0 {
-					if dummy, err = nt.alloc(1); err != nil {
+					if dummy, err = nt.allocAct(1); err != nil {
 						return err
 					}
 				}
 				dx = dummy
 			}
-			if ly.conv, err = nt.dnn.NewConv(sh, nt.tf, in.y, w, ly.pre, dx, dw, needDx, wsLimit); err != nil {
+			if ly.conv, err = nt.dnn.NewConv(sh, nt.tf || nt.bf16, in.y, w, ly.pre, dx, dw, needDx, wsLimit); err != nil {
 				return nt.layerErr(l, err)
 			}
 			nt.wsBytes = max(nt.wsBytes, ly.conv.Workspace())
@@ -330,13 +391,13 @@ func (nt *Net) allocate(wsLimit int) error {
 			}
 		case *model.ShortcutLayer:
 			if nt.Training && l.Act != model.Linear {
-				if ly.z, err = nt.alloc(out.size(n)); err != nil {
+				if ly.z, err = nt.allocAct(out.size(n)); err != nil {
 					return err
 				}
 			}
 		case *model.ScaleChannelsLayer:
 			if nt.Training && l.Act != model.Linear {
-				if ly.z, err = nt.alloc(out.size(n)); err != nil {
+				if ly.z, err = nt.allocAct(out.size(n)); err != nil {
 					return err
 				}
 			}
@@ -405,7 +466,7 @@ func (nt *Net) allocateShared() error {
 	ptrs := make([]Ptr, len(slotSize))
 	for i, sz := range slotSize {
 		var err error
-		if ptrs[i], err = nt.alloc(sz); err != nil {
+		if ptrs[i], err = nt.allocAct(sz); err != nil {
 			return err
 		}
 	}
@@ -495,6 +556,20 @@ func (nt *Net) isAlias(ly *layer) bool {
 
 // Free releases the Net's device and pinned memory (not the State's). Call inside Do.
 func (nt *Net) Free() {
+	if st := nt.stage; st != nil {
+		// The copy stream may still be writing st.dev (freed below with allocs).
+		if st.cs != nil {
+			st.cs.Sync()
+			st.cs.Destroy()
+		}
+		if st.done != nil {
+			st.done.Destroy()
+		}
+		if st.host != nil {
+			st.host.Free()
+		}
+		nt.stage = nil
+	}
 	for _, ly := range nt.layers {
 		if ly.conv != nil {
 			ly.conv.Close()
@@ -521,7 +596,54 @@ func (nt *Net) SetInput(images []float32) {
 	if nt.KeepInput && nt.uploaded {
 		return
 	}
+	if st := nt.stage; st != nil && st.pending && len(images) > 0 && st.key == &images[0] && st.n == len(images) {
+		st.use = true // Stage already sent these images
+		return
+	}
 	parallelCopy(nt.Input(), images)
+}
+
+// Stage starts sending images, the batch of a later step, to the device on
+// a copy stream, overlapping the step in flight; the step whose SetInput gets
+// the same slice then only waits for the copy. A batch staged but never used
+// is simply replaced by the next Stage. Call inside Do.
+func (nt *Net) Stage(images []float32) error {
+	if nt.KeepInput || len(images) != nt.bufs[0].size(nt.N) {
+		return nil
+	}
+	st := nt.stage
+	if st == nil {
+		st = &stager{}
+		var err error
+		if st.host, err = nt.dev.AllocHost(4 * len(images)); err != nil {
+			return err
+		}
+		nt.stage = st // Free releases what was allocated even on an error below
+		if st.dev, err = nt.alloc(len(images)); err != nil {
+			return err
+		}
+		if st.cs, err = nt.dev.NewStream(); err != nil {
+			return err
+		}
+		if st.done, err = NewEvent(); err != nil {
+			return err
+		}
+	} else if st.pending {
+		// The previous staged copy may still read the pinned buffer.
+		if err := st.done.Sync(); err != nil {
+			return err
+		}
+	}
+	st.pending, st.use = false, false
+	parallelCopy(st.host.F32(), images)
+	if err := st.cs.UploadAsync(st.dev, st.host, 0, 4*len(images)); err != nil {
+		return err
+	}
+	if err := st.done.Record(st.cs); err != nil {
+		return err
+	}
+	st.key, st.n, st.pending = &images[0], len(images), true
+	return nil
 }
 
 // Input is the pinned host buffer of the next batch's images, (N, C, Size, Size).
@@ -572,11 +694,28 @@ func (nt *Net) SetTruths(truths [][]model.Truth) error {
 
 // upload sends the input (and, training, the targets) asynchronously.
 func (nt *Net) upload() error {
-	if !nt.KeepInput || !nt.uploaded {
-		if err := nt.s.UploadAsync(nt.bufs[0].y, nt.host, nt.hostIn, 4*nt.bufs[0].size(nt.N)); err != nil {
+	if st := nt.stage; st != nil && st.use {
+		// The staged copy: wait for it on the compute stream (not the
+		// host) and make its buffer the input.
+		if err := nt.s.Wait(st.done); err != nil {
+			return err
+		}
+		in := nt.inPtr()
+		*in, st.dev = st.dev, *in
+		st.use, st.pending = false, false
+		st.used++
+		nt.uploaded = true
+		if err := nt.inputToAct(); err != nil {
+			return err
+		}
+	} else if !nt.KeepInput || !nt.uploaded {
+		if err := nt.s.UploadAsync(*nt.inPtr(), nt.host, nt.hostIn, 4*nt.bufs[0].size(nt.N)); err != nil {
 			return err
 		}
 		nt.uploaded = true
+		if err := nt.inputToAct(); err != nil {
+			return err
+		}
 	}
 	if !nt.Training {
 		return nil
@@ -591,10 +730,34 @@ func (nt *Net) upload() error {
 	return nt.s.UploadAsync(nt.tgDev, nt.host, nt.hostTg, total)
 }
 
+// inputToAct converts the uploaded float32 image into the bfloat16 input
+// (mixed precision; nothing otherwise).
+func (nt *Net) inputToAct() error {
+	if !nt.bf16 {
+		return nil
+	}
+	return nt.k.ToAct(nt.s, nt.bufs[0].y, nt.in, nt.bufs[0].size(nt.N))
+}
+
+// convW returns the weights and gradient of a conv layer as cuDNN reads and
+// writes them: the float32 Params, or their bfloat16 copies (mixed precision).
+func (nt *Net) convW(ly *layer) (w, dw Ptr) {
+	if nt.bf16 {
+		return nt.st.ParamBF16(ly.pidx[0])
+	}
+	return nt.st.Param(ly.pidx[0])
+}
+
 // Forward runs the forward pass (inference Nets: the whole job). Call inside Do.
 func (nt *Net) Forward() error {
 	if err := nt.upload(); err != nil {
 		return err
+	}
+	if nt.bf16 {
+		// This step's bfloat16 conv weights, from the float32 masters.
+		if err := nt.k.ToAct(nt.s, nt.st.Wh, nt.st.W, nt.st.decayN); err != nil {
+			return err
+		}
 	}
 	for _, ly := range nt.layers {
 		if err := nt.forward(ly); err != nil {
@@ -611,7 +774,7 @@ func (nt *Net) forward(ly *layer) error {
 	hw := out.h * out.w
 	switch l := ly.l.(type) {
 	case *model.ConvLayer:
-		w, _ := nt.st.Param(ly.pidx[0])
+		w, _ := nt.convW(ly)
 		if err := ly.conv.Forward(in.y, w, ly.pre, nt.ws); err != nil {
 			return err
 		}
@@ -758,6 +921,11 @@ func (nt *Net) zeroParamGrads(ly *layer) error {
 			return err
 		}
 	}
+	if nt.bf16 {
+		// Step converts Gh into G's weights region: zero the source too.
+		_, gh := nt.convW(ly)
+		return nt.s.Zero16(gh, nt.st.params[ly.pidx[0]].Value.Shape().TotalSize())
+	}
 	return nil
 }
 
@@ -776,7 +944,7 @@ func (nt *Net) backward(ly *layer) error {
 	switch l := ly.l.(type) {
 	case *model.ConvLayer:
 		p := ly.pidx[0]
-		w, dw := nt.st.Param(p)
+		w, dw := nt.convW(ly)
 		// dz overwrites dy in place.
 		if l.BatchNorm {
 			gamma, dgamma := nt.st.Param(p + 1)
@@ -894,7 +1062,14 @@ func (nt *Net) dropoutSeed(ly *layer) uint32 { return ly.seed + uint32(nt.steps)
 func (nt *Net) zeroChannels(b *buffer, off, count int) error {
 	hw := b.h * b.w
 	for i := 0; i < nt.N; i++ {
-		if err := nt.s.Zero(b.dy.F32((i*b.c+off)*hw), count*hw); err != nil {
+		p := b.dy.Add(nt.es * (i*b.c + off) * hw)
+		var err error
+		if nt.es == 2 {
+			err = nt.s.Zero16(p, count*hw)
+		} else {
+			err = nt.s.Zero(p, count*hw)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -931,6 +1106,12 @@ func (nt *Net) Step() error {
 			return fmt.Errorf("backward, %w", nt.layerErr(ly.l, err))
 		}
 	}
+	if nt.bf16 {
+		// The conv weights' gradients, from cuDNN's bfloat16 into the float32 G.
+		if err := nt.k.FromAct(nt.s, nt.st.G, nt.st.Gh, nt.st.decayN); err != nil {
+			return err
+		}
+	}
 	if err := nt.k.CheckFinite(nt.s, nt.st.G, nt.st.paramsN, nt.flag); err != nil {
 		return err
 	}
@@ -965,8 +1146,8 @@ func (nt *Net) Heads() ([]model.HeadOutput, error) {
 	out := make([]model.HeadOutput, len(nt.heads))
 	for i, h := range nt.heads {
 		b := nt.bufs[h.slot]
-		d := make([]float32, b.size(nt.N))
-		if err := nt.s.Download(d, b.y); err != nil {
+		d, err := nt.downloadAct(b.y, b.size(nt.N))
+		if err != nil {
 			return nil, err
 		}
 		out[i] = model.HeadOutput{Data: d, H: b.h, W: b.w}
@@ -978,17 +1159,31 @@ func (nt *Net) Heads() ([]model.HeadOutput, error) {
 // its shape (an inference Net keeps them only with KeepOutputs). Call inside Do.
 func (nt *Net) LayerOutput(i int) ([]float32, []int, error) {
 	b := nt.bufs[i+1]
-	d := make([]float32, b.size(nt.N))
-	err := nt.s.Download(d, b.y)
+	d, err := nt.downloadAct(b.y, b.size(nt.N))
 	return d, []int{nt.N, b.c, b.h, b.w}, err
+}
+
+// downloadAct copies n activations at p to the host as float32s (bfloat16
+// widened exactly). Waits for the device.
+func (nt *Net) downloadAct(p Ptr, n int) ([]float32, error) {
+	d := make([]float32, n)
+	if nt.es == 4 {
+		return d, nt.s.Download(d, p)
+	}
+	raw := make([]byte, 2*n)
+	if err := nt.s.DownloadBytes(raw, p); err != nil {
+		return nil, err
+	}
+	for i := range d {
+		d[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
+	}
+	return d, nil
 }
 
 // InputGrad downloads the gradient of layer i's output (tests). Call inside Do.
 func (nt *Net) OutputGrad(i int) ([]float32, error) {
 	b := nt.bufs[i+1]
-	d := make([]float32, b.size(nt.N))
-	err := nt.s.Download(d, b.dy)
-	return d, err
+	return nt.downloadAct(b.dy, b.size(nt.N))
 }
 
 // ConvAlgos describes the cuDNN algorithms chosen per conv layer.

@@ -361,3 +361,93 @@ func TestDeviceMemoryFlat(t *testing.T) {
 		t.Errorf("free device memory fell by %.1f MiB over 100 steps", float64(free0-free)/(1<<20))
 	}
 }
+
+// TestStagedInput: steps whose images were staged during the previous step
+// (Launch, Stage, Finish) give the losses of plain Steps, and the staged
+// copies are really used; the same for the Predictor's forward pass.
+func TestStagedInput(t *testing.T) {
+	testGPU(t)
+	const n, size, steps = 4, 64, 6
+	var imgs [][]float32
+	var truths [][][]model.Truth
+	for i := 0; i < steps; i++ {
+		im, tr := randomBatch(n, size, int64(20+i))
+		imgs, truths = append(imgs, im), append(truths, tr)
+	}
+	net := testNetwork(t, allLayersCfg(t), 3)
+	tr, err := NewTrainer(net, TrainerOptions{Momentum: 0.9, Decay: 5e-4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	run := func(stage bool) []float64 {
+		if err := tr.Load(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		for i := 0; i < steps; i++ {
+			if err := tr.Launch(imgs[i], size, truths[i], 1e-3, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			if stage && i+1 < steps {
+				if err := tr.Stage(imgs[i+1], size, n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, bad, err := tr.Finish()
+			if err != nil || bad {
+				t.Fatalf("step %d: %v (not finite: %v)", i, err, bad)
+			}
+			out = append(out, l.Total())
+		}
+		return out
+	}
+	plain := run(false)
+	staged := run(true)
+	if used := tr.reps[0].nets[size].stage.used; used != steps-1 {
+		t.Errorf("%d staged batches used, want %d", used, steps-1)
+	}
+	for i := range plain {
+		if math.Abs(plain[i]-staged[i]) > 1e-6*math.Abs(plain[i]) {
+			t.Errorf("step %d: loss %v with staging, %v without", i, staged[i], plain[i])
+		}
+	}
+	t.Logf("losses %v", staged)
+
+	p, err := NewPredictor(net, 0, n, size, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var want [][]model.HeadOutput
+	for i := 0; i < 3; i++ {
+		h, err := p.Heads(imgs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, h)
+	}
+	for i := 0; i < 3; i++ {
+		if err := p.Launch(imgs[i]); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			if err := p.Stage(imgs[i+1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []model.HeadOutput
+		err := p.r.dev.Do(func() error { var err error; got, err = p.nt.Heads(); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for hi := range got {
+			if e, at := relErr(got[hi].Data, want[i][hi].Data); e != 0 {
+				t.Errorf("batch %d head %d: staged forward differs (relative %.3g at %d)", i, hi, e, at)
+			}
+		}
+	}
+	if used := p.nt.stage.used; used != 2 {
+		t.Errorf("predictor: %d staged batches used, want 2", used)
+	}
+}

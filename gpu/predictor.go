@@ -53,14 +53,31 @@ func NewPredictor(net *model.Network, dev, n, size int, tf32 bool) (*Predictor, 
 
 // Forward runs the network on images (N, C, size, size) and waits for the device.
 func (p *Predictor) Forward(images []float32) error {
+	if err := p.Launch(images); err != nil {
+		return err
+	}
+	return p.Sync()
+}
+
+// Launch starts the network on images without waiting; Sync waits. Between
+// the two, Stage can send the next batch (its copy overlaps this one's
+// forward pass).
+func (p *Predictor) Launch(images []float32) error {
 	return p.r.dev.Do(func() error {
 		p.nt.KeepInput = p.KeepInput
 		p.nt.SetInput(images)
-		if err := p.nt.Forward(); err != nil {
-			return err
-		}
-		return p.r.s.Sync()
+		return p.nt.Forward()
 	})
+}
+
+// Stage sends images, a later batch, to the device on a copy stream (see Net.Stage).
+func (p *Predictor) Stage(images []float32) error {
+	return p.r.dev.Do(func() error { return p.nt.Stage(images) })
+}
+
+// Sync waits for the device.
+func (p *Predictor) Sync() error {
+	return p.r.dev.Do(func() error { return p.r.s.Sync() })
 }
 
 // Heads runs the network on images and returns the heads' raw outputs.

@@ -7,11 +7,12 @@ import (
 )
 
 // SyncBN synchronises the batch-norm statistics of one replica's Net with
-// the other replicas through host memory: per-channel sums go down to the
-// host, are all-reduced (model.Collective, float64) and come back. NCCL is not
-// used: see docs/GPU.md.
+// the other replicas: with NCCL (comm set), the per-channel sums are
+// all-reduced on the devices; otherwise they go down to the host, are
+// all-reduced there (model.Collective, float64) and come back.
 type SyncBN struct {
 	c    model.Collective
+	comm *Comm
 	host []float32
 	buf  []float64
 }
@@ -31,6 +32,16 @@ func (sb *SyncBN) reduce2(nt *Net, p, q Ptr, c int, m float64) (float64, error) 
 }
 
 func (sb *SyncBN) reduceN(nt *Net, ps []Ptr, c int, m float64) (float64, error) {
+	if sb.comm != nil {
+		// Every replica has the same number of images, so the global
+		// count is m times the ranks.
+		for _, p := range ps {
+			if err := sb.comm.AllReduceSum(nt.s, p, c, false); err != nil {
+				return 0, err
+			}
+		}
+		return m * float64(sb.comm.Ranks), nil
+	}
 	k := len(ps)
 	if cap(sb.host) < k*c {
 		sb.host = make([]float32, k*c)

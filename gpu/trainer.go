@@ -13,14 +13,26 @@ import (
 type TrainerOptions struct {
 	// Devices lists the device of each replica (cuda ordinals); two replicas
 	// may share a device. Empty: one replica on device 0.
-	Devices  []int
-	SyncBN   bool
-	TF32     bool
+	Devices []int
+	SyncBN  bool
+	TF32    bool
+	// AMP trains in mixed precision: bfloat16 activations, gradients and
+	// conv weights for cuDNN, float32 master weights, gradients, BN
+	// statistics and sums (see docs/GPU.md). bfloat16 keeps float32's
+	// exponent range, so no loss scaling is needed.
+	AMP      bool
 	EMA      bool
 	Momentum float64
 	Decay    float64
 	// ClassTarget maps class targets (label smoothing); nil: identity.
 	ClassTarget func(float64) float64
+	// Collective chooses how replicas all-reduce gradients and SyncBN
+	// statistics: "" (auto: NCCL when the replicas are on distinct GPUs and
+	// libnccl is found, else through host memory), "host", or "nccl"
+	// (required; also with one replica, which tests use to run the NCCL
+	// path on one GPU). NCCL refuses two ranks on one GPU, so replicas
+	// sharing a GPU always go through the host.
+	Collective string
 	// MaxNets bounds the input sizes whose Nets (activation buffers) are
 	// kept at once (random shapes); the least recently used is freed. Default 2.
 	MaxNets int
@@ -36,11 +48,16 @@ type Trainer struct {
 	o    TrainerOptions
 	reps []*gpuReplica
 	grp  *model.SyncGroup
+	// comms (NCCL), one rank per replica, or nil: through the host.
+	comms []*Comm
+	// collective describes how replicas are reduced (Describe).
+	collective string
 	// Steps counts the steps run.
 	Steps int
 	// KeepInput (benchmarks) uploads each input size's first batch once and
 	// trains on it again and again (see Net.KeepInput).
 	KeepInput bool
+	pending   *launched
 }
 
 type gpuReplica struct {
@@ -64,7 +81,10 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 		o.MaxNets = 2
 	}
 	t := &Trainer{net: net, o: o}
-	if o.SyncBN && len(o.Devices) > 1 {
+	if err := t.chooseCollective(); err != nil {
+		return nil, err
+	}
+	if o.SyncBN && len(o.Devices) > 1 && t.comms == nil {
 		t.grp = model.NewSyncGroup(len(o.Devices))
 	}
 	for i, ord := range o.Devices {
@@ -74,7 +94,10 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 			return nil, err
 		}
 		r := &gpuReplica{dev: d, nets: map[int]*Net{}}
-		if t.grp != nil {
+		switch {
+		case o.SyncBN && t.comms != nil:
+			r.sync = &SyncBN{comm: t.comms[i]}
+		case t.grp != nil:
 			r.sync = NewSyncBN(t.grp.Member(i))
 		}
 		err = d.Do(func() error {
@@ -82,7 +105,7 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 			if r.s, err = d.NewStream(); err != nil {
 				return err
 			}
-			if r.k, err = LoadKernels(d); err != nil {
+			if r.k, err = LoadKernelsAct(d, o.AMP); err != nil {
 				return err
 			}
 			if r.dnn, err = NewDNN(r.s); err != nil {
@@ -100,17 +123,70 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 	return t, nil
 }
 
-// Describe names the devices, e.g. "cuda:0 NVIDIA H100 ... x2 replicas".
+// chooseCollective sets up NCCL per o.Collective (see TrainerOptions).
+func (t *Trainer) chooseCollective() error {
+	devs := t.o.Devices
+	distinct := map[int]bool{}
+	for _, d := range devs {
+		distinct[d] = true
+	}
+	switch t.o.Collective {
+	case "host":
+		t.collective = "through host memory (train.collective: host)"
+		return nil
+	case "nccl":
+		comms, err := NewComms(devs)
+		if err != nil {
+			return fmt.Errorf("NCCL required but unusable: %w", err)
+		}
+		t.comms = comms
+	case "":
+		if len(devs) < 2 {
+			return nil
+		}
+		if len(distinct) < len(devs) {
+			t.collective = "through host memory (replicas share a GPU: NCCL refuses two ranks on one device)"
+			return nil
+		}
+		comms, err := NewComms(devs)
+		if err != nil {
+			t.collective = fmt.Sprintf("through host memory (NCCL not used: %v)", err)
+			return nil
+		}
+		t.comms = comms
+	default:
+		return fmt.Errorf("collective %q: must be \"\", \"host\" or \"nccl\"", t.o.Collective)
+	}
+	v, _ := NCCLVersion()
+	t.collective = fmt.Sprintf("by NCCL %s", ncclVersionString(v))
+	return nil
+}
+
+// Describe names the devices, e.g. "replica 0 on cuda:0 (NVIDIA H100 ...)",
+// and how the replicas' gradients are all-reduced.
 func (t *Trainer) Describe() string {
 	var parts []string
 	for i, r := range t.reps {
 		parts = append(parts, fmt.Sprintf("replica %d on %s", i, r.dev))
 	}
-	return strings.Join(parts, "; ")
+	d := strings.Join(parts, "; ")
+	if len(t.reps) > 1 || t.comms != nil {
+		d += "; gradients and SyncBN statistics all-reduced " + t.collective
+	}
+	return d
 }
 
 // Close frees everything on the devices.
 func (t *Trainer) Close() {
+	for _, r := range t.reps {
+		if r != nil && r.s != nil {
+			r.dev.Do(func() error { return r.s.Sync() }) // NCCL's kernels done before Destroy
+		}
+	}
+	for _, c := range t.comms {
+		c.Destroy()
+	}
+	t.comms = nil
 	for _, r := range t.reps {
 		if r != nil {
 			r.free()
@@ -179,7 +255,7 @@ func (t *Trainer) netFor(r *gpuReplica, n, size int) (*Net, error) {
 		delete(r.nets, old)
 		r.sizes = r.sizes[1:]
 	}
-	nt, err := NewNet(r.dev, r.s, r.k, r.dnn, t.net, r.st, n, size, true, NetOptions{TF32: t.o.TF32, Sync: r.sync})
+	nt, err := NewNet(r.dev, r.s, r.k, r.dnn, t.net, r.st, n, size, true, NetOptions{TF32: t.o.TF32, Sync: r.sync, BF16: t.o.AMP})
 	if err != nil {
 		return nil, fmt.Errorf("building the network for input size %d on %s: %w", size, r.dev, err)
 	}
@@ -195,12 +271,27 @@ func (t *Trainer) netFor(r *gpuReplica, n, size int) (*Net, error) {
 // split evenly over the replicas. lr is the learning rate; emaA and emaB the
 // EMA coefficients of this update (ignored without EMA). It returns the loss
 // (averaged over replicas) and whether the step was skipped because a loss or
-// gradient was not finite (the weights are then unchanged).
+// gradient was not finite (the weights are then unchanged). Step is Launch
+// then Finish.
 func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr float64, emaA, emaB float32) (model.LossParts, bool, error) {
+	if err := t.Launch(images, size, truths, lr, emaA, emaB); err != nil {
+		return model.LossParts{}, false, err
+	}
+	return t.Finish()
+}
+
+// Launch starts a step (see Step) on every replica and returns without
+// waiting for the devices (with one replica, the update included); Finish
+// waits and returns its result. Between the two, Stage can send the next
+// batch's images, so that their copy overlaps this step.
+func (t *Trainer) Launch(images []float32, size int, truths [][]model.Truth, lr float64, emaA, emaB float32) error {
+	if t.pending != nil {
+		return errors.New("gpu.Trainer: Launch before the previous step's Finish")
+	}
 	R := len(t.reps)
 	n := len(truths)
 	if n%R != 0 {
-		return model.LossParts{}, false, fmt.Errorf("batch of %d images is not divisible by %d replicas", n, R)
+		return fmt.Errorf("batch of %d images is not divisible by %d replicas", n, R)
 	}
 	per := n / R
 	plane := len(images) / n
@@ -225,7 +316,13 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 			}
 			if R == 1 {
 				// One replica: the update is skipped on the device when the
-				// step was not finite, without waiting for the host.
+				// step was not finite, without waiting for the host. (With
+				// NCCL forced, the one-rank all-reduce runs too: tests.)
+				if t.comms != nil {
+					if err := t.comms[0].AllReduceSum(r.s, r.st.G, r.st.paramsN, false); err != nil {
+						return err
+					}
+				}
 				return r.st.Update(r.s, r.k, lr, t.o.Momentum, t.o.Decay, emaA, emaB, nt.Flag())
 			}
 			return nil
@@ -249,9 +346,54 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 			if t.grp != nil {
 				t.grp.Reset()
 			}
-			return model.LossParts{}, false, err
+			return err
 		}
 	}
+	t.pending = &launched{nets: nets, lr: lr, emaA: emaA, emaB: emaB}
+	return nil
+}
+
+// launched is a step started by Launch and not yet finished.
+type launched struct {
+	nets       []*Net
+	lr         float64
+	emaA, emaB float32
+}
+
+// Stage sends images, a later batch of the given input size (split over the
+// replicas as Launch splits it), to the devices on copy streams; the Launch
+// that gets the same slice uses them without copying again. It only stages
+// for input sizes that already have their buffers (it never builds or frees a
+// Net while a step runs). Errors are the copies' (the batch is still usable:
+// Launch then copies it itself).
+func (t *Trainer) Stage(images []float32, size, n int) error {
+	R := len(t.reps)
+	if t.KeepInput || n%R != 0 || n == 0 {
+		return nil
+	}
+	per, plane := n/R, len(images)/n
+	for i, r := range t.reps {
+		nt, ok := r.nets[size]
+		if !ok || nt.N != per {
+			continue
+		}
+		if err := r.dev.Do(func() error { return nt.Stage(images[i*per*plane : (i+1)*per*plane]) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Finish waits for the step started by Launch and returns its loss and
+// whether it was skipped (see Step). With several replicas it averages the
+// gradients and updates every replica.
+func (t *Trainer) Finish() (model.LossParts, bool, error) {
+	p := t.pending
+	if p == nil {
+		return model.LossParts{}, false, errors.New("gpu.Trainer: Finish without Launch")
+	}
+	t.pending = nil
+	R := len(t.reps)
 	var loss model.LossParts
 	bad := false
 	for i, r := range t.reps {
@@ -259,7 +401,7 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 		var b bool
 		err := r.dev.Do(func() error {
 			var err error
-			l, b, err = nets[i].LossResult()
+			l, b, err = p.nets[i].LossResult()
 			return err
 		})
 		if err != nil {
@@ -275,6 +417,9 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 	loss.Obj, loss.XY, loss.WH, loss.Cls = loss.Obj*f, loss.XY*f, loss.WH*f, loss.Cls*f
 	if bad {
 		return loss, true, nil
+	}
+	if t.comms != nil {
+		return loss, false, t.allReduceNCCL(p)
 	}
 	// Average the gradients over the replicas through the host, in replica
 	// order (deterministic), then update every replica identically.
@@ -302,13 +447,39 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 			if err := r.s.Upload(r.st.G, sum); err != nil {
 				return err
 			}
-			return r.st.Update(r.s, r.k, lr, t.o.Momentum, t.o.Decay, emaA, emaB, 0)
+			return r.st.Update(r.s, r.k, p.lr, t.o.Momentum, t.o.Decay, p.emaA, p.emaB, 0)
 		})
 		if err != nil {
 			return loss, false, err
 		}
 	}
 	return loss, false, nil
+}
+
+// allReduceNCCL sums the replicas' gradients with NCCL, scales them to the
+// mean and updates every replica: one goroutine per replica, as NCCL needs
+// every rank's call at once.
+func (t *Trainer) allReduceNCCL(p *launched) error {
+	R := len(t.reps)
+	errs := make([]error, R)
+	var wg sync.WaitGroup
+	for i, r := range t.reps {
+		wg.Add(1)
+		go func(i int, r *gpuReplica) {
+			defer wg.Done()
+			errs[i] = r.dev.Do(func() error {
+				if err := t.comms[i].AllReduceSum(r.s, r.st.G, r.st.paramsN, false); err != nil {
+					return err
+				}
+				if err := r.k.Scale(r.s, r.st.G, r.st.paramsN, float32(1/float64(R))); err != nil {
+					return err
+				}
+				return r.st.Update(r.s, r.k, p.lr, t.o.Momentum, t.o.Decay, p.emaA, p.emaB, 0)
+			})
+		}(i, r)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Grads downloads replica 0's gradients of the last step (tests).
