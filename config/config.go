@@ -168,6 +168,10 @@ type Train struct {
 	// TF32 lets cuDNN's float32 convolutions use TF32 tensor cores on cuda,
 	// as PyTorch does by default. Default true.
 	TF32 bool `yaml:"tf32"`
+	// AMP trains in mixed precision on cuda: bfloat16 activations and
+	// convolutions, float32 master weights, gradients and BN statistics
+	// (bfloat16 has float32's range: no loss scaling). Default false.
+	AMP bool `yaml:"amp"`
 	// Replicas is the number of data-parallel replicas each batch is split
 	// across (goroutines on CPU); gradients are averaged before one update.
 	// Default 1; 1..64, and Batch must be divisible by it.

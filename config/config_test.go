@@ -100,6 +100,7 @@ func TestDefault(t *testing.T) {
 		{"train.device", d.Train.Device, "cpu"},
 		{"train.devices", len(d.Train.Devices), 0},
 		{"train.tf32", d.Train.TF32, true},
+		{"train.amp", d.Train.AMP, false},
 		{"train.replicas", d.Train.Replicas, 1},
 		{"train.ema", d.Train.EMA, false},
 		{"train.ema_decay", d.Train.EMADecay, 0.9999},
@@ -583,6 +584,8 @@ func TestDeviceKeys(t *testing.T) {
 		{"cpu", "[0]", nil, `train.devices = [0]: needs train.device "cuda"`},
 		{"cuda:x", "[]", nil, `train.device = "cuda:x": must be "cpu", "cuda" or "cuda:N" (N a GPU ordinal)`},
 		{"cuda", "[-1]", nil, `train.devices[0] = -1: must be a GPU ordinal between 0 and 63`},
+		{"cuda", "[]", []string{"train.amp=true"}, ""},
+		{"cpu", "[]", []string{"train.amp=true"}, `train.amp = true: mixed precision runs on the GPU only: needs train.device "cuda"`},
 	} {
 		sets := append([]string{"train.device=" + tc.device, "train.devices=" + tc.devices}, tc.sets...)
 		_, err := Load("../configs/demo.yaml", LoadOptions{Env: noEnv, Sets: sets})

@@ -242,6 +242,11 @@ func (c *Config) check() []problem {
 	if _, err := ParseDevice(t.Device); err != nil {
 		bad("train.device", "%v", err)
 	}
+	if t.AMP {
+		if dev, err := ParseDevice(t.Device); err == nil && dev < 0 {
+			bad("train.amp", `mixed precision runs on the GPU only: needs train.device "cuda"`)
+		}
+	}
 	for i, d := range t.Devices {
 		if d < 0 || d > 63 {
 			ps = append(ps, problem{"train.devices", fmt.Sprintf("train.devices[%d] = %d: must be a GPU ordinal between 0 and 63", i, d)})

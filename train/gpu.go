@@ -17,6 +17,8 @@ type GPUOptions struct {
 	// TF32 lets cuDNN's float32 convolutions use TF32 tensor cores (as
 	// PyTorch does by default); off, they are exact float32.
 	TF32 bool
+	// AMP: mixed precision (bfloat16 activations; gpu.TrainerOptions.AMP).
+	AMP bool
 }
 
 // gpuRun is the GPU side of a training run.
@@ -37,7 +39,7 @@ func newGPURun(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuRun, erro
 	if o.Replicas > 1 && len(devs) != o.Replicas {
 		return nil, fmt.Errorf("train.replicas is %d but train.devices lists %d devices", o.Replicas, len(devs))
 	}
-	tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: devs, SyncBN: o.SyncBN, TF32: o.GPU.TF32, EMA: ema != nil,
+	tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: devs, SyncBN: o.SyncBN, TF32: o.GPU.TF32, AMP: o.GPU.AMP, EMA: ema != nil,
 		Momentum: opt.Momentum, Decay: opt.Decay, ClassTarget: o.ClassTarget, MaxNets: o.MaxGraphs})
 	if err != nil {
 		return nil, err
@@ -52,8 +54,10 @@ func newGPURun(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuRun, erro
 
 // step trains on b on the GPU, the SGD and EMA updates included. bad is
 // non-empty when the loss or a gradient was not finite (the step was then
-// skipped on the device).
-func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA) (model.LossParts, string, error) {
+// skipped on the device). next, when it gives a batch, is called while the
+// step runs and that batch's images are sent to the device meanwhile (the
+// copy overlaps the step).
+func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA, next func() *data.Batch) (model.LossParts, string, error) {
 	if b.H != b.W {
 		return model.LossParts{}, "", fmt.Errorf("batch of %dx%d images: only square inputs are supported", b.W, b.H)
 	}
@@ -61,7 +65,18 @@ func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA) (model.LossParts, str
 	if ema != nil {
 		ea, eb = ema.next()
 	}
-	loss, bad, err := g.tr.Step(b.Images, b.H, truths(b, 0, b.N), lr, ea, eb)
+	if err := g.tr.Launch(b.Images, b.H, truths(b, 0, b.N), lr, ea, eb); err != nil {
+		return model.LossParts{}, "", err
+	}
+	if next != nil {
+		if nb := next(); nb != nil && nb.H == nb.W {
+			if err := g.tr.Stage(nb.Images, nb.H, nb.N); err != nil {
+				g.tr.Finish()
+				return model.LossParts{}, "", err
+			}
+		}
+	}
+	loss, bad, err := g.tr.Finish()
 	if err != nil {
 		return loss, "", err
 	}

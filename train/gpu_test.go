@@ -130,23 +130,11 @@ func TestGPUTrainingTracksCPU(t *testing.T) {
 func TestGPUOverfitSynthetic(t *testing.T) {
 	needGPU(t)
 	ds := synthSet(t, 12)
-	net := demoNet(t)
-	batch := len(ds.Samples)
-	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, Size: 128, Workers: 2, Shuffle: true, Seed: 1})
-	defer loader.Close()
-	const epochs = 250
-	_, err := Run(context.Background(), net, loader, Options{
-		Epochs: epochs, Batch: batch, Size: 128, Momentum: 0.9, Decay: 0.0005,
-		Schedule:    tricks.Schedule{Base: 0.005, Warmup: 20, Total: epochs, Kind: "cosine"},
-		LogInterval: 50, Dir: t.TempDir(), GPU: &GPUOptions{TF32: true},
-	}, nil, io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	net, fp32 := overfitGPU(t, ds, &GPUOptions{TF32: true})
 	r, dets := evalSynth(t, net, ds, nil)
-	t.Logf("trained on the GPU: mAP@0.5 %.3f on %d training images (evaluated on the CPU)", r.MAP, len(ds.Samples))
+	t.Logf("trained on the GPU (float32, TF32): mAP@0.5 %.3f on %d training images (evaluated on the CPU), %.0f img/s", r.MAP, len(ds.Samples), fp32.ImagesPerS)
 	if r.MAP < 0.9 {
-		t.Fatalf("mAP %.3f < 0.9 after %d epochs on the GPU", r.MAP, epochs)
+		t.Fatalf("mAP %.3f < 0.9 after the run on the GPU", r.MAP)
 	}
 	// The same evaluation with the forward pass on the GPU (TF32 off): the
 	// same detections, to float32 rounding.
@@ -155,4 +143,29 @@ func TestGPUOverfitSynthetic(t *testing.T) {
 	if math.Abs(rg.MAP-r.MAP) > 1e-3 {
 		t.Errorf("mAP evaluated on the GPU %.4f, on the CPU %.4f", rg.MAP, r.MAP)
 	}
+	// Mixed precision (train.amp): the same run reaches the same mAP.
+	netA, amp := overfitGPU(t, ds, &GPUOptions{TF32: true, AMP: true})
+	ra, _ := evalSynth(t, netA, ds, nil)
+	t.Logf("trained on the GPU in mixed precision (bfloat16): mAP@0.5 %.3f (float32 run %.3f), %.0f img/s", ra.MAP, r.MAP, amp.ImagesPerS)
+	if ra.MAP < 0.9 || math.Abs(ra.MAP-r.MAP) > 0.05 {
+		t.Errorf("mixed precision: mAP %.3f, float32 %.3f (want >= 0.9 and within 0.05)", ra.MAP, r.MAP)
+	}
+}
+
+// overfitGPU trains the demo network on ds (one batch per epoch) on the GPU.
+func overfitGPU(t *testing.T, ds *data.Dataset, g *GPUOptions) (*model.Network, Summary) {
+	net := demoNet(t)
+	batch := len(ds.Samples)
+	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, Size: 128, Workers: 2, Shuffle: true, Seed: 1})
+	defer loader.Close()
+	const epochs = 250
+	sum, err := Run(context.Background(), net, loader, Options{
+		Epochs: epochs, Batch: batch, Size: 128, Momentum: 0.9, Decay: 0.0005,
+		Schedule:    tricks.Schedule{Base: 0.005, Warmup: 20, Total: epochs, Kind: "cosine"},
+		LogInterval: 50, Dir: t.TempDir(), GPU: g,
+	}, nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, sum
 }

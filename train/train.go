@@ -259,8 +259,24 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	}
 	bar := progress.New(t.human, t.src.BatchesPerEpoch()-t.st.Batch, progress.Options{Label: fmt.Sprintf("epoch %d/%d", e+1, o.Epochs), Mode: mode})
 	defer bar.Finish()
+	// One batch of lookahead on the GPU: the next batch is taken from the
+	// source while a step runs, so that its images travel to the device
+	// meanwhile. The source allocates every batch, and positions are kept
+	// by t.st, so taking it early changes nothing else.
+	var ahead *data.Batch
+	var aheadErr error
+	peek := func() *data.Batch {
+		if ahead == nil && aheadErr == nil {
+			ahead, aheadErr = t.src.Next()
+		}
+		return ahead
+	}
 	for {
-		b, err := t.src.Next()
+		b, err := ahead, aheadErr
+		if b == nil && err == nil {
+			b, err = t.src.Next()
+		}
+		ahead, aheadErr = nil, nil
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -277,7 +293,7 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		if t.gpu != nil {
 			// The whole step, update included, runs on the GPU; a
 			// non-finite step leaves the weights unchanged there.
-			if loss, bad, err = t.gpu.step(b, lr, t.ema); err != nil {
+			if loss, bad, err = t.gpu.step(b, lr, t.ema, peek); err != nil {
 				return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
 			}
 		} else {

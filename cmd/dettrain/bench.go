@@ -37,6 +37,7 @@ type BenchOptions struct {
 	MemProfile       string
 	Device           string
 	TF32             bool
+	AMP              bool
 	Resident         bool
 }
 
@@ -63,8 +64,12 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 			case o.Mode != "train" && o.Mode != "infer":
 				return usagef("--mode %q: must be train or infer", o.Mode)
 			}
-			if _, err := config.ParseDevice(o.Device); err != nil {
+			dev, err := config.ParseDevice(o.Device)
+			if err != nil {
 				return usagef("--device %q: %v", o.Device, err)
+			}
+			if o.AMP && (dev < 0 || o.Mode != "train") {
+				return usagef("--amp: mixed precision is for training on cuda (--device cuda --mode train)")
 			}
 			if runF != nil {
 				return runF(o)
@@ -87,6 +92,7 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 	cmd.Flags().BoolVar(&o.OpTimes, "op-times", false, "print each op's wall time per step and the cores it kept busy, slowest first (CPU only)")
 	cmd.Flags().StringVar(&o.Device, "device", "cpu", `"cpu", "cuda" or "cuda:N"`)
 	cmd.Flags().BoolVar(&o.TF32, "tf32", true, "on cuda, let float32 convolutions use TF32 tensor cores (PyTorch's default)")
+	cmd.Flags().BoolVar(&o.AMP, "amp", false, "on cuda, train in mixed precision (bfloat16 activations, as train.amp)")
 	cmd.Flags().BoolVar(&o.Resident, "resident", false, "on cuda, upload the input once and keep it on the device (as the PyTorch harness does); default: copy and upload it every step, as training does")
 	return cmd
 }
@@ -271,7 +277,7 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 	var memory func() (int64, int64)
 	var describe string
 	if o.Mode == "train" {
-		tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: []int{dev}, TF32: o.TF32, Momentum: 0.9, Decay: 0.0005})
+		tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: []int{dev}, TF32: o.TF32, AMP: o.AMP, Momentum: 0.9, Decay: 0.0005})
 		if err != nil {
 			return err
 		}
@@ -280,8 +286,19 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 			return err
 		}
 		tr.KeepInput = o.Resident
+		// Two batches in turn, the next one staged during each step, as
+		// training's input copy overlaps the step in flight.
+		batches := [2][]float32{images, append([]float32(nil), images...)}
+		k := 0
 		step = func() error {
-			_, _, err := tr.Step(images, o.Size, truths, 1e-6, 0, 0)
+			k++
+			if err := tr.Launch(batches[k%2], o.Size, truths, 1e-6, 0, 0); err != nil {
+				return err
+			}
+			if err := tr.Stage(batches[(k+1)%2], o.Size, o.Batch); err != nil {
+				return err
+			}
+			_, _, err := tr.Finish()
 			return err
 		}
 		memory, describe = tr.Memory, tr.Describe()
@@ -292,7 +309,18 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 		}
 		defer p.Close()
 		p.KeepInput = o.Resident
-		step = func() error { return p.Forward(images) }
+		batches := [2][]float32{images, append([]float32(nil), images...)}
+		k := 0
+		step = func() error {
+			k++
+			if err := p.Launch(batches[k%2]); err != nil {
+				return err
+			}
+			if err := p.Stage(batches[(k+1)%2]); err != nil {
+				return err
+			}
+			return p.Sync()
+		}
 		memory, describe = p.Memory, p.Describe()
 	}
 	for i := 0; i < o.Warmup; i++ {
@@ -317,11 +345,11 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 	_, peak := memory()
 	peakMiB := float64(peak) / (1 << 20)
 	if o.JSON {
-		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size, "batch": o.Batch, "device": describe, "tf32": o.TF32,
+		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size, "batch": o.Batch, "device": describe, "tf32": o.TF32, "amp": o.AMP,
 			"img_per_s_median": med, "img_per_s_min": sorted[0], "img_per_s_max": sorted[len(sorted)-1],
 			"fwd_gflop_per_img": fwd / 1e9, "gflop_per_s": med * fwd * mult / 1e9, "peak_device_mib": peakMiB, "peak_rss_mib": peakRSS()})
 	}
-	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (device; %s %s size %d batch %d, tf32 %v, %s)\n",
-		med, sorted[0], sorted[len(sorted)-1], fwd/1e9, med*fwd*mult/1e9, peakMiB, o.Mode, o.Model, o.Size, o.Batch, o.TF32, describe)
+	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (device; %s %s size %d batch %d, tf32 %v, amp %v, %s)\n",
+		med, sorted[0], sorted[len(sorted)-1], fwd/1e9, med*fwd*mult/1e9, peakMiB, o.Mode, o.Model, o.Size, o.Batch, o.TF32, o.AMP, describe)
 	return nil
 }

@@ -268,7 +268,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		Identity: id, Resume: resume, OnEpoch: onEpoch,
 	}
 	if dev, _ := config.ParseDevice(c.Train.Device); dev >= 0 {
-		opts.GPU = &train.GPUOptions{Devices: c.Train.Devices, TF32: c.Train.TF32}
+		opts.GPU = &train.GPUOptions{Devices: c.Train.Devices, TF32: c.Train.TF32, AMP: c.Train.AMP}
 		if len(opts.GPU.Devices) == 0 {
 			opts.GPU.Devices = []int{dev}
 		}
