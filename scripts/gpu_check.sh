@@ -29,7 +29,7 @@ for t in $(cd gpu && "$root/.device/gpu.test" -test.list '.*' | grep '^Test'); d
 done
 summary "$out/gpu_test.txt" 150
 
-echo "== train package: 50 steps GPU vs CPU, overfit on the GPU"
+echo "== train package: 50 steps GPU vs CPU, overfit on the GPU (float32 and mixed precision)"
 (cd train && timeout 300 "$root/.device/train.test" -test.count=1 -test.v -test.run GPU -test.timeout 290s) > "$out/train_test.txt" 2>&1
 rc=$?; echo "exit $rc"; summary "$out/train_test.txt" 40
 
@@ -41,7 +41,7 @@ fi
 
 if [[ ${BENCH:-1} == 1 ]]; then
   echo "== speed: dettrain vs PyTorch, same machine, same run"
-  export DETTRAIN_GPU_BENCH=${BENCH_SPEC:-yolov3-tiny:416:64:train,yolov3:416:32:train,yolov3:416:32:infer}
+  export DETTRAIN_GPU_BENCH=${BENCH_SPEC:-yolov3-tiny:416:64:train,yolov3-tiny:416:64:train:amp,yolov3:416:32:train,yolov3:416:32:train:amp,yolov3:416:32:infer}
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits -lms 100 > "$out/util.txt" 2>/dev/null &
   smi=$!
   (cd gpu && timeout 400 "$root/.device/gpu.test" -test.count=1 -test.v -test.run TestBenchGPU -test.timeout 390s) > "$out/bench.txt" 2>&1
