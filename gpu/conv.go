@@ -215,6 +215,10 @@ func (d *DNN) NewConv(sh ConvShape, tf32 bool, x, w, y, dx, dw Ptr, needDx bool,
 	return c, nil
 }
 
+// bf16ConvMath is the math type of bfloat16 convolutions' search (a
+// variable for the profile test's comparison only).
+var bf16ConvMath int32 = cudnnTensorOpMath
+
 // describe creates the descriptors.
 func (c *Conv) describe() error {
 	sh := c.sh
@@ -233,8 +237,15 @@ func (c *Conv) describe() error {
 		int32(sh.K), int32(sh.C/sh.Groups), int32(sh.Size), int32(sh.Size))); err != nil {
 		return err
 	}
+	// The math type the search may use: FP32 proper; TF32 allowed
+	// (default math, on Ampere and newer); for bfloat16, tensor cores
+	// (with default math cuDNN's search offers bfloat16 convolutions only
+	// their non-tensor-core kernels).
 	math := int32(cudnnFMAMath)
-	if c.tf32 || sh.BF16 {
+	switch {
+	case sh.BF16:
+		math = bf16ConvMath
+	case c.tf32:
 		math = cudnnDefaultMath
 	}
 	for dir := range 3 {

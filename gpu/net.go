@@ -70,6 +70,67 @@ type Net struct {
 	KeepInput bool
 	uploaded  bool
 	stage     *stager
+	// prof, while profiling (Profile), holds an event recorded after each
+	// group of ops.
+	prof []profMark
+}
+
+type profMark struct {
+	label string
+	ev    *Event
+}
+
+// Profile starts (on) or stops recording a CUDA event after each group of
+// ops of the following Steps (diagnostics: it adds a few microseconds per
+// group); ProfileResult reads them. Call inside Do.
+func (nt *Net) Profile(on bool) error {
+	for _, m := range nt.prof {
+		m.ev.Destroy()
+	}
+	nt.prof = nil
+	if on {
+		return nt.mark("start")
+	}
+	return nil
+}
+
+// mark records an event labelled label after the ops enqueued so far
+// (profiling only).
+func (nt *Net) mark(label string) error {
+	if nt.prof == nil && label != "start" {
+		return nil
+	}
+	ev, err := NewEvent()
+	if err != nil {
+		return err
+	}
+	if err := ev.Record(nt.s); err != nil {
+		return err
+	}
+	nt.prof = append(nt.prof, profMark{label, ev})
+	return nil
+}
+
+// ProfileResult waits for the device and returns the milliseconds of each
+// op group recorded since Profile(true) (or the last ProfileResult), by label,
+// in order, then starts recording afresh. Call inside Do.
+func (nt *Net) ProfileResult() ([]string, []float64, error) {
+	if len(nt.prof) == 0 {
+		return nil, nil, nil
+	}
+	if err := nt.prof[len(nt.prof)-1].ev.Sync(); err != nil {
+		return nil, nil, err
+	}
+	var labels []string
+	var ms []float64
+	for i := 1; i < len(nt.prof); i++ {
+		t, err := nt.prof[i].ev.Since(nt.prof[i-1].ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		labels, ms = append(labels, nt.prof[i].label), append(ms, t)
+	}
+	return labels, ms, nt.Profile(true)
 }
 
 // stager is the second input buffer that lets the next batch's images reach
@@ -759,12 +820,43 @@ func (nt *Net) Forward() error {
 			return err
 		}
 	}
+	if err := nt.mark("upload+weights"); err != nil {
+		return err
+	}
 	for _, ly := range nt.layers {
 		if err := nt.forward(ly); err != nil {
 			return fmt.Errorf("forward, %w", nt.layerErr(ly.l, err))
 		}
+		if err := nt.mark(fmt.Sprintf("fwd %s", nt.opName(ly))); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// opName names a layer for profiles, e.g. "conv" or "shortcut".
+func (nt *Net) opName(ly *layer) string {
+	switch ly.l.(type) {
+	case *model.ConvLayer:
+		return "conv+bn+act"
+	case *model.MaxPoolLayer:
+		return "maxpool"
+	case *model.AvgPoolLayer:
+		return "avgpool"
+	case *model.UpsampleLayer:
+		return "upsample"
+	case *model.DropoutLayer:
+		return "dropout"
+	case *model.RouteLayer:
+		return "route"
+	case *model.ShortcutLayer:
+		return "shortcut"
+	case *model.ScaleChannelsLayer:
+		return "scale_channels"
+	case *model.YOLOLayer:
+		return "yolo"
+	}
+	return "other"
 }
 
 func (nt *Net) forward(ly *layer) error {
@@ -776,6 +868,9 @@ func (nt *Net) forward(ly *layer) error {
 	case *model.ConvLayer:
 		w, _ := nt.convW(ly)
 		if err := ly.conv.Forward(in.y, w, ly.pre, nt.ws); err != nil {
+			return err
+		}
+		if err := nt.mark("fwd conv (cuDNN)"); err != nil {
 			return err
 		}
 		if !l.BatchNorm {
@@ -975,11 +1070,20 @@ func (nt *Net) backward(ly *layer) error {
 				return err
 			}
 		}
+		if err := nt.mark("bwd bn+act"); err != nil {
+			return err
+		}
 		if err := ly.conv.BackwardFilter(in.y, out.dy, dw, nt.ws, false); err != nil {
 			return err
 		}
+		if err := nt.mark("bwd conv filter (cuDNN)"); err != nil {
+			return err
+		}
 		if ly.in[0] != 0 {
-			return ly.conv.BackwardData(w, out.dy, in.dy, nt.ws, ly.acc[0])
+			if err := ly.conv.BackwardData(w, out.dy, in.dy, nt.ws, ly.acc[0]); err != nil {
+				return err
+			}
+			return nt.mark("bwd conv data (cuDNN)")
 		}
 		return nil
 	case *model.MaxPoolLayer:
@@ -1091,6 +1195,9 @@ func (nt *Net) Step() error {
 	if err := nt.lossHeads(); err != nil {
 		return err
 	}
+	if err := nt.mark("loss"); err != nil {
+		return err
+	}
 	for li := len(nt.layers) - 1; li >= 0; li-- {
 		ly := nt.layers[li]
 		if ly.skip {
@@ -1105,6 +1212,11 @@ func (nt *Net) Step() error {
 		if err := nt.backward(ly); err != nil {
 			return fmt.Errorf("backward, %w", nt.layerErr(ly.l, err))
 		}
+		if _, ok := ly.l.(*model.ConvLayer); !ok {
+			if err := nt.mark("bwd " + nt.opName(ly)); err != nil {
+				return err
+			}
+		}
 	}
 	if nt.bf16 {
 		// The conv weights' gradients, from cuDNN's bfloat16 into the float32 G.
@@ -1115,7 +1227,10 @@ func (nt *Net) Step() error {
 	if err := nt.k.CheckFinite(nt.s, nt.st.G, nt.st.paramsN, nt.flag); err != nil {
 		return err
 	}
-	return nt.k.launch(nt.s, "loss_flag", D1(1), D1(32), 0, nt.loss, nt.flag)
+	if err := nt.k.launch(nt.s, "loss_flag", D1(1), D1(32), 0, nt.loss, nt.flag); err != nil {
+		return err
+	}
+	return nt.mark("gradient check")
 }
 
 // LossResult reads the loss terms of the last Step (waits for the device)

@@ -8,8 +8,10 @@
 #   bash .device/run2.sh bash scripts/gpu_check.sh
 #
 # Logs go to $OUT (or /tmp/gpu_check). BENCH=0 skips the speed runs, TORCH=0
-# the PyTorch peer, SANITIZE=1 runs the failing training test under
-# compute-sanitizer.
+# the PyTorch peer, TRAIN=0 the train package; GPU_TESTS=regex runs only
+# those tests of the gpu package; PROFILE=model:size:batch,... prints where
+# a step's time goes (TestProfileGPU); SANITIZE=1 runs the failing training
+# test under compute-sanitizer.
 set -uo pipefail
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
@@ -22,16 +24,25 @@ echo "== gpu package: bindings, kernels, ops and the network vs the CPU (TF32 of
 # One process per test: a CUDA error that poisons the context (an illegal
 # address) then fails only its own test.
 : > "$out/gpu_test.txt"
-for t in $(cd gpu && "$root/.device/gpu.test" -test.list '.*' | grep '^Test'); do
+for t in $(cd gpu && "$root/.device/gpu.test" -test.list "${GPU_TESTS:-.*}" | grep '^Test'); do
   (cd gpu && timeout 120 "$root/.device/gpu.test" -test.count=1 -test.v -test.run "^$t\$" -test.timeout 110s) >> "$out/gpu_test.txt" 2>&1
   rc=$?
   [[ $rc != 0 ]] && echo "$t: exit $rc"
 done
 summary "$out/gpu_test.txt" 150
 
+if [[ -n ${PROFILE:-} ]]; then
+  echo "== where a training step's time goes: $PROFILE"
+  (cd gpu && DETTRAIN_GPU_PROFILE=$PROFILE timeout 300 "$root/.device/gpu.test" -test.count=1 -test.v -test.run TestProfileGPU -test.timeout 290s) > "$out/profile.txt" 2>&1
+  grep -E "PROFILE|FAIL|panic|rror" "$out/profile.txt" | head -120
+fi
+
+rc=0
+if [[ ${TRAIN:-1} == 1 ]]; then
 echo "== train package: 50 steps GPU vs CPU, overfit on the GPU (float32 and mixed precision)"
 (cd train && timeout 300 "$root/.device/train.test" -test.count=1 -test.v -test.run GPU -test.timeout 290s) > "$out/train_test.txt" 2>&1
 rc=$?; echo "exit $rc"; summary "$out/train_test.txt" 40
+fi
 
 if [[ ${SANITIZE:-0} == 1 && $rc != 0 ]]; then
   echo "== compute-sanitizer memcheck on the overfit test"

@@ -1,0 +1,104 @@
+package gpu
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dettrain/dettrain/model"
+)
+
+// TestProfileGPU prints where a training step's time goes, per kind of op
+// (CUDA events between op groups: Net.Profile), when DETTRAIN_GPU_PROFILE
+// lists model:size:batch entries, e.g. "yolov3:416:32". Each entry runs in
+// float32 (TF32) and in mixed precision (bfloat16; tensor-op math, and
+// default math for comparison).
+func TestProfileGPU(t *testing.T) {
+	spec := os.Getenv("DETTRAIN_GPU_PROFILE")
+	if spec == "" {
+		t.Skip("set DETTRAIN_GPU_PROFILE to run")
+	}
+	testGPU(t)
+	for _, e := range strings.Split(spec, ",") {
+		f := strings.Split(e, ":")
+		var size, batch int
+		fmt.Sscan(f[1], &size)
+		fmt.Sscan(f[2], &batch)
+		cfg, err := model.ReadCfg("../configs/models/" + f[0] + ".cfg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := model.NewNetwork(cfg, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.Init(1)
+		images, truths := randomBatch(batch, size, 1)
+		for _, v := range []struct {
+			name string
+			amp  bool
+			math int32
+		}{{"float32+TF32", false, 0}, {"bf16 tensor-op math", true, cudnnTensorOpMath}, {"bf16 default math", true, cudnnDefaultMath}} {
+			bf16ConvMath = v.math
+			tr, err := NewTrainer(net, TrainerOptions{TF32: true, AMP: v.amp, Momentum: 0.9, Decay: 0.0005})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.Load(nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			tr.KeepInput = true
+			step := func() {
+				if _, _, err := tr.Step(images, size, truths, 1e-6, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < 3; i++ {
+				step()
+			}
+			r := tr.reps[0]
+			nt := r.nets[size]
+			const steps = 3
+			r.dev.Do(func() error { return nt.Profile(true) })
+			t0 := time.Now()
+			for i := 0; i < steps; i++ {
+				step()
+			}
+			wall := time.Since(t0).Seconds() * 1000 / steps
+			var labels []string
+			var ms []float64
+			r.dev.Do(func() error {
+				var err error
+				labels, ms, err = nt.ProfileResult()
+				nt.Profile(false)
+				return err
+			})
+			sum := map[string]float64{}
+			total := 0.0
+			for i, l := range labels {
+				sum[l] += ms[i] / steps
+				total += ms[i] / steps
+			}
+			keys := make([]string, 0, len(sum))
+			for k := range sum {
+				keys = append(keys, k)
+			}
+			sort.Slice(keys, func(i, j int) bool { return sum[keys[i]] > sum[keys[j]] })
+			fmt.Printf("PROFILE %s %d b%d %s: step %.2f ms (host wall), %.2f ms in the Net's op groups\n", f[0], size, batch, v.name, wall, total)
+			for _, k := range keys {
+				fmt.Printf("PROFILE   %-28s %8.2f ms %5.1f%%\n", k, sum[k], 100*sum[k]/total)
+			}
+			algos := nt.ConvAlgos()
+			for i, a := range algos {
+				if i < 3 || i == len(algos)/2 {
+					fmt.Printf("PROFILE   %s\n", a)
+				}
+			}
+			tr.Close()
+		}
+		bf16ConvMath = cudnnTensorOpMath
+	}
+}
