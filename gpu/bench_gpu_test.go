@@ -70,7 +70,7 @@ func TestBenchGPU(t *testing.T) {
 			var mem func() (int64, int64)
 			var closeF func()
 			if mode == "train" {
-				tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, AMP: amp, Momentum: 0.9, Decay: 0.0005})
+				tr, err := NewTrainer(net, TrainerOptions{TF32: tf32, AMP: amp, Graphs: true, Momentum: 0.9, Decay: 0.0005})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +95,7 @@ func TestBenchGPU(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p.KeepInput = keep
+				p.KeepInput, p.Graphs = keep, true
 				step = func() error {
 					k++
 					if err := p.Launch(images[k%2]); err != nil {

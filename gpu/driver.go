@@ -536,3 +536,51 @@ func (e *Event) Destroy() error { return check("cuEventDestroy_v2", drv.cuEventD
 func (s *Stream) Wait(e *Event) error {
 	return check("cuStreamWaitEvent", drv.cuStreamWaitEvent(s.h, e.h, 0))
 }
+
+// Graph is an instantiated CUDA graph: a captured sequence of a stream's
+// work, replayed by one launch.
+type Graph struct{ g, exec uintptr }
+
+// BeginCapture starts recording the work enqueued on s from this thread
+// into a graph instead of running it (thread-local capture mode). Call
+// inside Do.
+func (s *Stream) BeginCapture() error {
+	return check("cuStreamBeginCapture_v2", drv.cuStreamBeginCapture(s.h, 1)) // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+}
+
+// EndCapture stops the recording begun by BeginCapture and instantiates
+// the graph. It must follow every BeginCapture, even after an error inside
+// the capture (the stream leaves capture mode; the error is returned).
+func (s *Stream) EndCapture() (*Graph, error) {
+	g := &Graph{}
+	if err := check("cuStreamEndCapture", drv.cuStreamEndCapture(s.h, &g.g)); err != nil {
+		if g.g != 0 {
+			drv.cuGraphDestroy(g.g)
+		}
+		return nil, err
+	}
+	if err := check("cuGraphInstantiateWithFlags", drv.cuGraphInstantiate(&g.exec, g.g, 0)); err != nil {
+		drv.cuGraphDestroy(g.g)
+		return nil, err
+	}
+	return g, nil
+}
+
+// Launch replays the graph on s.
+func (g *Graph) Launch(s *Stream) error {
+	return check("cuGraphLaunch", drv.cuGraphLaunch(g.exec, s.h))
+}
+
+// Destroy releases the graph. Call inside Do, after its launches finished.
+func (g *Graph) Destroy() {
+	if g == nil {
+		return
+	}
+	if g.exec != 0 {
+		drv.cuGraphExecDestroy(g.exec)
+	}
+	if g.g != 0 {
+		drv.cuGraphDestroy(g.g)
+	}
+	g.g, g.exec = 0, 0
+}

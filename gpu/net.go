@@ -70,6 +70,12 @@ type Net struct {
 	KeepInput bool
 	uploaded  bool
 	stage     *stager
+	// Graphs replays each pass as a CUDA graph after the first two (see
+	// run); set before the first pass.
+	Graphs   bool
+	graphs   map[Ptr]*[2]*Graph
+	graphErr error
+	passes   int // forward passes run
 	// prof, while profiling (Profile), holds an event recorded after each
 	// group of ops.
 	prof []profMark
@@ -617,6 +623,7 @@ func (nt *Net) isAlias(ly *layer) bool {
 
 // Free releases the Net's device and pinned memory (not the State's). Call inside Do.
 func (nt *Net) Free() {
+	nt.dropGraphs()
 	if st := nt.stage; st != nil {
 		// The copy stream may still be writing st.dev (freed below with allocs).
 		if st.cs != nil {
@@ -814,6 +821,12 @@ func (nt *Net) Forward() error {
 	if err := nt.upload(); err != nil {
 		return err
 	}
+	nt.passes++
+	return nt.run(0, nt.forwardLayers)
+}
+
+// forwardLayers enqueues the forward pass after the upload.
+func (nt *Net) forwardLayers() error {
 	if nt.bf16 {
 		// This step's bfloat16 conv weights, from the float32 masters.
 		if err := nt.k.ToAct(nt.s, nt.st.Wh, nt.st.W, nt.st.decayN); err != nil {
@@ -1198,6 +1211,12 @@ func (nt *Net) Step() error {
 	if err := nt.mark("loss"); err != nil {
 		return err
 	}
+	return nt.run(1, nt.backwardLayers)
+}
+
+// backwardLayers enqueues the backward pass after the loss, the gradients'
+// conversion (mixed precision) and their finiteness check.
+func (nt *Net) backwardLayers() error {
 	for li := len(nt.layers) - 1; li >= 0; li-- {
 		ly := nt.layers[li]
 		if ly.skip {
@@ -1232,6 +1251,83 @@ func (nt *Net) Step() error {
 	}
 	return nt.mark("gradient check")
 }
+
+// graphable reports whether the passes may run as CUDA graphs: asked for,
+// not profiling, no capture failure yet, past the first two passes (cuDNN
+// and the driver finish their lazy set-up eagerly), and nothing that changes
+// between steps inside the passes: host-staged SyncBN (a host round trip
+// inside a pass) and training dropout (a new mask seed every step) keep the
+// passes eager.
+func (nt *Net) graphable() bool {
+	if !nt.Graphs || nt.prof != nil || nt.graphErr != nil || nt.passes <= 2 {
+		return false
+	}
+	if nt.sync != nil && nt.sync.comm == nil {
+		return false
+	}
+	if nt.Training {
+		for _, ly := range nt.layers {
+			if l, ok := ly.l.(*model.DropoutLayer); ok && l.P > 0 && !nt.isAlias(ly) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// run enqueues one pass (0 forward, 1 backward) through f, or replays its
+// CUDA graph (Graphs): captured the first time, one graph per input buffer
+// (staging alternates two), since a graph keeps the addresses it saw. When
+// capturing fails, the Net keeps the reason (GraphError) and runs
+// eagerly from then on.
+func (nt *Net) run(part int, f func() error) error {
+	if !nt.graphable() {
+		return f()
+	}
+	key := nt.bufs[0].y
+	if nt.graphs == nil {
+		nt.graphs = map[Ptr]*[2]*Graph{}
+	}
+	g := nt.graphs[key]
+	if g == nil {
+		g = &[2]*Graph{}
+		nt.graphs[key] = g
+	}
+	if g[part] == nil {
+		if err := nt.s.BeginCapture(); err != nil {
+			nt.graphErr = err
+			return f()
+		}
+		ferr := f()
+		gr, err := nt.s.EndCapture()
+		if ferr != nil || err != nil {
+			// Nothing ran while capturing: run the pass eagerly (where a
+			// real error shows again) and stay eager.
+			if ferr != nil {
+				err = ferr
+			}
+			gr.Destroy()
+			nt.graphErr = fmt.Errorf("capturing a CUDA graph: %w", err)
+			nt.dropGraphs()
+			return f()
+		}
+		g[part] = gr
+	}
+	return g[part].Launch(nt.s)
+}
+
+// dropGraphs destroys the Net's CUDA graphs.
+func (nt *Net) dropGraphs() {
+	for _, g := range nt.graphs {
+		g[0].Destroy()
+		g[1].Destroy()
+	}
+	nt.graphs = nil
+}
+
+// GraphError is why the Net's passes stopped using CUDA graphs (nil: they
+// did not, or Graphs is off).
+func (nt *Net) GraphError() error { return nt.graphErr }
 
 // LossResult reads the loss terms of the last Step (waits for the device)
 // and whether a gradient or the loss was not finite. Call inside Do.

@@ -451,3 +451,122 @@ func TestStagedInput(t *testing.T) {
 		t.Errorf("predictor: %d staged batches used, want 2", used)
 	}
 }
+
+// TestGraphsMatchEager: training steps and forward passes replayed as CUDA
+// graphs (after two eager passes, one graph per staged input buffer) give
+// the losses and outputs of eager execution, in float32 and in mixed
+// precision; a network with training dropout stays eager.
+func TestGraphsMatchEager(t *testing.T) {
+	testGPU(t)
+	const n, size, steps = 4, 64, 8
+	cfg, err := model.ReadCfg("../configs/models/yolov3-tiny.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newNet := func() *model.Network {
+		net, err := model.NewNetwork(cfg, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.Init(5)
+		return net
+	}
+	var imgs [2][]float32
+	var truths [2][][]model.Truth
+	for i := range imgs {
+		imgs[i], truths[i] = randomBatch(n, size, int64(40+i))
+	}
+	train := func(graphs, amp bool) ([]float64, *Trainer) {
+		tr, err := NewTrainer(newNet(), TrainerOptions{Graphs: graphs, AMP: amp, Momentum: 0.9, Decay: 5e-4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Load(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		for i := 0; i < steps; i++ {
+			if err := tr.Launch(imgs[i%2], size, truths[i%2], 1e-3, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.Stage(imgs[(i+1)%2], size, n); err != nil {
+				t.Fatal(err)
+			}
+			l, bad, err := tr.Finish()
+			if err != nil || bad {
+				t.Fatalf("graphs %v amp %v step %d: %v (not finite: %v)", graphs, amp, i, err, bad)
+			}
+			out = append(out, l.Total())
+		}
+		return out, tr
+	}
+	for _, amp := range []bool{false, true} {
+		eager, tre := train(false, amp)
+		tre.Close()
+		graphed, trg := train(true, amp)
+		nt := trg.reps[0].nets[size]
+		if err := nt.GraphError(); err != nil {
+			t.Errorf("amp %v: graphs not used: %v", amp, err)
+		} else if len(nt.graphs) != 2 {
+			t.Errorf("amp %v: %d input buffers with graphs, want 2", amp, len(nt.graphs))
+		}
+		trg.Close()
+		for i := range eager {
+			if math.Abs(eager[i]-graphed[i]) > 1e-5*math.Abs(eager[i]) {
+				t.Errorf("amp %v step %d: loss %v with graphs, %v eager", amp, i, graphed[i], eager[i])
+			}
+		}
+		t.Logf("amp %v: losses with graphs %v", amp, graphed)
+	}
+
+	// Inference: the same outputs.
+	net := newNet()
+	pe, err := NewPredictor(net, 0, n, size, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pe.Close()
+	pg, err := NewPredictor(net, 0, n, size, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	pg.Graphs = true
+	for i := 0; i < 5; i++ {
+		want, err := pe.Heads(imgs[i%2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pg.Heads(imgs[i%2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for h := range got {
+			if e, at := relErr(got[h].Data, want[h].Data); e > 1e-6 {
+				t.Errorf("forward %d head %d: relative error %.3g at %d with graphs", i, h, e, at)
+			}
+		}
+	}
+	if err := pg.nt.GraphError(); err != nil || len(pg.nt.graphs) == 0 {
+		t.Errorf("predictor: graphs not used (%d, %v)", len(pg.nt.graphs), err)
+	}
+
+	// Training dropout changes its mask every step: no graphs.
+	tr, err := NewTrainer(testNetwork(t, allLayersCfg(t), 3), TrainerOptions{Graphs: true, Momentum: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Load(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	img, tt := randomBatch(n, size, 9)
+	for i := 0; i < 4; i++ {
+		if _, bad, err := tr.Step(img, size, tt, 1e-4, 0, 0); err != nil || bad {
+			t.Fatalf("dropout network step %d: %v (not finite %v)", i, err, bad)
+		}
+	}
+	if g := tr.reps[0].nets[size].graphs; len(g) != 0 {
+		t.Errorf("a network with training dropout was captured as a graph")
+	}
+}

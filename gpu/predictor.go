@@ -14,6 +14,9 @@ type Predictor struct {
 	nt *Net
 	// KeepInput (benchmarks): see Net.KeepInput.
 	KeepInput bool
+	// Graphs replays the forward pass as a CUDA graph (see Net.Graphs);
+	// set before the first batch.
+	Graphs bool
 }
 
 // NewPredictor uploads net to device dev for batches of n images of size x size.
@@ -64,7 +67,7 @@ func (p *Predictor) Forward(images []float32) error {
 // forward pass).
 func (p *Predictor) Launch(images []float32) error {
 	return p.r.dev.Do(func() error {
-		p.nt.KeepInput = p.KeepInput
+		p.nt.KeepInput, p.nt.Graphs = p.KeepInput, p.Graphs
 		p.nt.SetInput(images)
 		return p.nt.Forward()
 	})
@@ -84,6 +87,7 @@ func (p *Predictor) Sync() error {
 func (p *Predictor) Heads(images []float32) ([]model.HeadOutput, error) {
 	var out []model.HeadOutput
 	err := p.r.dev.Do(func() error {
+		p.nt.Graphs = p.Graphs
 		p.nt.SetInput(images)
 		if err := p.nt.Forward(); err != nil {
 			return err

@@ -33,6 +33,9 @@ type TrainerOptions struct {
 	// path on one GPU). NCCL refuses two ranks on one GPU, so replicas
 	// sharing a GPU always go through the host.
 	Collective string
+	// Graphs replays each training step's forward and backward passes as
+	// CUDA graphs (see Net.Graphs).
+	Graphs bool
 	// MaxNets bounds the input sizes whose Nets (activation buffers) are
 	// kept at once (random shapes); the least recently used is freed. Default 2.
 	MaxNets int
@@ -259,6 +262,7 @@ func (t *Trainer) netFor(r *gpuReplica, n, size int) (*Net, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the network for input size %d on %s: %w", size, r.dev, err)
 	}
+	nt.Graphs = t.o.Graphs
 	if f := t.o.ClassTarget; f != nil {
 		nt.Smooth0, nt.Smooth1 = f(0), f(1)
 	}

@@ -52,6 +52,7 @@ func New(net *model.Network, n, size int, o Options) (*Predictor, error) {
 		if err != nil {
 			return nil, err
 		}
+		gp.Graphs = true
 		return &Predictor{net: net, gp: gp, n: n, size: size, opts: o, in: make([]float32, n*net.Channels*size*size)}, nil
 	}
 	g, err := net.NewGraph(n, size, false)

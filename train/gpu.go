@@ -39,7 +39,7 @@ func newGPURun(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuRun, erro
 	if o.Replicas > 1 && len(devs) != o.Replicas {
 		return nil, fmt.Errorf("train.replicas is %d but train.devices lists %d devices", o.Replicas, len(devs))
 	}
-	tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: devs, SyncBN: o.SyncBN, TF32: o.GPU.TF32, AMP: o.GPU.AMP, EMA: ema != nil,
+	tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: devs, SyncBN: o.SyncBN, TF32: o.GPU.TF32, AMP: o.GPU.AMP, Graphs: true, EMA: ema != nil,
 		Momentum: opt.Momentum, Decay: opt.Decay, ClassTarget: o.ClassTarget, MaxNets: o.MaxGraphs})
 	if err != nil {
 		return nil, err

@@ -277,7 +277,7 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 	var memory func() (int64, int64)
 	var describe string
 	if o.Mode == "train" {
-		tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: []int{dev}, TF32: o.TF32, AMP: o.AMP, Momentum: 0.9, Decay: 0.0005})
+		tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: []int{dev}, TF32: o.TF32, AMP: o.AMP, Graphs: true, Momentum: 0.9, Decay: 0.0005})
 		if err != nil {
 			return err
 		}
@@ -308,7 +308,7 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 			return err
 		}
 		defer p.Close()
-		p.KeepInput = o.Resident
+		p.KeepInput, p.Graphs = o.Resident, true
 		batches := [2][]float32{images, append([]float32(nil), images...)}
 		k := 0
 		step = func() error {
