@@ -321,12 +321,13 @@ func TestReplicasOnOneGPU(t *testing.T) {
 	}
 }
 
-// TestDeviceMemoryFlat: 100 training steps (two input sizes alternating)
-// allocate nothing after the first ones.
+// TestDeviceMemoryFlat: 100 training steps (two input sizes alternating,
+// each captured as CUDA graphs at its third step) allocate nothing after
+// the first six.
 func TestDeviceMemoryFlat(t *testing.T) {
 	d, _, _ := testGPU(t)
 	net := testNetwork(t, allLayersCfg(t), 3)
-	tr, err := NewTrainer(net, TrainerOptions{Momentum: 0.9, Decay: 5e-4, EMA: true})
+	tr, err := NewTrainer(net, TrainerOptions{Momentum: 0.9, Decay: 5e-4, EMA: true, Graphs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func TestDeviceMemoryFlat(t *testing.T) {
 		if _, bad, err := tr.Step(img, size, truths, 1e-3, 0.9, 0.1); err != nil || bad {
 			t.Fatalf("step %d: %v (not finite: %v)", i, err, bad)
 		}
-		if i == 1 {
+		if i == 5 {
 			held0, _ = tr.Memory()
 			d.Do(func() error { free0, _, _ = d.MemInfo(); return nil })
 		}
@@ -352,7 +353,7 @@ func TestDeviceMemoryFlat(t *testing.T) {
 	held, peak := tr.Memory()
 	var free int64
 	d.Do(func() error { free, _, _ = d.MemInfo(); return nil })
-	t.Logf("device memory held by dettrain: %.1f MiB after step 2, %.1f MiB after step 100 (peak %.1f); free %.1f -> %.1f MiB",
+	t.Logf("device memory held by dettrain: %.1f MiB after step 6, %.1f MiB after step 100 (peak %.1f); free %.1f -> %.1f MiB",
 		float64(held0)/(1<<20), float64(held)/(1<<20), float64(peak)/(1<<20), float64(free0)/(1<<20), float64(free)/(1<<20))
 	if held != held0 {
 		t.Errorf("dettrain's device memory grew from %d to %d bytes over 100 steps", held0, held)
@@ -453,8 +454,9 @@ func TestStagedInput(t *testing.T) {
 }
 
 // TestGraphsMatchEager: training steps and forward passes replayed as CUDA
-// graphs (after two eager passes, one graph per staged input buffer) give
-// the losses and outputs of eager execution, in float32 and in mixed
+// graphs (one graph per input buffer: float32 staging alternates two, mixed
+// precision converts both into one) give the losses and outputs of eager
+// execution on the same Net (same cuDNN algorithms), in float32 and in mixed
 // precision; a network with training dropout stays eager.
 func TestGraphsMatchEager(t *testing.T) {
 	testGPU(t)
@@ -463,96 +465,110 @@ func TestGraphsMatchEager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newNet := func() *model.Network {
-		net, err := model.NewNetwork(cfg, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		net.Init(5)
-		return net
+	net, err := model.NewNetwork(cfg, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
+	net.Init(5)
 	var imgs [2][]float32
 	var truths [2][][]model.Truth
 	for i := range imgs {
 		imgs[i], truths[i] = randomBatch(n, size, int64(40+i))
 	}
-	train := func(graphs, amp bool) ([]float64, *Trainer) {
-		tr, err := NewTrainer(newNet(), TrainerOptions{Graphs: graphs, AMP: amp, Momentum: 0.9, Decay: 5e-4})
+	for _, amp := range []bool{false, true} {
+		tr, err := NewTrainer(net, TrainerOptions{AMP: amp, Momentum: 0.9, Decay: 5e-4})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tr.Load(nil, nil); err != nil {
-			t.Fatal(err)
-		}
-		var out []float64
-		for i := 0; i < steps; i++ {
-			if err := tr.Launch(imgs[i%2], size, truths[i%2], 1e-3, 0, 0); err != nil {
+		train := func(graphs bool) []float64 {
+			if err := tr.Load(nil, nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := tr.Stage(imgs[(i+1)%2], size, n); err != nil {
-				t.Fatal(err)
+			var out []float64
+			for i := 0; i < steps; i++ {
+				if nt := tr.reps[0].nets[size]; nt != nil {
+					nt.Graphs = graphs
+				}
+				if err := tr.Launch(imgs[i%2], size, truths[i%2], 1e-3, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.Stage(imgs[(i+1)%2], size, n); err != nil {
+					t.Fatal(err)
+				}
+				l, bad, err := tr.Finish()
+				if err != nil || bad {
+					t.Fatalf("graphs %v amp %v step %d: %v (not finite: %v)", graphs, amp, i, err, bad)
+				}
+				out = append(out, l.Total())
 			}
-			l, bad, err := tr.Finish()
-			if err != nil || bad {
-				t.Fatalf("graphs %v amp %v step %d: %v (not finite: %v)", graphs, amp, i, err, bad)
-			}
-			out = append(out, l.Total())
+			return out
 		}
-		return out, tr
-	}
-	for _, amp := range []bool{false, true} {
-		eager, tre := train(false, amp)
-		tre.Close()
-		graphed, trg := train(true, amp)
-		nt := trg.reps[0].nets[size]
+		eager := train(false)
+		eager2 := train(false)
+		graphed := train(true)
+		nt := tr.reps[0].nets[size]
+		want := 2
+		if amp {
+			want = 1
+		}
 		if err := nt.GraphError(); err != nil {
 			t.Errorf("amp %v: graphs not used: %v", amp, err)
-		} else if len(nt.graphs) != 2 {
-			t.Errorf("amp %v: %d input buffers with graphs, want 2", amp, len(nt.graphs))
+		} else if len(nt.graphs) != want {
+			t.Errorf("amp %v: %d input buffers with graphs, want %d", amp, len(nt.graphs), want)
 		}
-		trg.Close()
+		tr.Close()
+		// The first step replays the eager ops exactly. Later ones differ
+		// as two eager runs do: some cuDNN algorithms chosen here sum with
+		// atomics (non-deterministic), and training amplifies the last-bit
+		// differences; graphs must not differ more than that.
+		if graphed[0] != eager[0] {
+			t.Errorf("amp %v: first step's loss %v with graphs, %v eager (want identical)", amp, graphed[0], eager[0])
+		}
+		rerun := 0.0 // the largest relative difference of two eager runs so far
 		for i := range eager {
-			if math.Abs(eager[i]-graphed[i]) > 1e-5*math.Abs(eager[i]) {
-				t.Errorf("amp %v step %d: loss %v with graphs, %v eager", amp, i, graphed[i], eager[i])
+			rerun = math.Max(rerun, math.Abs(eager2[i]-eager[i])/math.Abs(eager[i]))
+			d := math.Abs(graphed[i]-eager[i]) / math.Abs(eager[i])
+			if d > 10*rerun+1e-6 {
+				t.Errorf("amp %v step %d: loss %v with graphs, %v eager (relative %.2g; two eager runs differ by %.2g)", amp, i, graphed[i], eager[i], d, rerun)
 			}
 		}
-		t.Logf("amp %v: losses with graphs %v", amp, graphed)
+		t.Logf("amp %v: losses eager %v, eager again %v, with graphs %v", amp, eager, eager2, graphed)
 	}
 
-	// Inference: the same outputs.
-	net := newNet()
-	pe, err := NewPredictor(net, 0, n, size, false)
+	// Inference: the same outputs from the same Predictor.
+	p, err := NewPredictor(net, 0, n, size, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pe.Close()
-	pg, err := NewPredictor(net, 0, n, size, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
-	pg.Graphs = true
-	for i := 0; i < 5; i++ {
-		want, err := pe.Heads(imgs[i%2])
-		if err != nil {
+	defer p.Close()
+	var want [2][]model.HeadOutput
+	for i := range want {
+		if want[i], err = p.Heads(imgs[i]); err != nil {
 			t.Fatal(err)
 		}
-		got, err := pg.Heads(imgs[i%2])
+	}
+	p.Graphs = true
+	for i := 0; i < 6; i++ {
+		got, err := p.Heads(imgs[i%2])
 		if err != nil {
 			t.Fatal(err)
 		}
 		for h := range got {
-			if e, at := relErr(got[h].Data, want[h].Data); e > 1e-6 {
+			if e, at := relErr(got[h].Data, want[i%2][h].Data); e > 0 {
 				t.Errorf("forward %d head %d: relative error %.3g at %d with graphs", i, h, e, at)
 			}
 		}
 	}
-	if err := pg.nt.GraphError(); err != nil || len(pg.nt.graphs) == 0 {
-		t.Errorf("predictor: graphs not used (%d, %v)", len(pg.nt.graphs), err)
+	if err := p.nt.GraphError(); err != nil || len(p.nt.graphs) == 0 {
+		t.Errorf("predictor: graphs not used (%d, %v)", len(p.nt.graphs), err)
 	}
 
 	// Training dropout changes its mask every step: no graphs.
-	tr, err := NewTrainer(testNetwork(t, allLayersCfg(t), 3), TrainerOptions{Graphs: true, Momentum: 0.9})
+	raw, err := os.ReadFile("../model/testdata/all-layers.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(testNetwork(t, string(raw), 3), TrainerOptions{Graphs: true, Momentum: 0.9})
 	if err != nil {
 		t.Fatal(err)
 	}
