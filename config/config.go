@@ -102,7 +102,9 @@ type Data struct {
 	// or index-to-name map such as Ultralytics' data.yaml. Default "". A
 	// relative path in the config file is relative to that file.
 	NamesFile string `yaml:"names_file"`
-	// Workers is the number of loader goroutines. Default 2; 1..64.
+	// Workers is the number of loader goroutines (decoding and augmenting
+	// images). Default 2; 0..64, 0 meaning one per CPU (what a GPU needs:
+	// docs/GPU.md, "Feeding the GPU").
 	Workers int `yaml:"workers"`
 	// SkipBad skips images or annotations that fail to load instead of
 	// stopping with an error. Default false.

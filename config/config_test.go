@@ -332,6 +332,7 @@ func TestValidateRules(t *testing.T) {
 	c.Eval.Conf = 1
 	c.Eval.Metric = "map"
 	c.Train.Device = "tpu"
+	c.Data.Workers = -1
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
@@ -342,6 +343,7 @@ func TestValidateRules(t *testing.T) {
 		`data.names_file = "n.txt": set only one of data.names and data.names_file`,
 		`data.names[1] = "": must not be empty`,
 		`data.names[2] = "a": duplicate of data.names[0]`,
+		`data.workers = -1: must be between 0 and 64`,
 		`train.lr = 11: must be <= 10`,
 		`train.steps = [0.9, 0.8]: must be strictly increasing`,
 		`train.warmup_epochs = 100: must be < train.epochs (100)`,

@@ -127,7 +127,7 @@ func (c *Config) check() []problem {
 		}
 		first[n] = i
 	}
-	intRange("data.workers", d.Workers, 1, 64)
+	intRange("data.workers", d.Workers, 0, 64)
 
 	t := &c.Train
 	atLeast("train.epochs", t.Epochs, 1)
