@@ -19,6 +19,26 @@ import (
 // line per entry (img/s median, min, max; dettrain's peak device memory).
 // `dettrain bench --device cuda` does the same from the CLI; this test runs
 // where the CLI cannot be built (no OpenCV on the GPU test machine).
+// specNetwork reads a benchmark entry model:size:batch[:...] and builds
+// configs/models/<model>.cfg for 20 classes; f is the entry's fields.
+func specNetwork(t *testing.T, entry string) (f []string, size, batch int, net *model.Network) {
+	f = strings.Split(entry, ":")
+	if len(f) < 3 {
+		t.Fatalf("%s: want model:size:batch", entry)
+	}
+	fmt.Sscan(f[1], &size)
+	fmt.Sscan(f[2], &batch)
+	cfg, err := model.ReadCfg("../configs/models/" + f[0] + ".cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net, err = model.NewNetwork(cfg, 20); err != nil {
+		t.Fatal(err)
+	}
+	net.Init(1)
+	return f, size, batch, net
+}
+
 func TestBenchGPU(t *testing.T) {
 	spec := os.Getenv("DETTRAIN_GPU_BENCH")
 	if spec == "" {
@@ -26,24 +46,15 @@ func TestBenchGPU(t *testing.T) {
 	}
 	testGPU(t)
 	for _, e := range strings.Split(spec, ",") {
-		f := strings.Split(e, ":")
-		var size, batch int
-		fmt.Sscan(f[1], &size)
-		fmt.Sscan(f[2], &batch)
+		f, size, batch, net := specNetwork(t, e)
+		if len(f) < 4 {
+			t.Fatalf("%s: want model:size:batch:mode[:tf32|fp32|amp]", e)
+		}
 		mode, tf32 := f[3], !(len(f) > 4 && f[4] == "fp32")
 		amp := len(f) > 4 && f[4] == "amp"
 		if amp && mode != "train" {
 			t.Fatalf("%s: amp is for train entries", e)
 		}
-		cfg, err := model.ReadCfg("../configs/models/" + f[0] + ".cfg")
-		if err != nil {
-			t.Fatal(err)
-		}
-		net, err := model.NewNetwork(cfg, 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		net.Init(1)
 		r := rand.New(rand.NewSource(1))
 		// Two batches in turn, so that staging the next one (the input
 		// copy overlapped with the step in flight) is real.

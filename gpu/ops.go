@@ -671,24 +671,23 @@ func (k *Kernels) Scale(s *Stream, x Ptr, n int, alpha float32) error {
 // ToAct converts n float32s at x into the module's activation type at y
 // (bfloat16, rounded to nearest even, with BF16; a copy otherwise).
 func (k *Kernels) ToAct(s *Stream, y, x Ptr, n int) error {
-	if n < 0 {
-		return fmt.Errorf("gpu ToAct: n = %d", n)
-	}
-	if n == 0 {
-		return nil
-	}
-	return k.launchEW(s, "op_to_act", n, y, x, int64(n))
+	return k.convert(s, "ToAct", "op_to_act", y, x, n)
 }
 
 // FromAct converts n activations at x (bfloat16 with BF16) into float32s at y.
 func (k *Kernels) FromAct(s *Stream, y, x Ptr, n int) error {
+	return k.convert(s, "FromAct", "op_from_act", y, x, n)
+}
+
+// convert launches one of the conversion kernels over n elements.
+func (k *Kernels) convert(s *Stream, what, kernel string, y, x Ptr, n int) error {
 	if n < 0 {
-		return fmt.Errorf("gpu FromAct: n = %d", n)
+		return fmt.Errorf("gpu %s: n = %d", what, n)
 	}
 	if n == 0 {
 		return nil
 	}
-	return k.launchEW(s, "op_from_act", n, y, x, int64(n))
+	return k.launchEW(s, kernel, n, y, x, int64(n))
 }
 
 // ActBytes is the size of one activation element: 2 with BF16, else 4.

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dettrain/dettrain/model"
 )
 
 // TestProfileGPU prints where a training step's time goes, per kind of op
@@ -26,19 +24,7 @@ func TestProfileGPU(t *testing.T) {
 	}
 	testGPU(t)
 	for _, e := range strings.Split(spec, ",") {
-		f := strings.Split(e, ":")
-		var size, batch int
-		fmt.Sscan(f[1], &size)
-		fmt.Sscan(f[2], &batch)
-		cfg, err := model.ReadCfg("../configs/models/" + f[0] + ".cfg")
-		if err != nil {
-			t.Fatal(err)
-		}
-		net, err := model.NewNetwork(cfg, 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		net.Init(1)
+		f, size, batch, net := specNetwork(t, e)
 		images, truths := randomBatch(batch, size, 1)
 		type variant struct {
 			name        string
