@@ -1255,14 +1255,14 @@ func (nt *Net) backwardLayers() error {
 // graphable reports whether the passes may run as CUDA graphs: asked for,
 // not profiling, no capture failure yet, past the first two passes (cuDNN
 // and the driver finish their lazy set-up eagerly), and nothing that changes
-// between steps inside the passes: host-staged SyncBN (a host round trip
-// inside a pass) and training dropout (a new mask seed every step) keep the
-// passes eager.
+// between steps inside the passes: SyncBN (host-staged, a host round trip
+// inside a pass; with NCCL, collectives inside a capture were not tested)
+// and training dropout (a new mask seed every step) keep the passes eager.
 func (nt *Net) graphable() bool {
 	if !nt.Graphs || nt.prof != nil || nt.graphErr != nil || nt.passes <= 2 {
 		return false
 	}
-	if nt.sync != nil && nt.sync.comm == nil {
+	if nt.sync != nil {
 		return false
 	}
 	if nt.Training {
