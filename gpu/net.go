@@ -81,81 +81,6 @@ type Net struct {
 	prof []profMark
 }
 
-type profMark struct {
-	label string
-	ev    *Event
-}
-
-// Profile starts (on) or stops recording a CUDA event after each group of
-// ops of the following Steps (diagnostics: it adds a few microseconds per
-// group); ProfileResult reads them. Call inside Do.
-func (nt *Net) Profile(on bool) error {
-	for _, m := range nt.prof {
-		m.ev.Destroy()
-	}
-	nt.prof = nil
-	if on {
-		return nt.mark("start")
-	}
-	return nil
-}
-
-// mark records an event labelled label after the ops enqueued so far
-// (profiling only).
-func (nt *Net) mark(label string) error {
-	if nt.prof == nil && label != "start" {
-		return nil
-	}
-	ev, err := NewEvent()
-	if err != nil {
-		return err
-	}
-	if err := ev.Record(nt.s); err != nil {
-		return err
-	}
-	nt.prof = append(nt.prof, profMark{label, ev})
-	return nil
-}
-
-// ProfileResult waits for the device and returns the milliseconds of each
-// op group recorded since Profile(true) (or the last ProfileResult), by label,
-// in order, then starts recording afresh. Call inside Do.
-func (nt *Net) ProfileResult() ([]string, []float64, error) {
-	if len(nt.prof) == 0 {
-		return nil, nil, nil
-	}
-	if err := nt.prof[len(nt.prof)-1].ev.Sync(); err != nil {
-		return nil, nil, err
-	}
-	var labels []string
-	var ms []float64
-	for i := 1; i < len(nt.prof); i++ {
-		t, err := nt.prof[i].ev.Since(nt.prof[i-1].ev)
-		if err != nil {
-			return nil, nil, err
-		}
-		labels, ms = append(labels, nt.prof[i].label), append(ms, t)
-	}
-	return labels, ms, nt.Profile(true)
-}
-
-// stager is the second input buffer that lets the next batch's images reach
-// the device while the current step runs: Stage copies them into its own
-// pinned buffer and uploads them on a copy stream into its own device
-// buffer; the step that uses that batch waits for the copy's event and swaps
-// the two device buffers, so no image upload sits on the compute stream.
-type stager struct {
-	host    *HostBuffer
-	dev     Ptr
-	cs      *Stream
-	done    *Event
-	key     *float32 // &images[0] of the staged batch
-	n       int
-	pending bool // a staged batch not yet used by a step
-	use     bool // SetInput matched: the next upload swaps it in
-	used    int  // batches taken from the stage (tests)
-}
-
 type alloc struct {
 	p     Ptr
 	bytes int
@@ -671,54 +596,6 @@ func (nt *Net) SetInput(images []float32) {
 	parallelCopy(nt.Input(), images)
 }
 
-// Stage starts sending images, the batch of a later step, to the device on
-// a copy stream, overlapping the step in flight; the step whose SetInput gets
-// the same slice then only waits for the copy. A batch staged but never used
-// is simply replaced by the next Stage. Call inside Do.
-func (nt *Net) Stage(images []float32) error {
-	if nt.KeepInput || len(images) != nt.bufs[0].size(nt.N) {
-		return nil
-	}
-	st := nt.stage
-	if st == nil {
-		st = &stager{}
-		var err error
-		if st.host, err = nt.dev.AllocHost(4 * len(images)); err != nil {
-			return err
-		}
-		nt.stage = st // Free releases what was allocated even on an error below
-		if st.dev, err = nt.alloc(len(images)); err != nil {
-			return err
-		}
-		if st.cs, err = nt.dev.NewStream(); err != nil {
-			return err
-		}
-		if st.done, err = NewEvent(); err != nil {
-			return err
-		}
-	} else if st.pending {
-		// The previous staged copy may still read the pinned buffer.
-		if err := st.done.Sync(); err != nil {
-			return err
-		}
-	}
-	st.pending, st.use = false, false
-	parallelCopy(st.host.F32(), images)
-	if err := st.cs.UploadAsync(st.dev, st.host, 0, 4*len(images)); err != nil {
-		return err
-	}
-	if err := st.done.Record(st.cs); err != nil {
-		return err
-	}
-	st.key, st.n, st.pending = &images[0], len(images), true
-	return nil
-}
-
-// Input is the pinned host buffer of the next batch's images, (N, C, Size, Size).
-func (nt *Net) Input() []float32 {
-	return nt.host.F32()[nt.hostIn/4 : nt.hostIn/4+nt.bufs[0].size(nt.N)]
-}
-
 // SetTruths packs the ground truth of the next step for every head into the
 // pinned host buffer (growing it when needed).
 func (nt *Net) SetTruths(truths [][]model.Truth) error {
@@ -845,31 +722,6 @@ func (nt *Net) forwardLayers() error {
 		}
 	}
 	return nil
-}
-
-// opName names a layer for profiles, e.g. "conv" or "shortcut".
-func (nt *Net) opName(ly *layer) string {
-	switch ly.l.(type) {
-	case *model.ConvLayer:
-		return "conv+bn+act"
-	case *model.MaxPoolLayer:
-		return "maxpool"
-	case *model.AvgPoolLayer:
-		return "avgpool"
-	case *model.UpsampleLayer:
-		return "upsample"
-	case *model.DropoutLayer:
-		return "dropout"
-	case *model.RouteLayer:
-		return "route"
-	case *model.ShortcutLayer:
-		return "shortcut"
-	case *model.ScaleChannelsLayer:
-		return "scale_channels"
-	case *model.YOLOLayer:
-		return "yolo"
-	}
-	return "other"
 }
 
 func (nt *Net) forward(ly *layer) error {
@@ -1251,83 +1103,6 @@ func (nt *Net) backwardLayers() error {
 	}
 	return nt.mark("gradient check")
 }
-
-// graphable reports whether the passes may run as CUDA graphs: asked for,
-// not profiling, no capture failure yet, past the first two passes (cuDNN
-// and the driver finish their lazy set-up eagerly), and nothing that changes
-// between steps inside the passes: SyncBN (host-staged, a host round trip
-// inside a pass; with NCCL, collectives inside a capture were not tested)
-// and training dropout (a new mask seed every step) keep the passes eager.
-func (nt *Net) graphable() bool {
-	if !nt.Graphs || nt.prof != nil || nt.graphErr != nil || nt.passes <= 2 {
-		return false
-	}
-	if nt.sync != nil {
-		return false
-	}
-	if nt.Training {
-		for _, ly := range nt.layers {
-			if l, ok := ly.l.(*model.DropoutLayer); ok && l.P > 0 && !nt.isAlias(ly) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// run enqueues one pass (0 forward, 1 backward) through f, or replays its
-// CUDA graph (Graphs): captured the first time, one graph per input buffer
-// (staging alternates two), since a graph keeps the addresses it saw. When
-// capturing fails, the Net keeps the reason (GraphError) and runs
-// eagerly from then on.
-func (nt *Net) run(part int, f func() error) error {
-	if !nt.graphable() {
-		return f()
-	}
-	key := nt.bufs[0].y
-	if nt.graphs == nil {
-		nt.graphs = map[Ptr]*[2]*Graph{}
-	}
-	g := nt.graphs[key]
-	if g == nil {
-		g = &[2]*Graph{}
-		nt.graphs[key] = g
-	}
-	if g[part] == nil {
-		if err := nt.s.BeginCapture(); err != nil {
-			nt.graphErr = err
-			return f()
-		}
-		ferr := f()
-		gr, err := nt.s.EndCapture()
-		if ferr != nil || err != nil {
-			// Nothing ran while capturing: run the pass eagerly (where a
-			// real error shows again) and stay eager.
-			if ferr != nil {
-				err = ferr
-			}
-			gr.Destroy()
-			nt.graphErr = fmt.Errorf("capturing a CUDA graph: %w", err)
-			nt.dropGraphs()
-			return f()
-		}
-		g[part] = gr
-	}
-	return g[part].Launch(nt.s)
-}
-
-// dropGraphs destroys the Net's CUDA graphs.
-func (nt *Net) dropGraphs() {
-	for _, g := range nt.graphs {
-		g[0].Destroy()
-		g[1].Destroy()
-	}
-	nt.graphs = nil
-}
-
-// GraphError is why the Net's passes stopped using CUDA graphs (nil: they
-// did not, or Graphs is off).
-func (nt *Net) GraphError() error { return nt.graphErr }
 
 // LossResult reads the loss terms of the last Step (waits for the device)
 // and whether a gradient or the loss was not finite. Call inside Do.
