@@ -64,6 +64,9 @@ func TestProfileGPU(t *testing.T) {
 				}
 				wall := time.Since(t0).Seconds() * 1000 / 10
 				fmt.Printf("PROFILE %s %d b%d %s: step %.2f ms (host wall; graph error: %v)\n", f[0], size, batch, v.name, wall, nt.GraphError())
+				if nt.GraphError() != nil || len(nt.graphs) == 0 {
+					t.Errorf("%s %s: the passes did not run as CUDA graphs (%v)", e, v.name, nt.GraphError())
+				}
 				tr.Close()
 				continue
 			}
@@ -93,6 +96,12 @@ func TestProfileGPU(t *testing.T) {
 			}
 			sort.Slice(keys, func(i, j int) bool { return sum[keys[i]] > sum[keys[j]] })
 			fmt.Printf("PROFILE %s %d b%d %s: step %.2f ms (host wall), %.2f ms in the Net's op groups\n", f[0], size, batch, v.name, wall, total)
+			// The device is busy with the step's ops for (nearly) the whole
+			// step the host measures: no host round trip inside the step
+			// leaves it idle.
+			if total < 0.9*wall {
+				t.Errorf("%s %s: the op groups take %.2f ms of a %.2f ms step: the GPU waits for the host", e, v.name, total, wall)
+			}
 			for _, k := range keys {
 				fmt.Printf("PROFILE   %-28s %8.2f ms %5.1f%%\n", k, sum[k], 100*sum[k]/total)
 			}
