@@ -135,7 +135,7 @@ func (t *Trainer) chooseCollective() error {
 	}
 	switch t.o.Collective {
 	case "host":
-		t.collective = "through host memory (train.collective: host)"
+		t.collective = "through host memory (asked for)"
 		return nil
 	case "nccl":
 		comms, err := NewComms(devs)
