@@ -48,19 +48,26 @@ func TestLibraryFoundButBroken(t *testing.T) {
 			}
 			t.Setenv("LD_LIBRARY_PATH", "")
 			t.Setenv("DETTRAIN_CUDA_PATH", root)
-			l, err := openLib(s)
-			if err == nil {
-				t.Skipf("%s is installed here (%s): the dynamic loader finds it before the broken copy", s.what, l.path)
-			}
-			msg := err.Error()
-			i := strings.Index(msg, bad+" (")
-			if i < 0 {
-				t.Fatalf("the error does not name the broken file %s:\n%s", bad, msg)
-			}
-			if strings.HasPrefix(msg[i+len(bad)+2:], "not found") {
-				t.Errorf("the broken file is reported as not found, not with the loader's complaint:\n%s", msg)
-			}
+			checkBrokenReported(t, s, bad)
 		})
+	}
+}
+
+// checkBrokenReported opens s, which finds the non-library file bad first:
+// the error must name bad with the loader's complaint, not "not found".
+func checkBrokenReported(t *testing.T, s libSearch, bad string) {
+	t.Helper()
+	l, err := openLib(s)
+	if err == nil {
+		t.Skipf("%s is installed here (%s): the dynamic loader finds it before the broken copy", s.what, l.path)
+	}
+	msg := err.Error()
+	i := strings.Index(msg, bad+" (")
+	if i < 0 {
+		t.Fatalf("the error does not name the broken file %s:\n%s", bad, msg)
+	}
+	if strings.HasPrefix(msg[i+len(bad)+2:], "not found") {
+		t.Errorf("the broken file is reported as not found, not with the loader's complaint:\n%s", msg)
 	}
 }
 

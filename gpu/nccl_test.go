@@ -71,18 +71,7 @@ func TestNCCLWheelFolderSearched(t *testing.T) {
 	if !found {
 		t.Fatalf("searchDirs does not include the wheel folder %s: %v", dir, searchDirs())
 	}
-	l, err := openLib(ncclSearch)
-	if err == nil {
-		t.Skipf("NCCL is installed here (%s): the dynamic loader finds it before the broken copy", l.path)
-	}
-	msg := err.Error()
-	i := strings.Index(msg, bad+" (")
-	if i < 0 {
-		t.Fatalf("the error does not name the broken file %s:\n%s", bad, msg)
-	}
-	if strings.HasPrefix(msg[i+len(bad)+2:], "not found") {
-		t.Errorf("the broken file is reported as not found, not with the loader's complaint:\n%s", msg)
-	}
+	checkBrokenReported(t, ncclSearch, bad)
 }
 
 // TestNCCLNewCommsBadDevices: device lists NCCL would refuse are refused before
