@@ -84,25 +84,8 @@ func TestAMPStepMatchesFloat32(t *testing.T) {
 	const n, size = 4, 64
 	img, truths := randomBatch(n, size, 7)
 	run := func(amp bool) (float64, [][]float32, int64) {
-		net := testNetwork(t, allLayersCfg(t), 3)
-		tr, err := NewTrainer(net, TrainerOptions{AMP: amp, Momentum: 0.9, Decay: 5e-4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tr.Close()
-		if err := tr.Load(nil, nil); err != nil {
-			t.Fatal(err)
-		}
-		loss, bad, err := tr.Step(img, size, truths, 0, 0, 0)
-		if err != nil || bad {
-			t.Fatalf("amp %v: step: %v (not finite: %v)", amp, err, bad)
-		}
-		g, err := tr.Grads()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, peak := tr.Memory()
-		return loss.Total(), g, peak
+		l, g, peak := oneStep(t, TrainerOptions{AMP: amp, Momentum: 0.9, Decay: 5e-4}, img, size, truths)
+		return l.Total(), g, peak
 	}
 	l32, g32, m32 := run(false)
 	l16, g16, m16 := run(true)

@@ -282,6 +282,31 @@ func TestNetMatchesCPU(t *testing.T) {
 	}
 }
 
+// oneStep trains a fresh all-layers network for one step (learning rate 0)
+// with options o and returns the loss, the gradients and dettrain's peak
+// device memory.
+func oneStep(t *testing.T, o TrainerOptions, img []float32, size int, truths [][]model.Truth) (model.LossParts, [][]float32, int64) {
+	t.Helper()
+	tr, err := NewTrainer(testNetwork(t, allLayersCfg(t), 3), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Load(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	loss, bad, err := tr.Step(img, size, truths, 0, 0, 0)
+	if err != nil || bad {
+		t.Fatalf("%+v: step: %v (not finite: %v)", o, err, bad)
+	}
+	g, err := tr.Grads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, peak := tr.Memory()
+	return loss, g, peak
+}
+
 // TestReplicasOnOneGPU: two replicas on one GPU with synchronized BN give
 // the loss and gradients of one replica with the whole batch.
 func TestReplicasOnOneGPU(t *testing.T) {
@@ -289,24 +314,8 @@ func TestReplicasOnOneGPU(t *testing.T) {
 	const n, size = 4, 64
 	img, truths := randomBatch(n, size, 5)
 	run := func(devs []int) (model.LossParts, [][]float32) {
-		net := testNetwork(t, allLayersCfg(t), 3)
-		tr, err := NewTrainer(net, TrainerOptions{Devices: devs, SyncBN: true, Momentum: 0.9, Decay: 5e-4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tr.Close()
-		if err := tr.Load(nil, nil); err != nil {
-			t.Fatal(err)
-		}
-		loss, bad, err := tr.Step(img, size, truths, 0, 0, 0)
-		if err != nil || bad {
-			t.Fatalf("step: %v (not finite: %v)", err, bad)
-		}
-		g, err := tr.Grads()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loss, g
+		l, g, _ := oneStep(t, TrainerOptions{Devices: devs, SyncBN: true, Momentum: 0.9, Decay: 5e-4}, img, size, truths)
+		return l, g
 	}
 	l1, g1 := run([]int{0})
 	l2, g2 := run([]int{0, 0})
