@@ -87,7 +87,9 @@ type Data struct {
 	// split with one image id per line. Default "ImageSets/Main".
 	Splits string `yaml:"splits"`
 	// Train is the training split's name (Splits/<Train>.txt). Default
-	// "train"; must not be empty.
+	// "train"; must not be empty. "all": every annotated image of the data
+	// set, less a ValFraction share that becomes the validation split (and,
+	// unless Test names a split that exists, the test split too).
 	Train string `yaml:"train"`
 	// Val is the validation split's name, evaluated during training. Default
 	// "val"; "" means no validation split.
@@ -95,7 +97,9 @@ type Data struct {
 	// Test is the test split's name. Default "test"; must not be empty.
 	Test string `yaml:"test"`
 	// Names are the class names, in class-index order. Required unless
-	// NamesFile is set (set exactly one of the two); no default.
+	// NamesFile is set (set at most one of the two) or Format is "coco" (then
+	// the annotation file's categories, sorted by id, are the default); no
+	// default.
 	Names []string `yaml:"names"`
 	// NamesFile is an alternative to Names: a file with one class name per
 	// line (blank lines skipped), or a .yaml/.yml file with a "names" list
@@ -109,6 +113,15 @@ type Data struct {
 	// SkipBad skips images or annotations that fail to load instead of
 	// stopping with an error. Default false.
 	SkipBad bool `yaml:"skip_bad"`
+	// AllowOutside lets image paths of an annotation file (a COCO
+	// file_name with "../", an absolute path) lead outside Root. Default
+	// false: such a path is refused with the file and the entry named.
+	AllowOutside bool `yaml:"allow_outside"`
+	// ValFraction is the share of the images held out for validation when
+	// Train is "all" (a data set without split lists): `dettrain data split`'s
+	// seeded, class-stratified split, made in memory with Train.Seed. Default
+	// 0.1; in [0, 1).
+	ValFraction float64 `yaml:"val_fraction"`
 	// Flip enables a random horizontal flip (p 0.5) in training. Default true.
 	Flip bool `yaml:"flip"`
 	// Augment enables GluonCV's YOLOv3 training transform (freebies.md):
@@ -272,6 +285,7 @@ func Default() Config {
 			Val:         "val",
 			Test:        "test",
 			Workers:     2,
+			ValFraction: 0.1,
 			Flip:        true,
 			Augment:     true,
 		},
@@ -375,7 +389,7 @@ func (c *Config) ClassNames() ([]string, error) {
 	}
 	file := c.Data.NamesFile
 	if file == "" {
-		return nil, &Error{Problems: []string{"data.names and data.names_file are both empty: set one"}}
+		return nil, &Error{Problems: []string{"data.names and data.names_file are both empty: set one (a COCO data set takes its categories: see data.COCONames)"}}
 	}
 	raw, err := os.ReadFile(file)
 	if err != nil {

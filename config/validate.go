@@ -109,8 +109,8 @@ func (c *Config) check() []problem {
 	notEmpty("data.test", d.Test)
 	split("data.test", d.Test)
 	switch {
-	case len(d.Names) == 0 && d.NamesFile == "":
-		bad("data.names", "required unless data.names_file is set")
+	case len(d.Names) == 0 && d.NamesFile == "" && d.Format != "coco":
+		bad("data.names", "required unless data.names_file is set (or data.format is coco)")
 	case len(d.Names) > 0 && d.NamesFile != "":
 		bad("data.names_file", "set only one of data.names and data.names_file")
 	}
@@ -128,6 +128,9 @@ func (c *Config) check() []problem {
 		first[n] = i
 	}
 	intRange("data.workers", d.Workers, 0, 64)
+	if floatOK("data.val_fraction", d.ValFraction) && !(d.ValFraction >= 0 && d.ValFraction < 1) {
+		bad("data.val_fraction", "must be in [0, 1)")
+	}
 
 	t := &c.Train
 	atLeast("train.epochs", t.Epochs, 1)
