@@ -18,7 +18,13 @@ import (
 // image.DecodeConfig, BMP from its header. It also checks that the file is
 // not cut short: a JPEG must end with its EOI marker (FF D9), a PNG with its
 // IEND chunk, a GIF with its trailer (3B), a BMP must hold the pixel rows its
-// header promises (trailing NUL and whitespace bytes are ignored). Other
+// header promises. Padding after the end marker is ignored, however long (a
+// JPEG padded with zeros to 256 KiB or 512 KiB by an exporter or a block
+// copy decodes in OpenCV without a warning): padding is any run of the bytes
+// 00 (zero fill), FF (erased-flash fill), CR, LF and space at the end of the
+// file. A JPEG cut inside its entropy-coded data cannot end in FF D9 before
+// such padding, since FF in that data is always followed by 00 or an RST
+// marker (ITU T.81 B.1.1.5), so padding never hides a truncation. Other
 // formats (TIFF, WebP, ...) are decoded in full with OpenCV. Errors name the
 // file.
 func (OpenCV) Probe(path string) (w, h int, err error) {
@@ -74,19 +80,47 @@ func (OpenCV) Probe(path string) (w, h int, err error) {
 // Size returns the width and height of the image at path (see OpenCV.Probe).
 func Size(path string) (w, h int, err error) { return OpenCV{}.Probe(path) }
 
-// readTail returns the last n bytes of f (fewer for a short file), trailing
-// NUL, CR, LF and space bytes removed.
+// isPadding reports whether c may follow an image's end marker: zero fill,
+// erased-flash fill (FF), CR, LF or space. (Not bytes.TrimRight: with FF in
+// its cutset it compares runes, and a lone D9 decodes to the same
+// utf8.RuneError as FF.)
+func isPadding(c byte) bool {
+	return c == 0x00 || c == 0xFF || c == '\r' || c == '\n' || c == ' '
+}
+
+// readTail returns the last n bytes of f before its trailing padding
+// (fewer when the file is shorter). The padding is skipped from the end in
+// 64 KiB blocks, so a file padded to any length is read only once from its
+// last data byte backwards.
 func readTail(f *os.File, n int64) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	n = min(n, st.Size())
+	const block = 64 << 10
+	end := st.Size() // the file without its padding is [0, end)
+	buf := make([]byte, block)
+	for end > 0 {
+		k := min(int64(block), end)
+		b := buf[:k]
+		if _, err := f.ReadAt(b, end-k); err != nil {
+			return nil, err
+		}
+		i := len(b)
+		for i > 0 && isPadding(b[i-1]) {
+			i--
+		}
+		end -= k - int64(i)
+		if i > 0 {
+			break
+		}
+	}
+	n = min(n, end)
 	b := make([]byte, n)
-	if _, err := f.ReadAt(b, st.Size()-n); err != nil {
+	if _, err := f.ReadAt(b, end-n); err != nil {
 		return nil, err
 	}
-	return bytes.TrimRight(b, "\x00\r\n "), nil
+	return b, nil
 }
 
 // probeBMP reads a BMP's size from its headers (BITMAPCOREHEADER or
