@@ -2,7 +2,8 @@ package model
 
 import (
 	"fmt"
-	"math/rand"
+	"math"
+	"math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -15,6 +16,16 @@ import (
 //
 // so that the expected output equals the input and inference graphs use the
 // identity. The gradient is dy * keep / (1-p) with the same mask.
+//
+// The mask is a pure function of a stream key and a step: element j keeps
+// when the j-th output of PCG-DXSM (math/rand/v2's NewPCG) seeded with
+// (splitmix64 of the key, splitmix64 of the step), shifted right by 11, is at
+// least ceil(p * 2^53) -- that is when a uniform u in [0, 1) with 53 bits
+// satisfies u >= p. A training loop fixes key and step with
+// Graph.SetDropoutStep, so masks depend on the train seed, the layer, the
+// replica and the iteration only, and a resumed run draws the masks the
+// uninterrupted one drew. Without it the key is the seed given to Dropout
+// and the step counts the op's forward passes.
 type dropoutOp struct {
 	opBase
 	p  float64
@@ -22,7 +33,11 @@ type dropoutOp struct {
 }
 
 type dropoutState struct {
-	rng   *rand.Rand
+	seed  int64  // the key while no step is set
+	calls uint64 // forward passes, the step while none is set
+	set   bool   // key and step come from SetDropoutStep
+	key   uint64
+	step  uint64
 	keep  []bool
 	y, dx *tensor.Dense
 }
@@ -33,7 +48,56 @@ func Dropout(x *G.Node, p float64, seed int64) (*G.Node, error) {
 		return x, nil
 	}
 	d := x.Dims()
-	return G.ApplyOp(&dropoutOp{opBase{uniqueName("dropout"), 1, []int{d}, d}, p, &dropoutState{rng: rand.New(rand.NewSource(seed))}}, x)
+	return G.ApplyOp(&dropoutOp{opBase{uniqueName("dropout"), 1, []int{d}, d}, p, &dropoutState{seed: seed}}, x)
+}
+
+// DropoutSeed is the seed of the network's dropout masks (the one given to
+// Init, or SetDropoutSeed's); checkpoints keep it.
+func (n *Network) DropoutSeed() int64 { return n.seed }
+
+// SetDropoutSeed sets the seed of the dropout masks (a resumed run takes it
+// from its checkpoint) without touching the weights.
+func (n *Network) SetDropoutSeed(seed int64) { n.seed = seed }
+
+// SetDropoutStep fixes the masks of the next forward passes of gr's training
+// dropout layers: layer i draws from the stream keyed by (seed, i, replica)
+// at step, the same in every graph built for any batch or input size of the
+// network. Call it before each Run with the global iteration as step.
+func (gr *Graph) SetDropoutStep(seed int64, replica, step int) {
+	for i, n := range gr.outs {
+		if o, ok := n.Op().(*dropoutOp); ok {
+			o.st.set = true
+			o.st.key = dropoutKey(seed, i, replica)
+			o.st.step = uint64(step)
+		}
+	}
+}
+
+// dropoutKey mixes the seed, layer index and replica into one stream key.
+func dropoutKey(seed int64, layer, replica int) uint64 {
+	return splitmix64(splitmix64(splitmix64(uint64(seed))^uint64(layer)) ^ uint64(replica))
+}
+
+// splitmix64 is the finalizer of Steele, Lea and Flood's SplitMix64
+// ("Fast splittable pseudorandom number generators", OOPSLA 2014), a
+// bijection of uint64 that spreads nearby inputs over all bits.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// dropoutMask fills keep with the mask of stream (key, step): element j
+// keeps when the j-th draw u_j in [0, 1) is >= p.
+func dropoutMask(keep []bool, p float64, key, step uint64) {
+	r := rand.NewPCG(splitmix64(key), splitmix64(step))
+	// u = (x>>11) / 2^53 >= p  <=>  x>>11 >= p*2^53 (exact: a power-of-two
+	// scaling) <=>  x>>11 >= ceil(p*2^53), both sides integers.
+	t := uint64(math.Ceil(p * (1 << 53)))
+	for i := range keep {
+		keep[i] = r.Uint64()>>11 >= t
+	}
 }
 
 func (o *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -48,8 +112,11 @@ func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
 	if len(o.st.keep) != n {
 		o.st.keep = make([]bool, n)
 	}
-	for i := range o.st.keep {
-		o.st.keep[i] = o.st.rng.Float64() >= o.p
+	if o.st.set {
+		dropoutMask(o.st.keep, o.p, o.st.key, o.st.step)
+	} else {
+		dropoutMask(o.st.keep, o.p, uint64(o.st.seed), o.st.calls)
+		o.st.calls++
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
