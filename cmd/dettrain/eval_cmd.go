@@ -30,6 +30,7 @@ type EvalOptions struct {
 	JSON       string
 	Out        string
 	Device     string
+	Strict     bool // --strict: a detection of an unknown image or class is an error, not skipped
 }
 
 func newEvalCmd(io *IO, runF func(*EvalOptions) error) *cobra.Command {
@@ -84,6 +85,7 @@ at IoU .5 per class) and confusion.png there.`,
 	cmd.Flags().StringVar(&o.Split, "split", "", "split to score (default: eval.split from the config)")
 	cmd.Flags().StringVar(&o.JSON, "json", "", "also write the result as JSON to this file")
 	cmd.Flags().StringVar(&o.Out, "out", "", "write eval.json, summary.md, pr_curves.png and confusion.png to this folder")
+	cmd.Flags().BoolVar(&o.Strict, "strict", false, "with --detections: a detection of an image not in the split or of a class not in the data set is an error (default: skipped and counted in one warning)")
 	cmd.Flags().StringVar(&o.Device, "device", "", `where the network runs: "cpu", "cuda" or "cuda:N" (default: train.device)`)
 	return cmd
 }
@@ -126,7 +128,7 @@ func evalRun(io *IO, o *EvalOptions) error {
 		what string
 	)
 	if o.Detections != "" {
-		if dets, err = readDetections(o.Detections, ds, cs, names); err != nil {
+		if dets, err = readDetections(o.Detections, ds, cs, names, c.Data.Format, io.Err, o.Strict); err != nil {
 			return err
 		}
 		what = "detections " + o.Detections
@@ -262,8 +264,12 @@ func writeEvalReport(dir, title string, s eval.Summary, dets []eval.Detection, g
 }
 
 // readDetections reads a detection file or folder for the samples of ds
-// (see eval's --help for the formats).
-func readDetections(path string, ds *data.Dataset, cs *data.COCOSplit, names []string) ([]eval.Detection, error) {
+// (see eval's --help for the formats). Txt corners are in the data set's
+// pixel convention: VOC devkit corners (box.FromVOC, as the XML) when
+// format is voc, continuous otherwise; COCO JSON bboxes are continuous.
+// Detections of images or classes the data set does not have are skipped
+// with one warning line on warn counting them, or with strict an error.
+func readDetections(path string, ds *data.Dataset, cs *data.COCOSplit, names []string, format string, warn io.Writer, strict bool) ([]eval.Detection, error) {
 	byName := map[string]int{}
 	ids := make([]string, len(ds.Samples))
 	for i := len(ds.Samples) - 1; i >= 0; i-- { // the first sample wins a clash
@@ -278,13 +284,34 @@ func readDetections(path string, ds *data.Dataset, cs *data.COCOSplit, names []s
 		classOf[n] = i
 	}
 	classByName := func(n string) (int, bool) { c, ok := classOf[n]; return c, ok }
+	ro := eval.ReadOptions{Strict: strict}
+	if format == data.FormatVOC {
+		ro.Corners = eval.VOCPixels
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
+	var (
+		dets []eval.Detection
+		sk   eval.Skipped
+	)
 	if st.IsDir() {
-		return eval.ReadTxtDetections(path, ids, classByName, len(names))
+		dets, sk, err = eval.ReadTxtDetections(path, ids, classByName, len(names), ro)
+	} else {
+		dets, sk, err = readCOCODetections(path, ds, cs, names, byName, classByName, ro)
 	}
+	if err != nil {
+		return nil, err
+	}
+	if !sk.Empty() {
+		fmt.Fprintf(warn, "warning: %s: %s\n", path, sk)
+	}
+	return dets, nil
+}
+
+// readCOCODetections reads a COCO results JSON for readDetections.
+func readCOCODetections(path string, ds *data.Dataset, cs *data.COCOSplit, names []string, byName map[string]int, classByName func(string) (int, bool), ro eval.ReadOptions) ([]eval.Detection, eval.Skipped, error) {
 	r := eval.Resolver{
 		ImageByName: func(n string) (int, bool) {
 			if i, ok := byName[n]; ok {
@@ -323,9 +350,9 @@ func readDetections(path string, ds *data.Dataset, cs *data.COCOSplit, names []s
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, eval.Skipped{}, err
 	}
-	return eval.ParseCOCOResults(raw, path, r)
+	return eval.ParseCOCOResults(raw, path, r, ro)
 }
 
 func writeJSON(path string, v any) error {
