@@ -86,6 +86,7 @@ func ParseCOCO(raw []byte) (*COCOFile, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	fail := func(what string, err error) error { return jsonError(raw, what, err) }
+	seen := map[string]bool{} // the top-level keys: "images": [] is there, and empty
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, fail("", err)
@@ -99,6 +100,7 @@ func ParseCOCO(raw []byte) (*COCOFile, error) {
 			return nil, fail("", err)
 		}
 		key := tok.(string)
+		seen[key] = true
 		var err2 error
 		switch key {
 		case "images":
@@ -140,7 +142,7 @@ func ParseCOCO(raw []byte) (*COCOFile, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("line %d: data after the top-level object", lineAt(raw, dec.InputOffset()))
 	}
-	if f.Images == nil || f.Categories == nil {
+	if !seen["images"] || !seen["categories"] {
 		return nil, errors.New(`not a COCO detection file: no "images" or no "categories"`)
 	}
 	return f, nil
@@ -270,20 +272,42 @@ type COCOSplit struct {
 	Areas [][]float64
 }
 
-// cocoFileNames are the annotation files tried for split S, in order, below
-// Root: Annotations/S.json, Annotations/instances_S.json (COCO 2017's
-// naming), S/_annotations.coco.json (Roboflow's COCO export).
+// cocoFileNames are the annotation files tried for split S, in order:
+// Annotations/S.json, Annotations/instances_S.json (COCO 2017's naming),
+// S/_annotations.coco.json (Roboflow's COCO export), below Root (Annotations
+// as it is when absolute). A split that ends in .json is itself the file,
+// relative to Root or absolute (`test: annotations/instances_val2017.json`,
+// as Ultralytics' and MMDetection's configs write it).
 func cocoFileNames(l VOCLayout, split string) []string {
+	if IsCOCOFileSplit(split) {
+		return []string{l.Path(filepath.FromSlash(split))}
+	}
 	return []string{
-		filepath.Join(l.Root, l.Annotations, split+".json"),
-		filepath.Join(l.Root, l.Annotations, "instances_"+split+".json"),
+		filepath.Join(l.Path(l.Annotations), split+".json"),
+		filepath.Join(l.Path(l.Annotations), "instances_"+split+".json"),
 		filepath.Join(l.Root, split, "_annotations.coco.json"),
 	}
 }
 
+// IsCOCOFileSplit reports whether a COCO split is given as the path of its
+// annotation file (it ends in .json) rather than by name.
+func IsCOCOFileSplit(split string) bool { return strings.HasSuffix(strings.ToLower(split), ".json") }
+
+// cocoSplitName is the name of a split given as a file: the file's base
+// name without .json and an "instances_" prefix (instances_val2017.json:
+// val2017), the name its image folder has in COCO's own layout.
+func cocoSplitName(split string) string {
+	if !IsCOCOFileSplit(split) {
+		return split
+	}
+	b := path.Base(filepath.ToSlash(split))
+	return strings.TrimPrefix(b[:len(b)-len(".json")], "instances_")
+}
+
 // COCOFileOf returns the annotation file of split: the first of
 // Root/Annotations/SPLIT.json, Root/Annotations/instances_SPLIT.json and
-// Root/SPLIT/_annotations.coco.json that exists.
+// Root/SPLIT/_annotations.coco.json that exists, or the split itself when
+// it is a path ending in .json (see cocoFileNames).
 func COCOFileOf(l VOCLayout, split string) (string, error) {
 	tried := cocoFileNames(l, split)
 	for _, p := range tried {
@@ -294,10 +318,50 @@ func COCOFileOf(l VOCLayout, split string) (string, error) {
 	return "", fmt.Errorf("split %q: no COCO annotation file (tried %s)", split, strings.Join(tried, ", "))
 }
 
+// COCONames returns the class names of a COCO data set that has no
+// data.names: the categories of split's annotation file ordered by id
+// (COCOFile.COCONames), as pycocotools' loadCats(getCatIds()) lists them.
+// split is the training split: a name, a .json path, or "all" (see
+// COCOAllFile). A file without categories is an error naming it.
+func COCONames(l VOCLayout, split string) ([]string, error) {
+	var (
+		file string
+		err  error
+	)
+	if split == "all" {
+		file, err = COCOAllFile(l)
+	} else {
+		file, err = COCOFileOf(l, split)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := ReadCOCO(file)
+	if err != nil {
+		return nil, err
+	}
+	names := f.COCONames()
+	for i, n := range names {
+		if n == "" {
+			return nil, fmt.Errorf("%s: %s", file, at(lineOf(f.catLines, i), "a category has an empty name"))
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no categories: give the class names as data.names", file)
+	}
+	return names, nil
+}
+
 // LoadCOCO reads the split named split of a COCO data set: the annotation
 // file is found by COCOFileOf, and an image's file_name F (which may hold
 // sub-folders, written with /) is looked for as Root/Images/SPLIT/F, then
-// Root/Images/F, then F beside the JSON file.
+// Root/Images/F, then F beside the JSON file, then Root/SPLIT/F (COCO
+// 2017's own val2017/ folder); for a split given as a file
+// (annotations/instances_val2017.json) SPLIT is the file's name less
+// "instances_" and ".json". An absolute F is used as it is. A file_name
+// that leads outside Root and outside the folder it is looked for in ("../",
+// an absolute path elsewhere) is a problem unless l.AllowOutside; no file
+// outside is opened.
 //
 // Classes are matched by category name: an annotation whose category's name
 // is not in names is a problem, as are an annotation whose image_id or
@@ -341,12 +405,14 @@ func loadCOCO(l VOCLayout, split string, names []string, probe Prober, probeAll 
 	if err != nil {
 		return nil, nil, err
 	}
+	name := cocoSplitName(split)
 	imgDirs := []string{
-		filepath.Join(l.Root, l.Images, split),
-		filepath.Join(l.Root, l.Images),
+		filepath.Join(l.Path(l.Images), name),
+		l.Path(l.Images),
 		filepath.Dir(file),
+		filepath.Join(l.Root, name),
 	}
-	return f.toSplit(file, imgDirs, names, probe, probeAll)
+	return f.toSplit(l, file, imgDirs, names, probe, probeAll)
 }
 
 // line returns the recorded line of element i, or 0.
@@ -366,7 +432,7 @@ func at(line int, format string, args ...any) string {
 }
 
 // toSplit turns a parsed file into a COCOSplit; see LoadCOCO.
-func (f *COCOFile) toSplit(file string, imgDirs []string, names []string, probe Prober, probeAll bool) (*COCOSplit, *Report, error) {
+func (f *COCOFile) toSplit(l VOCLayout, file string, imgDirs []string, names []string, probe Prober, probeAll bool) (*COCOSplit, *Report, error) {
 	classOf := make(map[string]int, len(names))
 	for i, n := range names {
 		classOf[n] = i
@@ -432,6 +498,8 @@ func (f *COCOFile) toSplit(file string, imgDirs []string, names []string, probe 
 		s := Sample{ID: strings.TrimSuffix(im.FileName, path.Ext(im.FileName)), AnnPath: file}
 		if im.FileName == "" {
 			bad(file, "%s", at(imLine, "images[%d] (id %d): no file_name", i, im.ID))
+		} else if p, ok := outsideCOCO(l, imgDirs, filepath.FromSlash(im.FileName)); !ok {
+			bad(file, "%s", at(imLine, "images[%d] (id %d): file_name %q: %s", i, im.ID, im.FileName, outsideMsg("the image", p, l.Root)))
 		} else {
 			s.ImagePath = findFile(imgDirs, filepath.FromSlash(im.FileName))
 			if s.ImagePath == "" {
@@ -537,14 +605,35 @@ func (f *COCOFile) toSplit(file string, imgDirs []string, names []string, probe 
 	return cs, rep, nil
 }
 
-// findFile returns the first dir/name that is a file, or "".
+// findFile returns the first dir/name that is a file, or "" (name itself
+// when it is absolute).
 func findFile(dirs []string, name string) string {
+	if filepath.IsAbs(name) {
+		if isFile(name) {
+			return name
+		}
+		return ""
+	}
 	for _, d := range dirs {
 		if p := filepath.Join(d, name); isFile(p) {
 			return p
 		}
 	}
 	return ""
+}
+
+// outsideCOCO checks a file_name against l.Inside for every folder it is
+// looked for in; when one is refused it returns that path and false.
+func outsideCOCO(l VOCLayout, dirs []string, name string) (string, bool) {
+	if filepath.IsAbs(name) {
+		return name, l.Inside(name, "")
+	}
+	for _, d := range dirs {
+		if p := filepath.Join(d, name); !l.Inside(p, d) {
+			return p, false
+		}
+	}
+	return "", true
 }
 
 // COCONames returns the category names of f ordered by category id: the

@@ -16,10 +16,54 @@ import (
 )
 
 // VOCLayout says where a PASCAL VOC style data set keeps its files. The
-// three folder names are relative to Root; the VOC devkit's own layout is
-// {Images: "JPEGImages", Annotations: "Annotations", Splits: "ImageSets/Main"}.
+// three folder names are relative to Root, unless absolute (then used as
+// they are); the VOC devkit's own layout is {Images: "JPEGImages",
+// Annotations: "Annotations", Splits: "ImageSets/Main"}. The COCO and YOLO
+// readers use the same struct.
 type VOCLayout struct {
 	Root, Images, Annotations, Splits string
+	// AllowOutside lets the paths written inside the data set's files (a
+	// COCO file_name, a VOC split list's id, a YOLO list's image path) lead
+	// outside Root. Default false: such a path is a problem naming the
+	// file and the entry. See Inside.
+	AllowOutside bool
+}
+
+// Path returns p below Root, or p itself when it is absolute.
+func (l VOCLayout) Path(p ...string) string {
+	if len(p) > 0 && filepath.IsAbs(p[0]) {
+		return filepath.Join(p...)
+	}
+	return filepath.Join(append([]string{l.Root}, p...)...)
+}
+
+// Inside reports whether path p, found by joining a name from a data set's
+// file to the folder dir, may be read: always with AllowOutside, else when
+// p lies inside Root or inside dir (a folder of the layout given as an
+// absolute path outside Root). The test is lexical, on cleaned absolute
+// paths (filepath.Abs); symbolic links are not followed, so a link the
+// data set's owner made is honoured.
+func (l VOCLayout) Inside(p, dir string) bool {
+	if l.AllowOutside {
+		return true
+	}
+	return within(p, l.Root) || (dir != "" && within(p, dir))
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	ap, err1 := filepath.Abs(p)
+	ad, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(ad, ap)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// outsideMsg is the problem of a path that leaves the data set's root.
+func outsideMsg(what, p, root string) string {
+	return fmt.Sprintf("%s %s leads outside the data set's root %s (set data.allow_outside: true to allow it)", what, p, root)
 }
 
 // DefaultVOCLayout returns the VOC devkit layout rooted at root.
@@ -35,7 +79,9 @@ var imageExts = []string{".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp
 // The split is the list of ids in Root/Splits/SPLIT.txt (the first field of
 // each line; blank lines ignored). When that file does not exist but
 // Root/Annotations/SPLIT is a folder, the split is every *.xml in that
-// folder, sorted by name, and its images are in Root/Images/SPLIT.
+// folder, sorted by name, and its images are in Root/Images/SPLIT. An id
+// whose annotation would lie outside Root and the annotation folder (an id
+// with "../") is a problem unless l.AllowOutside.
 //
 // For each id, the annotation is Annotations/ID.xml and the image is the
 // XML's <filename> in the image folder if that file exists, else ID with the
@@ -74,22 +120,28 @@ func Check(l VOCLayout, split string, names []string, probe Prober) (*Dataset, *
 // splitEntry is one sample to read: its id and where its files are.
 type splitEntry struct {
 	id, ann, imgDir string
+	outside         string // the problem of an id that leaves the root, or ""
 }
 
 // listSplit resolves a split name to its entries (see LoadVOC).
 func listSplit(l VOCLayout, split string) ([]splitEntry, error) {
-	annDir := filepath.Join(l.Root, l.Annotations)
-	imgDir := filepath.Join(l.Root, l.Images)
-	listFile := filepath.Join(l.Root, l.Splits, split+".txt")
+	annDir := l.Path(l.Annotations)
+	imgDir := l.Path(l.Images)
+	listFile := filepath.Join(l.Path(l.Splits), split+".txt")
 	b, err := os.ReadFile(listFile)
 	if err == nil {
 		var es []splitEntry
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
+		for i, text := range strings.Split(string(b), "\n") {
+			line := i + 1
+			f := strings.Fields(text)
 			if len(f) == 0 {
 				continue
 			}
-			es = append(es, splitEntry{id: f[0], ann: filepath.Join(annDir, f[0]+".xml"), imgDir: imgDir})
+			e := splitEntry{id: f[0], ann: filepath.Join(annDir, f[0]+".xml"), imgDir: imgDir}
+			if !l.Inside(e.ann, annDir) {
+				e.outside = fmt.Sprintf("%s: line %d: %s", listFile, line, outsideMsg("id "+strconv.Quote(f[0])+": annotation", e.ann, l.Root))
+			}
+			es = append(es, e)
 		}
 		return es, nil
 	}
@@ -124,6 +176,11 @@ func load(l VOCLayout, split string, names []string, probe Prober, probeAll bool
 	if err != nil {
 		return nil, nil, err
 	}
+	ds, rep := loadEntries(l, entries, names, probe, probeAll)
+	return ds, rep, nil
+}
+
+func loadEntries(l VOCLayout, entries []splitEntry, names []string, probe Prober, probeAll bool) (*Dataset, *Report) {
 	classOf := make(map[string]int, len(names))
 	for i, n := range names {
 		classOf[n] = i
@@ -149,7 +206,7 @@ func load(l VOCLayout, split string, names []string, probe Prober, probeAll bool
 			}
 		}
 	}
-	return ds, rep, nil
+	return ds, rep
 }
 
 // vocObject is an <object> as written, numbers still text so that a bad one
@@ -243,6 +300,11 @@ func readSample(e splitEntry, names []string, classOf map[string]int, probe Prob
 	s := Sample{ID: e.id, AnnPath: e.ann}
 	bad := func(file, format string, args ...any) {
 		res.problems = append(res.problems, Problem{File: file, Msg: fmt.Sprintf(format, args...)})
+	}
+	if e.outside != "" {
+		file, msg, _ := strings.Cut(e.outside, ": ")
+		bad(file, "%s", msg)
+		return res
 	}
 
 	f, err := os.Open(e.ann)

@@ -23,19 +23,35 @@ var yoloImageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, "
 // YOLODirs returns the image and label folders of split: Root/Images/SPLIT
 // and Root/Annotations/SPLIT (Ultralytics: images/train, labels/train) when
 // the first exists, else Root/SPLIT/Images and Root/SPLIT/Annotations
-// (Roboflow's YOLO export: train/images, train/labels).
+// (Roboflow's YOLO export: train/images, train/labels). An absolute Images
+// or Annotations is used as it is, and then only the first pair is tried.
 func YOLODirs(l VOCLayout, split string) (images, labels string, err error) {
-	cands := [][2]string{
-		{filepath.Join(l.Root, l.Images, split), filepath.Join(l.Root, l.Annotations, split)},
-		{filepath.Join(l.Root, split, l.Images), filepath.Join(l.Root, split, l.Annotations)},
+	cands := [][2]string{{filepath.Join(l.Path(l.Images), split), filepath.Join(l.Path(l.Annotations), split)}}
+	if !filepath.IsAbs(l.Images) && !filepath.IsAbs(l.Annotations) {
+		cands = append(cands, [2]string{filepath.Join(l.Root, split, l.Images), filepath.Join(l.Root, split, l.Annotations)})
 	}
 	for _, c := range cands {
 		if st, err := os.Stat(c[0]); err == nil && st.IsDir() {
 			return c[0], c[1], nil
 		}
 	}
+	var tried []string
+	for _, c := range cands {
+		tried = append(tried, c[0])
+	}
 	return "", "", fmt.Errorf("split %q: neither %s nor %s is a folder (for the Ultralytics layout set data.images: images and data.annotations: labels)",
-		split, cands[0][0], cands[1][0])
+		split, strings.Join(tried, " nor "), YOLOListFile(l, split))
+}
+
+// YOLOListFile is the image list of split when it has no folder:
+// Root/SPLIT.txt, the file an Ultralytics data.yaml names as "train:
+// train.txt" (and `dettrain data split` writes).
+func YOLOListFile(l VOCLayout, split string) string { return l.Path(split + ".txt") }
+
+// yoloItem is one image of a YOLO split and its label file.
+type yoloItem struct {
+	img, lbl, id string
+	problem      *Problem // a list entry that cannot be read
 }
 
 // LoadYOLO reads the split named split of a YOLO (darknet / Ultralytics)
@@ -44,6 +60,15 @@ func YOLODirs(l VOCLayout, split string) (images, labels string, err error) {
 // IMAGES/REL/NAME.EXT is LABELS/REL/NAME.txt. A missing label file is an
 // image without objects (Ultralytics calls it a background image); a
 // missing label folder is an error.
+//
+// When the split has no folder, its images are the lines of the list file
+// YOLOListFile (Root/SPLIT.txt): one image path a line, absolute or
+// relative to the list's folder ("./images/a.jpg", as Ultralytics'
+// autosplit writes them); blank lines are skipped. The label of an image
+// below Root/Images at REL is Root/Annotations/REL with .txt; of any
+// other, the path with its last "images" folder replaced by "labels"
+// (Ultralytics' img2label_paths). A listed image outside Root is a problem
+// unless l.AllowOutside.
 //
 // Each non-blank line of a label file is "class cx cy w h": the 0-based
 // class index into names and the box centre and size divided by the image
@@ -57,20 +82,45 @@ func YOLODirs(l VOCLayout, split string) (images, labels string, err error) {
 // clipped to the image (Report.Clipped). YOLO labels have no difficult flag.
 //
 // The image size comes from probe, which is required. The only returned
-// errors are a split whose folders do not exist and a nil probe.
+// errors are a split whose folders (and list file) do not exist and a nil
+// probe.
 func LoadYOLO(l VOCLayout, split string, names []string, probe Prober) (*Dataset, *Report, error) {
 	if probe == nil {
 		return nil, nil, errors.New("data.LoadYOLO: no Prober given (YOLO labels need each image's size)")
 	}
-	imgDir, lblDir, err := YOLODirs(l, split)
+	items, err := yoloItems(l, split)
 	if err != nil {
 		return nil, nil, err
 	}
-	if st, err := os.Stat(lblDir); err != nil || !st.IsDir() {
-		return nil, nil, fmt.Errorf("split %q: the label folder %s does not exist", split, lblDir)
+	ds, rep := loadYOLOItems(l, items, names, probe)
+	return ds, rep, nil
+}
+
+// yoloItems lists the images of split and their label files.
+func yoloItems(l VOCLayout, split string) ([]yoloItem, error) {
+	imgDir, lblDir, err := YOLODirs(l, split)
+	if err != nil {
+		if list := YOLOListFile(l, split); isFile(list) {
+			return yoloListItems(l, list)
+		}
+		return nil, err
 	}
+	if st, err := os.Stat(lblDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("split %q: the label folder %s does not exist", split, lblDir)
+	}
+	items, err := yoloFolderItems(imgDir, lblDir, "")
+	if err != nil {
+		return nil, fmt.Errorf("split %q: %w", split, err)
+	}
+	return items, nil
+}
+
+// yoloFolderItems lists every image below imgDir, sorted by path, with its
+// label below lblDir; ids are prefix + the path below imgDir without its
+// extension.
+func yoloFolderItems(imgDir, lblDir, prefix string) ([]yoloItem, error) {
 	var rels []string
-	err = filepath.WalkDir(imgDir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(imgDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -81,15 +131,80 @@ func LoadYOLO(l VOCLayout, split string, names []string, probe Prober) (*Dataset
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("split %q: %w", split, err)
+		return nil, err
 	}
 	slices.Sort(rels)
+	items := make([]yoloItem, len(rels))
+	for i, rel := range rels {
+		stem := strings.TrimSuffix(rel, filepath.Ext(rel))
+		items[i] = yoloItem{img: filepath.Join(imgDir, rel), lbl: filepath.Join(lblDir, stem+".txt"), id: prefix + filepath.ToSlash(stem)}
+	}
+	return items, nil
+}
 
+// yoloListItems reads a list file of image paths (see LoadYOLO).
+func yoloListItems(l VOCLayout, list string) ([]yoloItem, error) {
+	raw, err := os.ReadFile(list)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", list, unwrapPath(err))
+	}
+	imgDir, lblDir := l.Path(l.Images), l.Path(l.Annotations)
+	base := filepath.Dir(list)
+	var items []yoloItem
+	for i, text := range strings.Split(string(raw), "\n") {
+		name := strings.TrimSpace(text)
+		if name == "" {
+			continue
+		}
+		img := filepath.FromSlash(name)
+		if !filepath.IsAbs(img) {
+			img = filepath.Join(base, img)
+		}
+		img = filepath.Clean(img)
+		it := yoloItem{img: img}
+		if !l.Inside(img, imgDir) {
+			it.problem = &Problem{File: list, Msg: fmt.Sprintf("line %d: %s", i+1, outsideMsg("image", img, l.Root))}
+			items = append(items, it)
+			continue
+		}
+		if rel, err := filepath.Rel(imgDir, img); err == nil && within(img, imgDir) {
+			stem := strings.TrimSuffix(rel, filepath.Ext(rel))
+			it.lbl, it.id = filepath.Join(lblDir, stem+".txt"), filepath.ToSlash(stem)
+		} else {
+			parts := strings.Split(img, string(filepath.Separator))
+			k := -1
+			for j := len(parts) - 1; j >= 0; j-- {
+				if parts[j] == "images" {
+					k = j
+					break
+				}
+			}
+			if k < 0 {
+				it.problem = &Problem{File: list, Msg: fmt.Sprintf("line %d: image %s is neither below %s nor in an \"images\" folder: no label path for it", i+1, img, imgDir)}
+				items = append(items, it)
+				continue
+			}
+			parts[k] = "labels"
+			lbl := strings.Join(parts, string(filepath.Separator))
+			it.lbl = strings.TrimSuffix(lbl, filepath.Ext(lbl)) + ".txt"
+			rel, _ := filepath.Rel(l.Root, img)
+			it.id = filepath.ToSlash(strings.TrimSuffix(rel, filepath.Ext(rel)))
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+func loadYOLOItems(l VOCLayout, items []yoloItem, names []string, probe Prober) (*Dataset, *Report) {
 	ds := &Dataset{Root: l.Root, Names: names}
 	rep := &Report{PerClass: make([]int, len(names))}
-	for _, rel := range rels {
-		stem := strings.TrimSuffix(rel, filepath.Ext(rel))
-		s, probs, zero, clipped := readYOLOSample(filepath.Join(imgDir, rel), filepath.Join(lblDir, stem+".txt"), filepath.ToSlash(stem), names, probe)
+	for _, it := range items {
+		if it.problem != nil {
+			rep.Problems = append(rep.Problems, *it.problem)
+			rep.Skipped++
+			continue
+		}
+		s, probs, zero, clipped := readYOLOSample(it.img, it.lbl, it.id, names, probe)
 		if len(probs) > 0 {
 			rep.Problems = append(rep.Problems, probs...)
 			rep.Skipped++
@@ -104,7 +219,7 @@ func LoadYOLO(l VOCLayout, split string, names []string, probe Prober) (*Dataset
 			rep.PerClass[o.Class]++
 		}
 	}
-	return ds, rep, nil
+	return ds, rep
 }
 
 // yoloTol is how far outside [0, 1] a relative coordinate may be (rounding
