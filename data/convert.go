@@ -596,26 +596,33 @@ func Detect(format, dir string, names []string, readNames func(string) ([]string
 // vocClassNames collects the <name> of every object of the splits' XML
 // files, sorted. Unreadable files are skipped: loading reports them.
 func vocClassNames(l VOCLayout, splits []string) ([]string, error) {
-	set := map[string]bool{}
+	var all []splitEntry
 	for _, s := range splits {
 		es, err := listSplit(l, s)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range es {
-			f, err := os.Open(e.ann)
-			if err != nil {
-				continue
-			}
-			a, err := parseVOCXML(f)
-			f.Close()
-			if err != nil {
-				continue
-			}
-			for _, o := range a.objects {
-				if n := strings.TrimSpace(o.Name); n != "" {
-					set[n] = true
-				}
+		all = append(all, es...)
+	}
+	return vocEntryNames(l, all)
+}
+
+// vocEntryNames collects the <name>s of the entries' XML files, sorted.
+func vocEntryNames(l VOCLayout, es []splitEntry) ([]string, error) {
+	set := map[string]bool{}
+	for _, e := range es {
+		f, err := os.Open(e.ann)
+		if err != nil {
+			continue
+		}
+		a, err := parseVOCXML(f)
+		f.Close()
+		if err != nil {
+			continue
+		}
+		for _, o := range a.objects {
+			if n := strings.TrimSpace(o.Name); n != "" {
+				set[n] = true
 			}
 		}
 	}

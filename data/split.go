@@ -332,3 +332,36 @@ func WriteSplitLists(format string, l VOCLayout, splits []SplitList, force bool)
 	}
 	return files, nil
 }
+
+// AllNames finds the class names of a data set read whole, for `dettrain
+// data split` without a config: VOC every <name> of the XML files of
+// Root/Annotations, sorted; COCO the categories by id (COCONames); YOLO the
+// first of Root/data.yaml, Root/classes.txt and Root/obj.names that exists,
+// read with readNames (config.ReadNamesFile).
+func AllNames(format string, l VOCLayout, readNames func(string) ([]string, error)) ([]string, error) {
+	switch format {
+	case FormatVOC:
+		annDir := l.Path(l.Annotations)
+		ents, err := os.ReadDir(annDir)
+		if err != nil {
+			return nil, err
+		}
+		var es []splitEntry
+		for _, e := range ents {
+			if n := e.Name(); !e.IsDir() && strings.EqualFold(filepath.Ext(n), ".xml") {
+				es = append(es, splitEntry{ann: filepath.Join(annDir, n)})
+			}
+		}
+		return vocEntryNames(l, es)
+	case FormatCOCO:
+		return COCONames(l, AllSplit)
+	case FormatYOLO:
+		for _, n := range []string{"data.yaml", "classes.txt", "obj.names"} {
+			if p := filepath.Join(l.Root, n); isFile(p) {
+				return readNames(p)
+			}
+		}
+		return nil, fmt.Errorf("%s: no class names found (looked for data.yaml, classes.txt, obj.names; give --names)", l.Root)
+	}
+	return nil, fmt.Errorf("unknown data format %q (want voc, coco or yolo)", format)
+}

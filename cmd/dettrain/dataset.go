@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/dettrain/dettrain/config"
@@ -10,6 +11,25 @@ import (
 	"github.com/dettrain/dettrain/data/image"
 	"github.com/dettrain/dettrain/eval"
 )
+
+// dataLayout is the config's data layout with data.allow_outside. (Once
+// setup.go's layout sets AllowOutside itself, this is layout.)
+func dataLayout(c *config.Config) data.VOCLayout {
+	l := layout(c)
+	l.AllowOutside = c.Data.AllowOutside
+	return l
+}
+
+// classNames returns the config's class names (c.ClassNames), or, for
+// data.format coco with neither data.names nor data.names_file, the
+// categories of the training split's annotation file sorted by id
+// (data.COCONames; with train: all, the file of data.COCOAllFile).
+func classNames(c *config.Config) ([]string, error) {
+	if c.Data.Format == data.FormatCOCO && len(c.Data.Names) == 0 && c.Data.NamesFile == "" {
+		return data.COCONames(dataLayout(c), c.Data.Train)
+	}
+	return c.ClassNames()
+}
 
 // loadDataset reads one split in the config's data.format (voc, coco or
 // yolo) and the header of every image; with problems it refuses (unless
@@ -21,8 +41,16 @@ func loadDataset(c *config.Config, split string, names []string, errw io.Writer)
 
 // loadDatasetCOCO is loadDataset that also returns, for data.format coco,
 // the split's COCO ids and annotation areas (nil for the other formats).
+//
+// With data.train: all (a data set without split lists), split "all" is
+// every annotated image (data.LoadAll) less a data.val_fraction share, and
+// data.val is that share: data.Split's class-stratified split seeded with
+// train.seed, made in memory on each call (the same on each). The test
+// split, when no split of that name exists on disk, is the val share too;
+// when one exists it is read as it is and its images are left out of the
+// other two.
 func loadDatasetCOCO(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, *data.COCOSplit, error) {
-	ds, cs, rep, err := data.Load(c.Data.Format, layout(c), split, names, image.OpenCV{}, true)
+	ds, cs, rep, err := loadSplit(c, split, names, image.OpenCV{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -36,6 +64,60 @@ func loadDatasetCOCO(c *config.Config, split string, names []string, errw io.Wri
 		return nil, nil, fmt.Errorf("split %q of %s has no usable images", split, c.Data.Root)
 	}
 	return ds, cs, nil
+}
+
+// loadSplit reads split as loadDatasetCOCO describes, without judging its
+// problems.
+func loadSplit(c *config.Config, split string, names []string, probe data.Prober) (*data.Dataset, *data.COCOSplit, *data.Report, error) {
+	f, l := c.Data.Format, dataLayout(c)
+	if c.Data.Train != data.AllSplit {
+		return data.Load(f, l, split, names, probe, true)
+	}
+	isTrain, isVal := split == data.AllSplit, c.Data.Val != "" && split == c.Data.Val
+	if !isTrain && !isVal && (split != c.Data.Test || data.SplitExists(f, l, split)) {
+		return data.Load(f, l, split, names, probe, true)
+	}
+	ds, cs, rep, err := data.LoadAll(f, l, names, probe, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if c.Data.Test != "" && data.SplitExists(f, l, c.Data.Test) {
+		test, _, _, err := data.Load(f, l, c.Data.Test, names, probe, false)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		inTest := map[string]bool{}
+		for _, s := range test.Samples {
+			inTest[filepath.Clean(s.ImagePath)] = true
+		}
+		var keep []int
+		for i, s := range ds.Samples {
+			if !inTest[filepath.Clean(s.ImagePath)] {
+				keep = append(keep, i)
+			}
+		}
+		ds, cs = subset(ds, cs, keep)
+	}
+	tr, val, _, err := data.Split(ds, data.SplitOptions{Val: c.Data.ValFraction, Seed: c.Train.Seed})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	idx := val
+	if isTrain {
+		idx = tr
+	} else if len(val) == 0 {
+		return nil, nil, nil, fmt.Errorf("split %q of %s: data.val_fraction %g of %d images holds out none (train: all)", split, c.Data.Root, c.Data.ValFraction, len(ds.Samples))
+	}
+	ds, cs = subset(ds, cs, idx)
+	return ds, cs, rep, nil
+}
+
+func subset(ds *data.Dataset, cs *data.COCOSplit, idx []int) (*data.Dataset, *data.COCOSplit) {
+	if cs != nil {
+		cs = cs.Subset(idx)
+		return cs.Dataset, cs
+	}
+	return ds.Subset(idx), nil
 }
 
 // groundTruth lists the objects of ds for eval (difficult or crowd ones
