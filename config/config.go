@@ -34,9 +34,10 @@ type Model struct {
 	// Cfg is the darknet .cfg file describing the network. Required; no
 	// default. A relative path in the config file is relative to that file.
 	Cfg string `yaml:"cfg"`
-	// Size is the square training input size in pixels. Default 416; a
-	// multiple of 32 in 32..4096.
-	Size int `yaml:"size"`
+	// Size is the training input size in pixels: N (square) or WxH. Default
+	// 0: the cfg's [net] width x height (416 when the cfg gives none); each
+	// side a multiple of 32 in 32..4096. The run's model.cfg records it.
+	Size Size `yaml:"size"`
 	// Weights is an optional darknet .weights file to start from. Default ""
 	// (random initialisation). A relative path in the config file is relative
 	// to that file.
@@ -242,9 +243,10 @@ type Train struct {
 
 // Eval holds the evaluation (mAP) settings.
 type Eval struct {
-	// Size is the square evaluation input size in pixels. Default 416; a
-	// multiple of 32 in 32..4096.
-	Size int `yaml:"size"`
+	// Size is the evaluation input size in pixels: N or WxH. Default 0: the
+	// training size (Model.Size, else the cfg's [net] width x height); each
+	// side a multiple of 32 in 32..4096.
+	Size Size `yaml:"size"`
 	// Conf is the score threshold below which detections are dropped before
 	// mAP is computed. Default 0.01; in [0, 1).
 	Conf float64 `yaml:"conf"`
@@ -275,7 +277,7 @@ type Output struct {
 // and Data.Names (or Data.NamesFile) have no default and must be set.
 func Default() Config {
 	return Config{
-		Model: Model{Size: 416, BN: "local", BNEps: 1e-5},
+		Model: Model{BN: "local", BNEps: 1e-5},
 		Data: Data{
 			Format:      "voc",
 			Images:      "JPEGImages",
@@ -318,7 +320,6 @@ func Default() Config {
 			MixupOffEpochs:  20,
 		},
 		Eval: Eval{
-			Size:    416,
 			Conf:    0.01,
 			NMS:     0.45,
 			MaxDets: 100,

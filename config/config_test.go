@@ -64,7 +64,7 @@ func TestDefault(t *testing.T) {
 		want any
 	}{
 		{"model.cfg", d.Model.Cfg, ""},
-		{"model.size", d.Model.Size, 416},
+		{"model.size", d.Model.Size, Size{}}, // the cfg's [net] size
 		{"model.weights", d.Model.Weights, ""},
 		{"model.bn", d.Model.BN, "local"},
 		{"model.bn_eps", d.Model.BNEps, 1e-5},
@@ -82,6 +82,8 @@ func TestDefault(t *testing.T) {
 		{"data.names_file", d.Data.NamesFile, ""},
 		{"data.workers", d.Data.Workers, 2},
 		{"data.skip_bad", d.Data.SkipBad, false},
+		{"data.allow_outside", d.Data.AllowOutside, false},
+		{"data.val_fraction", d.Data.ValFraction, 0.1},
 		{"data.flip", d.Data.Flip, true},
 		{"data.augment", d.Data.Augment, true},
 		{"train.epochs", d.Train.Epochs, 100},
@@ -118,7 +120,7 @@ func TestDefault(t *testing.T) {
 		{"train.mixup_beta", d.Train.MixupBeta, 1.5},
 		{"train.mixup_off_epochs", d.Train.MixupOffEpochs, 20},
 		{"train.mixup_off_fraction", d.Train.MixupOffFraction, 0.0},
-		{"eval.size", d.Eval.Size, 416},
+		{"eval.size", d.Eval.Size, Size{}}, // the training size
 		{"eval.conf", d.Eval.Conf, 0.01},
 		{"eval.nms", d.Eval.NMS, 0.45},
 		{"eval.max_dets", d.Eval.MaxDets, 100},
@@ -144,7 +146,7 @@ func TestDefault(t *testing.T) {
 	want := []string{
 		`model.cfg = "": required (a darknet .cfg file)`,
 		`data.root = "": required (the data set folder)`,
-		`data.names = []: required unless data.names_file is set`,
+		`data.names = []: required unless data.names_file is set (or data.format is coco)`,
 	}
 	if !reflect.DeepEqual(e.Problems, want) {
 		t.Errorf("problems of Default():\n%q\nwant\n%q", e.Problems, want)
@@ -194,7 +196,7 @@ func TestConfigsLoad(t *testing.T) {
 	if got, want := c.Output.Dir, filepath.Join(repo, "runs", "demo"); got != want {
 		t.Errorf("demo output.dir = %q, want %q", got, want)
 	}
-	if c.Model.Size != 128 || c.Eval.Size != 128 || c.Train.Schedule != "cosine" ||
+	if c.Model.Size != Square(128) || c.Eval.Size != Square(128) || c.Train.Schedule != "cosine" ||
 		!reflect.DeepEqual(c.Data.Names, []string{"circle", "square", "triangle", "cross"}) ||
 		c.Data.Images != "JPEGImages" || c.Data.Splits != "ImageSets/Main" {
 		t.Errorf("demo config: %+v", c)
@@ -282,7 +284,7 @@ eval:
   nms: 0
 `, LoadOptions{})
 	want = []string{
-		p + `:3: model.size = 417: must be a multiple of 32`,
+		p + `:3: model.size = 417: each side must be a multiple of 32`,
 		p + `:6: train.batch = "16": expected an integer`,
 		p + `:7: train.epochs = 2.5: expected an integer`,
 		p + `:8: unknown key "flip" in train (did you mean data.flip?)`,
@@ -328,7 +330,7 @@ func TestValidateRules(t *testing.T) {
 	c.Train.WarmupEpochs = 100
 	c.Train.Schedule = "cosine"
 	c.Train.FinalLR = 20
-	c.Eval.Size = 8
+	c.Eval.Size = Square(8)
 	c.Eval.Conf = 1
 	c.Eval.Metric = "map"
 	c.Train.Device = "tpu"
@@ -349,7 +351,7 @@ func TestValidateRules(t *testing.T) {
 		`train.warmup_epochs = 100: must be < train.epochs (100)`,
 		`train.final_lr = 20: must be <= train.lr (11) for the cosine schedule`,
 		`train.device = "tpu": must be "cpu", "cuda" or "cuda:N" (N a GPU ordinal)`,
-		`eval.size = 8: must be between 32 and 4096`,
+		`eval.size = 8: each side must be between 32 and 4096 (or 0 for the cfg's size)`,
 		`eval.conf = 1: must be >= 0 and < 1`,
 		`eval.metric = "map": must be "voc07", "voc" or "coco"`,
 	}

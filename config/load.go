@@ -66,6 +66,7 @@ var (
 		reflect.TypeFor[[]string]():  "a list of strings",
 		reflect.TypeFor[[]float64](): "a list of numbers",
 		reflect.TypeFor[[]int]():     "a list of integers",
+		reflect.TypeFor[Size]():      "a size: N or WxH (416, 352x288), 0 for the cfg's own",
 	}
 )
 
@@ -455,6 +456,16 @@ func scalarInto(v reflect.Value, n *yaml.Node) bool {
 		return false
 	}
 	tag := n.ShortTag()
+	if v.Type() == reflect.TypeFor[Size]() {
+		if tag != "!!int" && tag != "!!str" {
+			return false
+		}
+		s, ok := ParseSize(n.Value)
+		if ok {
+			v.Set(reflect.ValueOf(s))
+		}
+		return ok
+	}
 	switch v.Kind() {
 	case reflect.String:
 		if tag == "!!null" {

@@ -68,12 +68,19 @@ func (c *Config) check() []problem {
 		}
 		return true
 	}
-	size := func(key string, v int) {
-		switch {
-		case v < 32 || v > 4096:
-			bad(key, "must be between 32 and 4096")
-		case v%32 != 0:
-			bad(key, "must be a multiple of 32")
+	size := func(key string, s Size) {
+		if s.IsZero() {
+			return // the cfg's own [net] width x height
+		}
+		for _, v := range []int{s.W, s.H} {
+			switch {
+			case v < 32 || v > 4096:
+				bad(key, "each side must be between 32 and 4096 (or 0 for the cfg's size)")
+				return
+			case v%32 != 0:
+				bad(key, "each side must be a multiple of 32")
+				return
+			}
 		}
 	}
 	split := func(key, v string) {
@@ -294,6 +301,9 @@ func (c *Config) show(key string) string {
 }
 
 func showValue(v reflect.Value) string {
+	if s, ok := v.Interface().(Size); ok {
+		return s.String()
+	}
 	switch v.Kind() {
 	case reflect.String:
 		return strconv.Quote(v.String())
@@ -347,6 +357,12 @@ func strNode(s string) *yaml.Node {
 }
 
 func valueNode(v reflect.Value) (*yaml.Node, error) {
+	if s, ok := v.Interface().(Size); ok {
+		if s.W == s.H {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(s.W)}, nil
+		}
+		return strNode(s.String()), nil
+	}
 	switch v.Kind() {
 	case reflect.String:
 		return strNode(v.String()), nil

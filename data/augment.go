@@ -47,14 +47,13 @@ func (l *Loader) fillTrain(j job, e int, r *rand.Rand, flipDraw bool) error {
 			img, ts = mixup(img, ts, img2, objectTargets(p.Objects), lambda, true)
 		}
 	}
-	s := b.W
 	t := TrainTransform{Crop: Rect{W: img.W, H: img.H}, Expand: Expansion{W: img.W, H: img.H}, Interp: InterpBilinear}
 	if l.o.Augment {
 		t = DrawTrainTransform(r, ts, img.W, img.H)
 	}
 	t.Flip = flipDraw && (l.o.Flip || l.o.Augment)
-	plane := 3 * s * s
-	b.Targets[j.n] = t.Apply(img, ts, s, b.Images[j.n*plane:(j.n+1)*plane])
+	plane := 3 * b.W * b.H
+	b.Targets[j.n] = t.Apply(img, ts, b.W, b.H, b.Images[j.n*plane:(j.n+1)*plane])
 	return nil
 }
 
@@ -101,28 +100,28 @@ func DrawTrainTransform(r *rand.Rand, ts []Target, w, h int) TrainTransform {
 }
 
 // Apply transforms img (changed in place by the colour jitter) into dst,
-// s x s RGB/255 in CHW order (dst[c*s*s + y*s + x]), and returns the boxes
+// w x h RGB/255 in CHW order (dst[c*w*h + y*w + x]), and returns the boxes
 // ts in the pixels of dst: expanded, cropped (CropTargets: a box whose
-// centre leaves the crop is dropped), scaled by s/Crop.W and s/Crop.H and
+// centre leaves the crop is dropped), scaled by w/Crop.W and h/Crop.H and
 // flipped.
-func (t TrainTransform) Apply(img *Image, ts []Target, s int, dst []float32) []Target {
+func (t TrainTransform) Apply(img *Image, ts []Target, w, h int, dst []float32) []Target {
 	t.Color.Apply(img)
 	win := Rect{X: t.Crop.X - t.Expand.X, Y: t.Crop.Y - t.Expand.Y, W: t.Crop.W, H: t.Crop.H}
-	plane := s * s
-	resample(img, win, ExpandFill, s, s, t.Interp, func(y int, row []float32) {
-		r, g, b := dst[y*s:(y+1)*s], dst[plane+y*s:plane+(y+1)*s], dst[2*plane+y*s:2*plane+(y+1)*s]
-		for x := range s {
+	plane := w * h
+	resample(img, win, ExpandFill, w, h, t.Interp, func(y int, row []float32) {
+		r, g, b := dst[y*w:(y+1)*w], dst[plane+y*w:plane+(y+1)*w], dst[2*plane+y*w:2*plane+(y+1)*w]
+		for x := range w {
 			ox := x
 			if t.Flip {
-				ox = s - 1 - x
+				ox = w - 1 - x
 			}
 			r[ox], g[ox], b[ox] = row[3*x]/255, row[3*x+1]/255, row[3*x+2]/255
 		}
 	})
 	ts = CropTargets(ExpandTargets(ts, t.Expand), t.Crop)
-	ts = ScaleTargets(ts, float64(s)/float64(t.Crop.W), float64(s)/float64(t.Crop.H))
+	ts = ScaleTargets(ts, float64(w)/float64(t.Crop.W), float64(h)/float64(t.Crop.H))
 	if t.Flip {
-		ts = FlipTargets(ts, float64(s))
+		ts = FlipTargets(ts, float64(w))
 	}
 	return ts
 }

@@ -29,7 +29,7 @@ func TestTrainTransformMatchesSteps(t *testing.T) {
 		tr.Flip = r.IntN(2) == 0
 
 		got := make([]float32, 3*s*s)
-		gotTs := tr.Apply(img.Clone(), ts, s, got)
+		gotTs := tr.Apply(img.Clone(), ts, s, s, got)
 
 		m := img.Clone()
 		tr.Color.Apply(m)
@@ -65,9 +65,9 @@ func TestTrainTransformMatchesSteps(t *testing.T) {
 
 func augOptions(workers int) LoaderOptions {
 	return LoaderOptions{
-		Batch: 4, Size: 32, Workers: workers, Prefetch: 2, Shuffle: true, Seed: 7,
+		Batch: 4, W: 32, Workers: workers, Prefetch: 2, Shuffle: true, Seed: 7,
 		Augment: true, Mixup: &MixupOptions{OffFromEpoch: 2},
-		SizeAt: func(e, k int) int { return 16 + 8*((e*7+k)%3) },
+		SizeAt: func(e, k int) (int, int) { s := 16 + 8*((e*7+k)%3); return s, s },
 	}
 }
 
@@ -144,7 +144,7 @@ func TestLoaderMixupTargets(t *testing.T) {
 	ds := testDataset(5)
 	dec := &fakeDecoder{w: 80, h: 40}
 	const size = 20
-	o := LoaderOptions{Batch: 1, Size: size, Workers: 2, Flip: true, Seed: 5, Mixup: &MixupOptions{Alpha: 1.5, Beta: 1.5, OffFromEpoch: 100}}
+	o := LoaderOptions{Batch: 1, W: size, Workers: 2, Flip: true, Seed: 5, Mixup: &MixupOptions{Alpha: 1.5, Beta: 1.5, OffFromEpoch: 100}}
 	l := NewLoader(ds, dec, o)
 	defer l.Close()
 	partners := map[int]bool{}
@@ -196,7 +196,7 @@ func TestLoaderMixupTargets(t *testing.T) {
 // resizes with the Decoder's Load as eval and predict do.
 func TestLoaderMixupOff(t *testing.T) {
 	ds := testDataset(9)
-	o := LoaderOptions{Batch: 4, Size: 16, Workers: 2, Shuffle: true, Flip: true, Seed: 3}
+	o := LoaderOptions{Batch: 4, W: 16, Workers: 2, Shuffle: true, Flip: true, Seed: 3}
 	plain := NewLoader(ds, &fakeDecoder{w: 30, h: 20}, o)
 	defer plain.Close()
 	o.Mixup = &MixupOptions{OffFromEpoch: 1}
@@ -215,16 +215,16 @@ func TestLoaderMixupOff(t *testing.T) {
 // an error naming the decoder; a SizeAt of 0 is an error too.
 func TestLoaderNeedsFullDecoder(t *testing.T) {
 	ds := testDataset(3)
-	l := NewLoader(ds, loadOnly{&fakeDecoder{w: 30, h: 20}}, LoaderOptions{Batch: 3, Size: 16, Workers: 1, Augment: true})
+	l := NewLoader(ds, loadOnly{&fakeDecoder{w: 30, h: 20}}, LoaderOptions{Batch: 3, W: 16, Workers: 1, Augment: true})
 	defer l.Close()
 	l.Epoch(0)
 	if _, err := l.Next(); err == nil || !strings.Contains(err.Error(), "Decode") || !strings.Contains(err.Error(), "loadOnly") {
 		t.Errorf("err = %v", err)
 	}
-	l2 := NewLoader(ds, &fakeDecoder{w: 30, h: 20}, LoaderOptions{Batch: 2, Size: 16, Workers: 1, SizeAt: func(e, k int) int { return k * 32 }})
+	l2 := NewLoader(ds, &fakeDecoder{w: 30, h: 20}, LoaderOptions{Batch: 2, W: 16, Workers: 1, SizeAt: func(e, k int) (int, int) { return k * 32, k * 32 }})
 	defer l2.Close()
 	l2.Epoch(0)
-	if _, err := l2.Next(); err == nil || !strings.Contains(err.Error(), "SizeAt(0, 0) = 0") {
+	if _, err := l2.Next(); err == nil || !strings.Contains(err.Error(), "SizeAt(0, 0) = 0x0") {
 		t.Errorf("SizeAt 0: err = %v", err)
 	}
 	if b, err := l2.Next(); err != nil || b.W != 32 {
@@ -239,7 +239,7 @@ func TestLoaderNeedsFullDecoder(t *testing.T) {
 func TestLoaderAugmentTargets(t *testing.T) {
 	ds := testDataset(1)
 	dec := &fakeDecoder{w: 200, h: 100}
-	l := NewLoader(ds, dec, LoaderOptions{Batch: 1, Size: 32, Workers: 2, Augment: true, Seed: 1})
+	l := NewLoader(ds, dec, LoaderOptions{Batch: 1, W: 32, Workers: 2, Augment: true, Seed: 1})
 	defer l.Close()
 	const n = 200
 	flips, expands, interps := 0, 0, map[Interp]int{}
@@ -256,7 +256,7 @@ func TestLoaderAugmentTargets(t *testing.T) {
 		tr.Flip = flip
 		img, _ := dec.Decode(ds.Samples[0].ImagePath)
 		want := make([]float32, 3*32*32)
-		wantTs := tr.Apply(img, ts, 32, want)
+		wantTs := tr.Apply(img, ts, 32, 32, want)
 		if !reflect.DeepEqual(b.Targets[0], wantTs) || !reflect.DeepEqual(b.Images, want) {
 			t.Fatalf("epoch %d: targets %v, want %v (or the pixels differ)", e, b.Targets[0], wantTs)
 		}

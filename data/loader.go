@@ -22,7 +22,7 @@ type Target struct {
 
 // Batch is N images of network input and their targets.
 type Batch struct {
-	N, C, H, W int // H = W: the batch's square input size (SizeAt, or Size)
+	N, C, H, W int // H x W: the batch's input size (SizeAt, or the options' W x H)
 	// Images holds N*C*H*W floats in NCHW order, RGB / 255:
 	// Images[((n*C+c)*H+y)*W+x]. The values are in [0,1] except after the
 	// colour jitter of Augment, which may leave that range (GluonCV does not
@@ -37,7 +37,7 @@ type Batch struct {
 // LoaderOptions configure a Loader. Zero values take the defaults given.
 type LoaderOptions struct {
 	Batch    int   // images per batch (default 8)
-	Size     int   // network input size, square (default 416)
+	W, H     int   // network input width and height (default 416 each; H defaults to W)
 	Workers  int   // decoding goroutines (default runtime.NumCPU())
 	Prefetch int   // batches decoded ahead of Next (default 2)
 	Shuffle  bool  // a new sample order every epoch
@@ -57,19 +57,22 @@ type LoaderOptions struct {
 	// Mixup, when not nil, mixes every image with a partner before the other
 	// augmentations (see MixupOptions, Mixup). Needs a FullDecoder.
 	Mixup *MixupOptions
-	// SizeAt, when not nil, gives the square input size of batch k of epoch
-	// e (random shapes: one size per batch, Batch.H and Batch.W vary); nil:
-	// every batch has Size. It must be a pure function of (e, k): it is
+	// SizeAt, when not nil, gives the input width and height of batch k of
+	// epoch e (random shapes: one size per batch, Batch.H and Batch.W vary);
+	// nil: every batch is W x H. It must be a pure function of (e, k): it is
 	// called from the loader's goroutine, and EpochFrom relies on it.
-	SizeAt func(epoch, batch int) int
+	SizeAt func(epoch, batch int) (w, h int)
 }
 
 func (o LoaderOptions) withDefaults() LoaderOptions {
 	if o.Batch <= 0 {
 		o.Batch = 8
 	}
-	if o.Size <= 0 {
-		o.Size = 416
+	if o.W <= 0 {
+		o.W = 416
+	}
+	if o.H <= 0 {
+		o.H = o.W
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
@@ -260,15 +263,15 @@ func startEpoch(l *Loader, e, first int) *epochRun {
 			}
 			lo := bi * l.o.Batch
 			hi := min(lo+l.o.Batch, len(order))
-			size := l.o.Size
+			w, h := l.o.W, l.o.H
 			if l.o.SizeAt != nil {
-				size = l.o.SizeAt(e, bi)
+				w, h = l.o.SizeAt(e, bi)
 			}
-			if size <= 0 {
-				er.results[bi] <- batchResult{err: fmt.Errorf("data.Loader: SizeAt(%d, %d) = %d, want > 0", e, bi, size)}
+			if w <= 0 || h <= 0 {
+				er.results[bi] <- batchResult{err: fmt.Errorf("data.Loader: SizeAt(%d, %d) = %dx%d, want both > 0", e, bi, w, h)}
 				continue
 			}
-			p := &pending{b: l.newBatch(order[lo:hi], size), result: er.results[bi]}
+			p := &pending{b: l.newBatch(order[lo:hi], w, h), result: er.results[bi]}
 			p.left.Store(int32(hi - lo))
 			for n := range hi - lo {
 				select {
@@ -298,11 +301,11 @@ func startEpoch(l *Loader, e, first int) *epochRun {
 	return er
 }
 
-func (l *Loader) newBatch(idx []int, s int) *Batch {
+func (l *Loader) newBatch(idx []int, w, h int) *Batch {
 	n := len(idx)
 	return &Batch{
-		N: n, C: 3, H: s, W: s,
-		Images:  make([]float32, n*3*s*s),
+		N: n, C: 3, H: h, W: w,
+		Images:  make([]float32, n*3*w*h),
 		Targets: make([][]Target, n),
 		Index:   append([]int(nil), idx...),
 		OrigW:   make([]int, n),
@@ -314,8 +317,8 @@ func (l *Loader) newBatch(idx []int, s int) *Batch {
 // of a batch to finish delivers the batch.
 func (l *Loader) fill(j job, e int) {
 	b := j.p.b
-	s := b.W
-	plane := 3 * s * s
+	w, h := b.W, b.H
+	plane := 3 * w * h
 	dst := b.Images[j.n*plane : (j.n+1)*plane]
 	sm := &l.ds.Samples[b.Index[j.n]]
 	r := SampleRand(l.o.Seed, e, j.pos)
@@ -325,17 +328,17 @@ func (l *Loader) fill(j job, e int) {
 		err = l.fillTrain(j, e, r, flipDraw)
 	} else {
 		var ow, oh int
-		ow, oh, err = l.dec.Load(sm.ImagePath, s, s, dst)
+		ow, oh, err = l.dec.Load(sm.ImagePath, w, h, dst)
 		if err == nil && (ow <= 0 || oh <= 0) {
 			err = fmt.Errorf("decoder returned size %dx%d", ow, oh)
 		}
 		if err == nil {
 			flip := flipDraw && l.o.Flip
 			if flip {
-				flipCHW(dst, 3, s, s)
+				flipCHW(dst, 3, h, w)
 			}
 			b.OrigW[j.n], b.OrigH[j.n] = ow, oh
-			b.Targets[j.n] = targets(sm.Objects, float64(s)/float64(ow), float64(s)/float64(oh), float64(s), flip)
+			b.Targets[j.n] = targets(sm.Objects, float64(w)/float64(ow), float64(h)/float64(oh), float64(w), flip)
 		}
 	}
 	if err != nil {

@@ -116,7 +116,7 @@ func allBatches(t *testing.T, l *Loader, epochs int) [][]*Batch {
 
 func TestLoaderDeterminism(t *testing.T) {
 	ds := testDataset(23)
-	o := LoaderOptions{Batch: 4, Size: 8, Prefetch: 2, Shuffle: true, Flip: true, Seed: 7}
+	o := LoaderOptions{Batch: 4, W: 8, Prefetch: 2, Shuffle: true, Flip: true, Seed: 7}
 	run := func(workers int) [][]*Batch {
 		o := o
 		o.Workers = workers
@@ -162,7 +162,7 @@ func TestLoaderTargets(t *testing.T) {
 	plain := make([]float32, 3*size*size)
 	dec := &fakeDecoder{w: 200, h: 100}
 	dec.Load("a.jpg", size, size, plain)
-	l := NewLoader(ds, dec, LoaderOptions{Batch: 1, Size: size, Workers: 2, Flip: true, Seed: 3})
+	l := NewLoader(ds, dec, LoaderOptions{Batch: 1, W: size, Workers: 2, Flip: true, Seed: 3})
 	defer l.Close()
 	flips := map[bool]bool{}
 	for e := range 16 {
@@ -205,7 +205,7 @@ func TestLoaderTargets(t *testing.T) {
 
 func TestLoaderDecodeError(t *testing.T) {
 	ds := testDataset(6)
-	l := NewLoader(ds, &fakeDecoder{w: 200, h: 100, fail: "img03.jpg"}, LoaderOptions{Batch: 2, Size: 4, Workers: 3})
+	l := NewLoader(ds, &fakeDecoder{w: 200, h: 100, fail: "img03.jpg"}, LoaderOptions{Batch: 2, W: 4, Workers: 3})
 	defer l.Close()
 	if _, err := l.Next(); err == nil {
 		t.Error("Next before Epoch: no error")
@@ -232,7 +232,7 @@ func TestLoaderClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ds := testDataset(40)
 	dec := &fakeDecoder{w: 200, h: 100, jitter: true}
-	l := NewLoader(ds, dec, LoaderOptions{Batch: 3, Size: 16, Workers: 4, Prefetch: 2, Shuffle: true})
+	l := NewLoader(ds, dec, LoaderOptions{Batch: 3, W: 16, Workers: 4, Prefetch: 2, Shuffle: true})
 	l.Epoch(0)
 	if _, err := l.Next(); err != nil {
 		t.Fatal(err)
@@ -240,7 +240,7 @@ func TestLoaderClose(t *testing.T) {
 	l.Epoch(1) // abandons epoch 0 half done
 	// Workers blocked in Load and the dispatcher waiting on Prefetch.
 	blocked := &fakeDecoder{w: 200, h: 100, block: make(chan struct{})}
-	l2 := NewLoader(ds, blocked, LoaderOptions{Batch: 3, Size: 16, Workers: 4, Prefetch: 2})
+	l2 := NewLoader(ds, blocked, LoaderOptions{Batch: 3, W: 16, Workers: 4, Prefetch: 2})
 	l2.Epoch(0)
 	time.AfterFunc(20*time.Millisecond, func() { close(blocked.block) })
 
@@ -271,7 +271,7 @@ func TestLoaderClose(t *testing.T) {
 // Epoch(1) gives from its third on.
 func TestEpochFrom(t *testing.T) {
 	ds := testDataset(10)
-	o := LoaderOptions{Batch: 3, Size: 8, Workers: 2, Shuffle: true, Flip: true, Seed: 4}
+	o := LoaderOptions{Batch: 3, W: 8, Workers: 2, Shuffle: true, Flip: true, Seed: 4}
 	full := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
 	defer full.Close()
 	full.Epoch(1)

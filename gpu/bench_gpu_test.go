@@ -91,10 +91,10 @@ func TestBenchGPU(t *testing.T) {
 				tr.KeepInput = keep
 				step = func() error {
 					k++
-					if err := tr.Launch(images[k%2], size, truths, 1e-6, 0, 0); err != nil {
+					if err := tr.Launch(images[k%2], model.Square(size), truths, 1e-6, 0, 0); err != nil {
 						return err
 					}
-					if err := tr.Stage(images[(k+1)%2], size, batch); err != nil {
+					if err := tr.Stage(images[(k+1)%2], model.Square(size), batch); err != nil {
 						return err
 					}
 					_, _, err := tr.Finish()
@@ -102,7 +102,7 @@ func TestBenchGPU(t *testing.T) {
 				}
 				mem, closeF = tr.Memory, tr.Close
 			} else {
-				p, err := NewPredictor(net, 0, batch, size, tf32)
+				p, err := NewPredictor(net, 0, batch, model.Square(size), tf32)
 				if err != nil {
 					t.Fatal(err)
 				}

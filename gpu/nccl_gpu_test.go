@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dettrain/dettrain/model"
 )
 
 // testNCCL is testGPU plus NCCL: it skips without a GPU, and skips with the
@@ -410,7 +412,7 @@ func TestTrainerNCCL(t *testing.T) {
 		}
 		var losses []float64
 		for i := 0; i < 3; i++ {
-			loss, bad, err := tr.Step(img, size, truths, 1e-3, 0, 0)
+			loss, bad, err := tr.Step(img, model.Square(size), truths, 1e-3, 0, 0)
 			if err != nil || bad {
 				t.Fatalf("%+v: step %d: %v (not finite: %v)", o, i, err, bad)
 			}

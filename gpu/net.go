@@ -23,7 +23,8 @@ import (
 // buffer overwrites it and later ones add to it (the kernels' acc flag, cuDNN's
 // beta = 1), so no gradient buffer is ever cleared.
 type Net struct {
-	N, Size  int
+	N        int
+	Size     model.Size // input width x height
 	Training bool
 
 	dev *Device
@@ -143,7 +144,7 @@ type NetOptions struct {
 // NewNet builds net on the device for batches of n images of size x size,
 // over the state st (weights shared by every Net of st). A training Net also
 // holds gradient buffers. Call inside d.Do.
-func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *State, n, size int, training bool, o NetOptions) (nt *Net, err error) {
+func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *State, n int, size model.Size, training bool, o NetOptions) (nt *Net, err error) {
 	if nt, err = planNet(net, n, size, training); err != nil {
 		return nil, err
 	}
@@ -174,12 +175,12 @@ func NewNet(d *Device, s *Stream, k *Kernels, dnn *DNN, net *model.Network, st *
 // planNet lays the network out for batches of n images of size x size
 // without touching a device: every layer's input and output buffers and
 // their shapes, the aliases, the heads and (training) the backward plan.
-func planNet(net *model.Network, n, size int, training bool) (*Net, error) {
-	if size%8 != 0 || size <= 0 {
-		return nil, fmt.Errorf("input size %d must be a positive multiple of 8 (32 for YOLOv3's strides)", size)
+func planNet(net *model.Network, n int, size model.Size, training bool) (*Net, error) {
+	if err := size.CheckStride(8); err != nil {
+		return nil, fmt.Errorf("%w (32 for YOLOv3's strides)", err)
 	}
 	nt := &Net{N: n, Size: size, Training: training, net: net, Smooth1: 1}
-	nt.bufs = append(nt.bufs, &buffer{c: net.Channels, h: size, w: size})
+	nt.bufs = append(nt.bufs, &buffer{c: net.Channels, h: size.H, w: size.W})
 	for i, l := range net.Layers {
 		ly := &layer{i: i, l: l}
 		cur := i // the previous layer's slot (slot i is layer i-1's output; slot 0 the input)
@@ -602,7 +603,7 @@ func (nt *Net) SetTruths(truths [][]model.Truth) error {
 	total := 0
 	for _, h := range nt.heads {
 		b := nt.bufs[h.slot]
-		if err := PackYOLOTargets(h.h, truths, nt.N, b.h, b.w, nt.Size, nt.Size, &h.targets); err != nil {
+		if err := PackYOLOTargets(h.h, truths, nt.N, b.h, b.w, nt.Size.W, nt.Size.H, &h.targets); err != nil {
 			return err
 		}
 		total += (h.targets.Bytes() + 255) &^ 255
@@ -864,7 +865,7 @@ func (nt *Net) lossHeads() error {
 		if ly.acc[0] {
 			return fmt.Errorf("layer %d: a YOLO head's input is read by a later layer too; not supported on the GPU", h.layer)
 		}
-		if err := k.YOLOLoss(s, b.dy, b.y, nt.tgDev.Add(h.off), &h.targets, h.h, nt.N, b.h, b.w, nt.Size, nt.Size, nt.Smooth0, nt.Smooth1, nt.loss); err != nil {
+		if err := k.YOLOLoss(s, b.dy, b.y, nt.tgDev.Add(h.off), &h.targets, h.h, nt.N, b.h, b.w, nt.Size.W, nt.Size.H, nt.Smooth0, nt.Smooth1, nt.loss); err != nil {
 			return fmt.Errorf("yolo layer %d: %w", h.layer, err)
 		}
 	}

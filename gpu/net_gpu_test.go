@@ -128,7 +128,7 @@ func TestNetMatchesCPU(t *testing.T) {
 			return err
 		}
 		// Inference, layer by layer.
-		inf, err := NewNet(d, s, k, dnn, netGPU, st, n, size, false, NetOptions{KeepOutputs: true})
+		inf, err := NewNet(d, s, k, dnn, netGPU, st, n, model.Square(size), false, NetOptions{KeepOutputs: true})
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func TestNetMatchesCPU(t *testing.T) {
 		if err := inf.Forward(); err != nil {
 			return err
 		}
-		g, err := netCPU.NewGraph(n, size, false)
+		g, err := netCPU.NewGraph(n, model.Square(size), false)
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func TestNetMatchesCPU(t *testing.T) {
 
 		// The same forward pass with activations sharing memory by liveness:
 		// the same heads.
-		shared, err := NewNet(d, s, k, dnn, netGPU, st, n, size, false, NetOptions{})
+		shared, err := NewNet(d, s, k, dnn, netGPU, st, n, model.Square(size), false, NetOptions{})
 		if err != nil {
 			return err
 		}
@@ -189,7 +189,7 @@ func TestNetMatchesCPU(t *testing.T) {
 		}
 
 		// One training step.
-		tr, err := NewNet(d, s, k, dnn, netGPU, st, n, size, true, NetOptions{})
+		tr, err := NewNet(d, s, k, dnn, netGPU, st, n, model.Square(size), true, NetOptions{})
 		if err != nil {
 			return err
 		}
@@ -205,7 +205,7 @@ func TestNetMatchesCPU(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		gt, err := netCPU.NewGraph(n, size, true)
+		gt, err := netCPU.NewGraph(n, model.Square(size), true)
 		if err != nil {
 			return err
 		}
@@ -295,7 +295,7 @@ func oneStep(t *testing.T, o TrainerOptions, img []float32, size int, truths [][
 	if err := tr.Load(nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	loss, bad, err := tr.Step(img, size, truths, 0, 0, 0)
+	loss, bad, err := tr.Step(img, model.Square(size), truths, 0, 0, 0)
 	if err != nil || bad {
 		t.Fatalf("%+v: step: %v (not finite: %v)", o, err, bad)
 	}
@@ -351,7 +351,7 @@ func TestDeviceMemoryFlat(t *testing.T) {
 			size = 96
 		}
 		img, truths := randomBatch(4, size, int64(i))
-		if _, bad, err := tr.Step(img, size, truths, 1e-3, 0.9, 0.1); err != nil || bad {
+		if _, bad, err := tr.Step(img, model.Square(size), truths, 1e-3, 0.9, 0.1); err != nil || bad {
 			t.Fatalf("step %d: %v (not finite: %v)", i, err, bad)
 		}
 		if i == 5 {
@@ -396,11 +396,11 @@ func TestStagedInput(t *testing.T) {
 		}
 		var out []float64
 		for i := 0; i < steps; i++ {
-			if err := tr.Launch(imgs[i], size, truths[i], 1e-3, 0, 0); err != nil {
+			if err := tr.Launch(imgs[i], model.Square(size), truths[i], 1e-3, 0, 0); err != nil {
 				t.Fatal(err)
 			}
 			if stage && i+1 < steps {
-				if err := tr.Stage(imgs[i+1], size, n); err != nil {
+				if err := tr.Stage(imgs[i+1], model.Square(size), n); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -414,7 +414,7 @@ func TestStagedInput(t *testing.T) {
 	}
 	plain := run(false)
 	staged := run(true)
-	if used := tr.reps[0].nets[size].stage.used; used != steps-1 {
+	if used := tr.reps[0].nets[model.Square(size)].stage.used; used != steps-1 {
 		t.Errorf("%d staged batches used, want %d", used, steps-1)
 	}
 	for i := range plain {
@@ -424,7 +424,7 @@ func TestStagedInput(t *testing.T) {
 	}
 	t.Logf("losses %v", staged)
 
-	p, err := NewPredictor(net, 0, n, size, false)
+	p, err := NewPredictor(net, 0, n, model.Square(size), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,13 +495,13 @@ func TestGraphsMatchEager(t *testing.T) {
 			}
 			var out []float64
 			for i := 0; i < steps; i++ {
-				if nt := tr.reps[0].nets[size]; nt != nil {
+				if nt := tr.reps[0].nets[model.Square(size)]; nt != nil {
 					nt.Graphs = graphs
 				}
-				if err := tr.Launch(imgs[i%2], size, truths[i%2], 1e-3, 0, 0); err != nil {
+				if err := tr.Launch(imgs[i%2], model.Square(size), truths[i%2], 1e-3, 0, 0); err != nil {
 					t.Fatal(err)
 				}
-				if err := tr.Stage(imgs[(i+1)%2], size, n); err != nil {
+				if err := tr.Stage(imgs[(i+1)%2], model.Square(size), n); err != nil {
 					t.Fatal(err)
 				}
 				l, bad, err := tr.Finish()
@@ -515,7 +515,7 @@ func TestGraphsMatchEager(t *testing.T) {
 		eager := train(false)
 		eager2 := train(false)
 		graphed := train(true)
-		nt := tr.reps[0].nets[size]
+		nt := tr.reps[0].nets[model.Square(size)]
 		want := 2
 		if amp {
 			want = 1
@@ -545,7 +545,7 @@ func TestGraphsMatchEager(t *testing.T) {
 	}
 
 	// Inference: the same outputs from the same Predictor.
-	p, err := NewPredictor(net, 0, n, size, false)
+	p, err := NewPredictor(net, 0, n, model.Square(size), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,11 +587,11 @@ func TestGraphsMatchEager(t *testing.T) {
 	}
 	img, tt := randomBatch(n, size, 9)
 	for i := 0; i < 4; i++ {
-		if _, bad, err := tr.Step(img, size, tt, 1e-4, 0, 0); err != nil || bad {
+		if _, bad, err := tr.Step(img, model.Square(size), tt, 1e-4, 0, 0); err != nil || bad {
 			t.Fatalf("dropout network step %d: %v (not finite %v)", i, err, bad)
 		}
 	}
-	if g := tr.reps[0].nets[size].graphs; len(g) != 0 {
+	if g := tr.reps[0].nets[model.Square(size)].graphs; len(g) != 0 {
 		t.Errorf("a network with training dropout was captured as a graph")
 	}
 }

@@ -31,7 +31,7 @@ func TestPlanMatchesCPUShapes(t *testing.T) {
 			}
 			net.Init(1)
 			const n, size = 1, 96
-			g, err := net.NewGraph(n, size, false)
+			g, err := net.NewGraph(n, model.Square(size), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestPlanMatchesCPUShapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, training := range []bool{false, true} {
-				nt, err := planNet(net, n, size, training)
+				nt, err := planNet(net, n, model.Square(size), training)
 				if err != nil {
 					t.Fatalf("training %v: %v", training, err)
 				}

@@ -20,7 +20,7 @@ type Predictor struct {
 }
 
 // NewPredictor uploads net to device dev for batches of n images of size x size.
-func NewPredictor(net *model.Network, dev, n, size int, tf32 bool) (*Predictor, error) {
+func NewPredictor(net *model.Network, dev, n int, size model.Size, tf32 bool) (*Predictor, error) {
 	d, err := Open(dev)
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (p *Predictor) Memory() (now, peak int64) { return p.r.dev.Allocated() }
 // Close frees the device memory.
 func (p *Predictor) Close() {
 	if p.nt != nil {
-		p.r.nets = map[int]*Net{p.nt.Size: p.nt}
+		p.r.nets = map[model.Size]*Net{p.nt.Size: p.nt}
 	}
 	p.r.free()
 }

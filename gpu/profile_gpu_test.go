@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dettrain/dettrain/model"
 )
 
 // TestProfileGPU prints where a training step's time goes, per kind of op
@@ -47,7 +49,7 @@ func TestProfileGPU(t *testing.T) {
 			}
 			tr.KeepInput = true
 			step := func() {
-				if _, _, err := tr.Step(images, size, truths, 1e-6, 0, 0); err != nil {
+				if _, _, err := tr.Step(images, model.Square(size), truths, 1e-6, 0, 0); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -55,7 +57,7 @@ func TestProfileGPU(t *testing.T) {
 				step()
 			}
 			r := tr.reps[0]
-			nt := r.nets[size]
+			nt := r.nets[model.Square(size)]
 			const steps = 3
 			if v.graphs {
 				t0 := time.Now()

@@ -69,8 +69,8 @@ type gpuReplica struct {
 	k     *Kernels
 	dnn   *DNN
 	st    *State
-	nets  map[int]*Net
-	sizes []int // most recently used last
+	nets  map[model.Size]*Net
+	sizes []model.Size // most recently used last
 	sync  *SyncBN
 }
 
@@ -96,7 +96,7 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 			t.Close()
 			return nil, err
 		}
-		r := &gpuReplica{dev: d, nets: map[int]*Net{}}
+		r := &gpuReplica{dev: d, nets: map[model.Size]*Net{}}
 		switch {
 		case o.SyncBN && t.comms != nil:
 			r.sync = &SyncBN{comm: t.comms[i]}
@@ -242,7 +242,7 @@ func (t *Trainer) Store(velocity, ema [][]float32) error {
 
 // net returns replica r's Net for size, building it (and freeing the least
 // recently used one beyond MaxNets).
-func (t *Trainer) netFor(r *gpuReplica, n, size int) (*Net, error) {
+func (t *Trainer) netFor(r *gpuReplica, n int, size model.Size) (*Net, error) {
 	if nt, ok := r.nets[size]; ok {
 		for i, s := range r.sizes {
 			if s == size {
@@ -260,7 +260,7 @@ func (t *Trainer) netFor(r *gpuReplica, n, size int) (*Net, error) {
 	}
 	nt, err := NewNet(r.dev, r.s, r.k, r.dnn, t.net, r.st, n, size, true, NetOptions{TF32: t.o.TF32, Sync: r.sync, BF16: t.o.AMP})
 	if err != nil {
-		return nil, fmt.Errorf("building the network for input size %d on %s: %w", size, r.dev, err)
+		return nil, fmt.Errorf("building the network for input size %s on %s: %w", size, r.dev, err)
 	}
 	nt.Graphs = t.o.Graphs
 	if f := t.o.ClassTarget; f != nil {
@@ -277,7 +277,7 @@ func (t *Trainer) netFor(r *gpuReplica, n, size int) (*Net, error) {
 // (averaged over replicas) and whether the step was skipped because a loss or
 // gradient was not finite (the weights are then unchanged). Step is Launch
 // then Finish.
-func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr float64, emaA, emaB float32) (model.LossParts, bool, error) {
+func (t *Trainer) Step(images []float32, size model.Size, truths [][]model.Truth, lr float64, emaA, emaB float32) (model.LossParts, bool, error) {
 	if err := t.Launch(images, size, truths, lr, emaA, emaB); err != nil {
 		return model.LossParts{}, false, err
 	}
@@ -288,7 +288,7 @@ func (t *Trainer) Step(images []float32, size int, truths [][]model.Truth, lr fl
 // waiting for the devices (with one replica, the update included); Finish
 // waits and returns its result. Between the two, Stage can send the next
 // batch's images, so that their copy overlaps this step.
-func (t *Trainer) Launch(images []float32, size int, truths [][]model.Truth, lr float64, emaA, emaB float32) error {
+func (t *Trainer) Launch(images []float32, size model.Size, truths [][]model.Truth, lr float64, emaA, emaB float32) error {
 	if t.pending != nil {
 		return errors.New("gpu.Trainer: Launch before the previous step's Finish")
 	}
@@ -370,7 +370,7 @@ type launched struct {
 // for input sizes that already have their buffers (it never builds or frees a
 // Net while a step runs). Errors are the copies' (the batch is still usable:
 // Launch then copies it itself).
-func (t *Trainer) Stage(images []float32, size, n int) error {
+func (t *Trainer) Stage(images []float32, size model.Size, n int) error {
 	R := len(t.reps)
 	if t.KeepInput || n%R != 0 || n == 0 {
 		return nil

@@ -40,20 +40,21 @@ type Predictor struct {
 	g       *model.Graph   // CPU
 	gp      *gpu.Predictor // GPU
 	in      []float32      // GPU: a full batch, for short ones
-	n, size int
+	n       int
+	size    model.Size
 	opts    Options
 }
 
-// New builds an inference graph for batches of n images of size x size
+// New builds an inference graph for batches of n images of size.W x size.H
 // (on the GPU when o.GPU is set: the network's current weights are uploaded).
-func New(net *model.Network, n, size int, o Options) (*Predictor, error) {
+func New(net *model.Network, n int, size model.Size, o Options) (*Predictor, error) {
 	if o.GPU != nil {
 		gp, err := gpu.NewPredictor(net, o.GPU.Device, n, size, o.GPU.TF32)
 		if err != nil {
 			return nil, err
 		}
 		gp.Graphs = true
-		return &Predictor{net: net, gp: gp, n: n, size: size, opts: o, in: make([]float32, n*net.Channels*size*size)}, nil
+		return &Predictor{net: net, gp: gp, n: n, size: size, opts: o, in: make([]float32, n*net.Channels*size.W*size.H)}, nil
 	}
 	g, err := net.NewGraph(n, size, false)
 	if err != nil {
@@ -95,8 +96,8 @@ func (p *Predictor) heads(images []float32) ([]model.HeadOutput, error) {
 // zero). Detection.Image is the batch's Index of the image, and boxes are
 // scaled to the original image size and clipped to it.
 func (p *Predictor) Batch(b *data.Batch) ([]eval.Detection, error) {
-	if b.N > p.n || b.H != p.size || b.W != p.size {
-		return nil, fmt.Errorf("batch of %d images %dx%d does not fit the %d x %d graph", b.N, b.W, b.H, p.n, p.size)
+	if b.N > p.n || b.H != p.size.H || b.W != p.size.W {
+		return nil, fmt.Errorf("batch of %d images %dx%d does not fit the graph of %d images %dx%d", b.N, b.W, b.H, p.n, p.size.W, p.size.H)
 	}
 	heads, err := p.heads(b.Images)
 	if err != nil {
@@ -104,8 +105,8 @@ func (p *Predictor) Batch(b *data.Batch) ([]eval.Detection, error) {
 	}
 	var out []eval.Detection
 	for i := 0; i < b.N; i++ {
-		sx := float64(b.OrigW[i]) / float64(p.size)
-		sy := float64(b.OrigH[i]) / float64(p.size)
+		sx := float64(b.OrigW[i]) / float64(p.size.W)
+		sy := float64(b.OrigH[i]) / float64(p.size.H)
 		var dets []eval.Detection
 		decode := p.net.Decode
 		if p.opts.BestClass {

@@ -166,12 +166,12 @@ func (n *Network) SetAnchors(anchors [][2]float64) error {
 }
 
 // SlotRecall is the best recall dettrain's loss allows on these images at
-// input size x size: the fraction of truths that get a positive slot. Each
+// input size (width x height): the fraction of truths that get a positive slot. Each
 // truth goes to its best anchor (yoloLoss) in the cell of its centre; when
 // two truths of an image land on the same head, cell and anchor, the later one
 // takes the slot and the earlier one is never learnt. Truths whose best
 // anchor no head predicts are lost too. Zero-area truths are not counted.
-func (n *Network) SlotRecall(images [][]Truth, size int) float64 {
+func (n *Network) SlotRecall(images [][]Truth, size Size) float64 {
 	grids := n.headGrids(size)
 	total, kept := 0, 0
 	for _, truths := range images {
@@ -189,10 +189,10 @@ func (n *Network) SlotRecall(images [][]Truth, size int) float64 {
 						continue
 					}
 					g := grids[hi]
-					s := float64(size) / float64(g)
+					sx, sy := float64(size.W)/float64(g.W), float64(size.H)/float64(g.H)
 					cx, cy := t.Box.Center()
-					j := min(max(int(cx/s), 0), g-1)
-					i := min(max(int(cy/s), 0), g-1)
+					j := min(max(int(cx/sx), 0), g.W-1)
+					i := min(max(int(cy/sy), 0), g.H-1)
 					slots[[4]int{hi, a, i, j}] = ti
 				}
 			}
@@ -209,20 +209,23 @@ func (n *Network) SlotRecall(images [][]Truth, size int) float64 {
 	return float64(kept) / float64(total)
 }
 
-// headGrids returns each head's grid size for a square input of size pixels.
-func (n *Network) headGrids(size int) []int {
-	var out []int
-	sp := n.SpatialSizes(size)
+// headGrids returns each head's grid (cells across, cells down) for an
+// input of size.
+func (n *Network) headGrids(size Size) []Size {
+	var out []Size
+	sw, sh := n.SpatialSizes(size.W), n.SpatialSizes(size.H)
 	for i, l := range n.Layers {
 		if _, ok := l.(*YOLOLayer); ok {
-			out = append(out, sp[i])
+			out = append(out, Size{sw[i], sh[i]})
 		}
 	}
 	return out
 }
 
-// SpatialSizes returns every layer's output side for a square input of size
-// pixels, following darknet's size rules (conv (in+2p-k)/s+1, maxpool
+// SpatialSizes returns every layer's output extent along one axis for an
+// input of size pixels along that axis (darknet's rules act on width and
+// height alike, so a WxH input has outputs SpatialSizes(W) x
+// SpatialSizes(H)), following darknet's size rules (conv (in+2p-k)/s+1, maxpool
 // (in+padding-size)/stride+1, avgpool 1, upsample in*stride). A size a
 // layer cannot take gives 0 from there on.
 func (n *Network) SpatialSizes(size int) []int {

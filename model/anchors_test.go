@@ -65,15 +65,15 @@ func TestSetAnchors(t *testing.T) {
 // share one slot, so one of them is never learnt.
 func TestSlotRecall(t *testing.T) {
 	n := mustParse(t, smallCfg(2)) // heads at stride 4 (grid 16 at 64)
-	if g := n.headGrids(64); g[0] != 16 || g[1] != 16 {
+	if g := n.headGrids(Square(64)); g[0] != Square(16) || g[1] != Square(16) {
 		t.Fatalf("grids %v", g)
 	}
 	same := []Truth{{Box: box.Box{X1: 0, Y1: 0, X2: 12, Y2: 12}}, {Box: box.Box{X1: 1, Y1: 1, X2: 13, Y2: 13}}}
 	apart := []Truth{{Box: box.Box{X1: 0, Y1: 0, X2: 12, Y2: 12}}, {Box: box.Box{X1: 30, Y1: 30, X2: 42, Y2: 42}}}
-	if r := n.SlotRecall([][]Truth{same}, 64); r != 0.5 {
+	if r := n.SlotRecall([][]Truth{same}, Square(64)); r != 0.5 {
 		t.Fatalf("same cell: %v, want 0.5", r)
 	}
-	if r := n.SlotRecall([][]Truth{apart, same}, 64); r != 0.75 {
+	if r := n.SlotRecall([][]Truth{apart, same}, Square(64)); r != 0.75 {
 		t.Fatalf("3 of 4: %v", r)
 	}
 }

@@ -43,7 +43,7 @@ func TestBackwardMatchesGorgonia(t *testing.T) {
 				net = mustNet(t, cfg, 3)
 				net.Init(7)
 			}
-			g, err := net.NewGraph(2, 64, true)
+			g, err := net.NewGraph(2, Square(64), true)
 			if err != nil {
 				t.Fatal(err)
 			}

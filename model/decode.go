@@ -15,21 +15,21 @@ type Detection struct {
 
 // Decode turns image b's head outputs into detections, darknet's way
 // (get_yolo_detections): for anchor a at cell (i,j) with outputs
-// tx,ty,tw,th,to,c_k and stride s = size/grid,
+// tx,ty,tw,th,to,c_k and strides sx = size.W/gridW, sy = size.H/gridH,
 //
-//	centre = ((j + o(tx))*s, (i + o(ty))*s),  size = (aw*exp(tw), ah*exp(th))
+//	centre = ((j + o(tx))*sx, (i + o(ty))*sy),  size = (aw*exp(tw), ah*exp(th))
 //	o(t) = sigmoid(t)*k - (k-1)/2 with k = scale_x_y (sigmoid(t) when k = 1)
 //	score_k = sigmoid(to) * sigmoid(c_k)
 //
 // one detection per class whose score is >= conf. size is the network input size.
-func (net *Network) Decode(heads []HeadOutput, b, size int, conf float64) []Detection {
+func (net *Network) Decode(heads []HeadOutput, b int, size Size, conf float64) []Detection {
 	var dets []Detection
 	for hi, ho := range heads {
 		h := net.Heads[hi]
 		na, nc := len(h.Mask), h.Classes
 		per := 5 + nc
 		plane := ho.H * ho.W
-		sx, sy := float64(size)/float64(ho.W), float64(size)/float64(ho.H)
+		sx, sy := float64(size.W)/float64(ho.W), float64(size.H)/float64(ho.H)
 		base := b * na * per * plane
 		v := func(a, k, p int) float64 { return float64(ho.Data[base+(a*per+k)*plane+p]) }
 		for a := 0; a < na; a++ {
@@ -61,7 +61,7 @@ func (net *Network) Decode(heads []HeadOutput, b, size int, conf float64) []Dete
 // conf. This is how OpenCV's samples and most YOLO tools report detections
 // (darknet and Decode report every class above the threshold, which VOC mAP
 // rewards but which shows several labels on one object).
-func (net *Network) DecodeBest(heads []HeadOutput, b, size int, conf float64) []Detection {
+func (net *Network) DecodeBest(heads []HeadOutput, b int, size Size, conf float64) []Detection {
 	var out []Detection
 	for _, d := range net.Decode(heads, b, size, conf) {
 		if n := len(out); n > 0 && out[n-1].Box == d.Box {

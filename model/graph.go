@@ -12,7 +12,8 @@ import (
 // weights and BN running statistics, so a training graph at one size and an
 // inference graph at another see the same model.
 type Graph struct {
-	N, Size  int
+	N        int
+	Size     Size // input width x height
 	Training bool
 	g        *G.ExprGraph
 	vm       G.VM
@@ -35,20 +36,20 @@ type graphOptions struct{ sync Collective }
 // reduced over the replicas of c (synchronized batch norm).
 func WithSyncBN(c Collective) GraphOption { return func(o *graphOptions) { o.sync = c } }
 
-// NewGraph builds the network for batches of n images of size x size pixels.
-// A training graph computes the loss and the gradients of every Param.
-func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*Graph, error) {
+// NewGraph builds the network for batches of n images of size.W x size.H
+// pixels. A training graph computes the loss and the gradients of every Param.
+func (net *Network) NewGraph(n int, size Size, training bool, opts ...GraphOption) (*Graph, error) {
 	var gopt graphOptions
 	for _, f := range opts {
 		f(&gopt)
 	}
-	if size%32 != 0 && size%8 != 0 {
-		return nil, fmt.Errorf("input size %d must be a multiple of 8 (32 for YOLOv3's strides)", size)
+	if err := size.CheckStride(8); err != nil {
+		return nil, fmt.Errorf("%w (32 for YOLOv3's strides)", err)
 	}
 	gr := &Graph{N: n, Size: size, Training: training, g: G.NewGraph()}
 	g := gr.g
-	gr.input = tensor.New(tensor.WithShape(n, net.Channels, size, size), tensor.Of(tensor.Float32))
-	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(n, net.Channels, size, size), G.WithValue(gr.input), G.WithName("input"))
+	gr.input = tensor.New(tensor.WithShape(n, net.Channels, size.H, size.W), tensor.Of(tensor.Float32))
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(n, net.Channels, size.H, size.W), G.WithValue(gr.input), G.WithName("input"))
 	param := func(name string, t *tensor.Dense) *G.Node {
 		p := G.NewTensor(g, tensor.Float32, t.Dims(), G.WithShape(t.Shape()...), G.WithValue(t), G.WithName(name))
 		return p
@@ -123,7 +124,7 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 			if training {
 				var ln *G.Node
 				var st *yoloState
-				ln, st, err = newYOLOLoss(cur, l.Head, size, size)
+				ln, st, err = newYOLOLoss(cur, l.Head, size.W, size.H)
 				gr.yolo = append(gr.yolo, st)
 				losses = append(losses, ln)
 			}
@@ -166,7 +167,7 @@ func (net *Network) NewGraph(n, size int, training bool, opts ...GraphOption) (*
 	return gr, nil
 }
 
-// Input is the (N, C, Size, Size) input tensor's storage: fill it, then Run.
+// Input is the (N, C, Size.H, Size.W) input tensor's storage: fill it, then Run.
 func (gr *Graph) Input() []float32 { return f32s(gr.input) }
 
 // SetTruths sets the ground truth of each image of the next Run (training graphs).

@@ -18,7 +18,7 @@ func TestInPlaceBNGradsIdentical(t *testing.T) {
 			defer func() { disableInPlace = false }()
 			net := mustNet(t, cfg, 3)
 			net.Init(7) // nonzero weights: otherwise most gradients are 0
-			g, err := net.NewGraph(2, 64, true)
+			g, err := net.NewGraph(2, Square(64), true)
 			if err != nil {
 				t.Fatal(err)
 			}

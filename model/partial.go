@@ -145,8 +145,8 @@ func (n *Network) loadPartial(b []byte, path string, layers int, log io.Writer) 
 // objects is the mean number of objects per image. Heads that start from
 // scratch on a small data set then spend their first iterations learning
 // where objects are, not that most cells are empty.
-func (n *Network) HeadPriors(objects float64, size int, convs []int) {
-	grids := n.SpatialSizes(size)
+func (n *Network) HeadPriors(objects float64, size Size, convs []int) {
+	gw, gh := n.SpatialSizes(size.W), n.SpatialSizes(size.H)
 	hi := 0
 	for i, l := range n.Layers {
 		y, ok := l.(*YOLOLayer)
@@ -159,7 +159,7 @@ func (n *Network) HeadPriors(objects float64, size int, convs []int) {
 		if !ok || (convs != nil && !slices.Contains(convs, i-1)) {
 			continue
 		}
-		cells := float64(grids[i] * grids[i])
+		cells := float64(gw[i] * gh[i])
 		p := math.Min(objects/math.Max(cells, 1), 0.5)
 		obj := math.Log(p / (1 - p))
 		cls := 0.0

@@ -78,7 +78,9 @@ func TestOpenCVReferenceDumps(t *testing.T) {
 			re := regexp.MustCompile(`^(.*)\.input_1x3x(\d+)x(\d+)\.f32$`)
 			for _, in := range inputs {
 				mm := re.FindStringSubmatch(filepath.Base(in))
-				size, _ := strconv.Atoi(mm[2])
+				h, _ := strconv.Atoi(mm[2]) // the blob is N x C x H x W
+				w, _ := strconv.Atoi(mm[3])
+				size := Size{w, h}
 				g, err := net.NewGraph(1, size, false)
 				if err != nil {
 					t.Fatal(err)
@@ -114,7 +116,7 @@ func TestOpenCVReferenceDumps(t *testing.T) {
 // checkYOLODumps compares Decode's arithmetic with OpenCV's region-layer
 // output: rows (y, x, anchor), columns cx, cy, w, h (relative to the input),
 // objectness, then sigmoid(class)*objectness zeroed when <= 0.2.
-func checkYOLODumps(t *testing.T, net *Network, g *Graph, dir, image string, size int) {
+func checkYOLODumps(t *testing.T, net *Network, g *Graph, dir, image string, size Size) {
 	t.Helper()
 	heads := g.Heads()
 	for hi, ho := range heads {
@@ -143,8 +145,8 @@ func checkYOLODumps(t *testing.T, net *Network, g *Graph, dir, image string, siz
 				got := []float64{
 					(float64(j) + h.offset(v(a, 0, p))) / float64(ho.W),
 					(float64(i) + h.offset(v(a, 1, p))) / float64(ho.H),
-					an[0] * math.Exp(v(a, 2, p)) / float64(size),
-					an[1] * math.Exp(v(a, 3, p)) / float64(size),
+					an[0] * math.Exp(v(a, 2, p)) / float64(size.W),
+					an[1] * math.Exp(v(a, 3, p)) / float64(size.H),
 					obj,
 				}
 				for c := 0; c < nc; c++ {

@@ -14,7 +14,7 @@ import (
 // gorgonia's Grad).
 func TestSlotsShareMemory(t *testing.T) {
 	net := mustNet(t, "../configs/models/yolov3.cfg", 3)
-	g, err := net.NewGraph(2, 64, true)
+	g, err := net.NewGraph(2, Square(64), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -250,7 +250,7 @@ func TestLoadPartialPretrained(t *testing.T) {
 func TestHeadPriors(t *testing.T) {
 	n := mustParse(t, smallCfg(2))
 	n.Init(1)
-	n.HeadPriors(4, 64, []int{6})
+	n.HeadPriors(4, Square(64), []int{6})
 	b := n.Layers[6].(*ConvLayer).Bias.Float32s()
 	for a := 0; a < 3; a++ {
 		if got := float64(b[a*7+4]); math.Abs(got-math.Log(4.0/252)) > 1e-6 {

@@ -58,19 +58,16 @@ func newGPURun(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuRun, erro
 // step runs and that batch's images are sent to the device meanwhile (the
 // copy overlaps the step).
 func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA, next func() *data.Batch) (model.LossParts, string, error) {
-	if b.H != b.W {
-		return model.LossParts{}, "", fmt.Errorf("batch of %dx%d images: only square inputs are supported", b.W, b.H)
-	}
 	var ea, eb float32
 	if ema != nil {
 		ea, eb = ema.next()
 	}
-	if err := g.tr.Launch(b.Images, b.H, truths(b, 0, b.N), lr, ea, eb); err != nil {
+	if err := g.tr.Launch(b.Images, model.Size{W: b.W, H: b.H}, truths(b, 0, b.N), lr, ea, eb); err != nil {
 		return model.LossParts{}, "", err
 	}
 	if next != nil {
-		if nb := next(); nb != nil && nb.H == nb.W {
-			if err := g.tr.Stage(nb.Images, nb.H, nb.N); err != nil {
+		if nb := next(); nb != nil {
+			if err := g.tr.Stage(nb.Images, model.Size{W: nb.W, H: nb.H}, nb.N); err != nil {
 				g.tr.Finish()
 				return model.LossParts{}, "", err
 			}

@@ -77,11 +77,11 @@ func TestGPUTrainingTracksCPU(t *testing.T) {
 	ds := synthSet(t, 24) // 17 training images: two batches of 8 per epoch
 	run := func(g *GPUOptions) ([]float64, *model.Network) {
 		net := demoNet(t)
-		loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 8, Size: 128, Workers: 2, Shuffle: true, Seed: 1, DropLast: true})
+		loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 8, W: 128, Workers: 2, Shuffle: true, Seed: 1, DropLast: true})
 		defer loader.Close()
 		var log bytes.Buffer
 		_, err := Run(context.Background(), net, loader, Options{
-			Epochs: 25, Batch: 8, Size: 128, Momentum: 0.9, Decay: 0.0005,
+			Epochs: 25, Batch: 8, Size: model.Square(128), Momentum: 0.9, Decay: 0.0005,
 			Schedule:    tricks.Schedule{Base: 0.001, Warmup: 10, Total: 50, Kind: "cosine"},
 			LogInterval: 1, Dir: t.TempDir(), EMA: &EMAOptions{Decay: 0.999, Tau: 20}, GPU: g,
 		}, nil, io.Discard, &log)
@@ -156,11 +156,11 @@ func TestGPUOverfitSynthetic(t *testing.T) {
 func overfitGPU(t *testing.T, ds *data.Dataset, g *GPUOptions) (*model.Network, Summary) {
 	net := demoNet(t)
 	batch := len(ds.Samples)
-	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, Size: 128, Workers: 2, Shuffle: true, Seed: 1})
+	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, W: 128, Workers: 2, Shuffle: true, Seed: 1})
 	defer loader.Close()
 	const epochs = 250
 	sum, err := Run(context.Background(), net, loader, Options{
-		Epochs: epochs, Batch: batch, Size: 128, Momentum: 0.9, Decay: 0.0005,
+		Epochs: epochs, Batch: batch, Size: model.Square(128), Momentum: 0.9, Decay: 0.0005,
 		Schedule:    tricks.Schedule{Base: 0.005, Warmup: 20, Total: epochs, Kind: "cosine"},
 		LogInterval: 50, Dir: t.TempDir(), GPU: g,
 	}, nil, io.Discard, io.Discard)

@@ -20,7 +20,7 @@ type replica struct {
 // newReplicas builds r graphs of n images each. All share the network's
 // weight tensors. Only replica 0 updates the BN running statistics: the
 // others get private copies (as data-parallel PyTorch keeps rank 0's buffers).
-func newReplicas(net *model.Network, r, n, size int, group *model.SyncGroup) ([]*replica, error) {
+func newReplicas(net *model.Network, r, n int, size model.Size, group *model.SyncGroup) ([]*replica, error) {
 	reps := make([]*replica, r)
 	for i := range reps {
 		view := net
@@ -67,15 +67,15 @@ type graphCache struct {
 	r, n, max   int
 	classTarget func(float64) float64
 	group       *model.SyncGroup // synchronized BN; nil for local BN
-	sizes       []int            // most recently used last
-	reps        map[int][]*replica
+	sizes       []model.Size     // most recently used last
+	reps        map[model.Size][]*replica
 	// Built counts graph constructions (tests check reuse).
 	Built int
 }
 
-func (c *graphCache) get(size int) ([]*replica, error) {
+func (c *graphCache) get(size model.Size) ([]*replica, error) {
 	if c.reps == nil {
-		c.reps = map[int][]*replica{}
+		c.reps = map[model.Size][]*replica{}
 	}
 	if reps, ok := c.reps[size]; ok {
 		for i, s := range c.sizes {
@@ -97,7 +97,7 @@ func (c *graphCache) get(size int) ([]*replica, error) {
 	}
 	reps, err := newReplicas(c.net, c.r, c.n, size, c.group)
 	if err != nil {
-		return nil, fmt.Errorf("building the graph for input size %d: %w", size, err)
+		return nil, fmt.Errorf("building the graph for input size %s: %w", size, err)
 	}
 	for _, r := range reps {
 		r.g.SetClassTarget(c.classTarget)

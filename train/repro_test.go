@@ -19,9 +19,9 @@ func TestReproducibleWithTricks(t *testing.T) {
 	smooth, _ := tricks.ClassTarget("gluoncv", 4, 0)
 	run := func() map[int]float64 {
 		per := len(s.ds.Samples) / 4
-		l := data.NewLoader(s.ds, stdDecoder{}, data.LoaderOptions{Batch: 4, Size: 64, Workers: 2, Shuffle: true, Flip: true, Seed: 9, DropLast: true,
+		l := data.NewLoader(s.ds, stdDecoder{}, data.LoaderOptions{Batch: 4, W: 64, Workers: 2, Shuffle: true, Flip: true, Seed: 9, DropLast: true,
 			Augment: true, Mixup: &data.MixupOptions{Alpha: 1.5, Beta: 1.5, OffFromEpoch: 2},
-			SizeAt: func(e, b int) int { return shapes.SizeAt(e*per + b) }})
+			SizeAt: func(e, b int) (int, int) { s := shapes.SizeAt(e*per + b); return s, s }})
 		defer l.Close()
 		o := s.options(t.TempDir(), 3)
 		o.Replicas, o.SyncBN, o.ClassTarget = 2, true, smooth

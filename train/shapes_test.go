@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dettrain/dettrain/data"
+	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/tricks"
 )
 
@@ -49,13 +50,13 @@ func TestRandomShapesShareWeights(t *testing.T) {
 	net := s.net(t)
 	src := &shapeSource{by: map[int]*data.Loader{}, shapes: tricks.Shapes{Sizes: []int{64, 96}, Every: 1, Seed: 1}, per: 2, seen: map[int]int{}}
 	for _, size := range []int{64, 96} {
-		l := data.NewLoader(s.ds, resizeDecoder{}, data.LoaderOptions{Batch: 4, Size: size, Workers: 2, Shuffle: true, Seed: 9, DropLast: true})
+		l := data.NewLoader(s.ds, resizeDecoder{}, data.LoaderOptions{Batch: 4, W: size, Workers: 2, Shuffle: true, Seed: 9, DropLast: true})
 		defer l.Close()
 		src.by[size] = l
 	}
 	before := weightsOf(net)
 	o := s.options(t.TempDir(), 5)
-	o.Size = 64
+	o.Size = model.Square(64)
 	var built int
 	o.Fault = nil
 	sum, err := runWithCache(context.Background(), net, src, o, &built)

@@ -39,7 +39,8 @@ type Identity struct {
 
 // Options of one run.
 type Options struct {
-	Epochs, Batch, Size int
+	Epochs, Batch       int
+	Size                model.Size // the input size of the first batch (built first, to fail early)
 	Momentum, Decay     float64
 	Schedule            tricks.Schedule // Total and Warmup in iterations
 	EvalInterval        int             // epochs; 0 = only after the last epoch
@@ -433,10 +434,7 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 // step runs forward and backward on every replica's shard and returns the
 // loss and gradients averaged over the replicas.
 func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
-	if b.H != b.W {
-		return model.LossParts{}, nil, fmt.Errorf("batch of %dx%d images: only square inputs are supported", b.W, b.H)
-	}
-	reps, err := t.graphs.get(b.H)
+	reps, err := t.graphs.get(model.Size{W: b.W, H: b.H})
 	if err != nil {
 		return model.LossParts{}, nil, err
 	}

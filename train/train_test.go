@@ -73,12 +73,12 @@ func TestOverfitSynthetic(t *testing.T) {
 	}
 	net.Init(1)
 	batch := len(ds.Samples)
-	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, Size: 128, Workers: 2, Shuffle: true, Seed: 1})
+	loader := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: batch, W: 128, Workers: 2, Shuffle: true, Seed: 1})
 	defer loader.Close()
 	const epochs = 250
 	var log bytes.Buffer
 	_, err = Run(context.Background(), net, loader, Options{
-		Epochs: epochs, Batch: batch, Size: 128, Momentum: 0.9, Decay: 0.0005,
+		Epochs: epochs, Batch: batch, Size: model.Square(128), Momentum: 0.9, Decay: 0.0005,
 		Schedule:    tricks.Schedule{Base: 0.005, Warmup: 20, Total: epochs, Kind: "cosine"},
 		LogInterval: 50, Dir: t.TempDir(),
 	}, nil, io.Discard, &log)
@@ -124,12 +124,12 @@ func (stdDecoder) Decode(path string) (*data.Image, error) {
 // CPU or, with gpu set, on the GPU, and returns the detections too.
 func evalSynth(t *testing.T, net *model.Network, ds *data.Dataset, gpu *infer.GPU) (eval.Result, []eval.Detection) {
 	t.Helper()
-	p, err := infer.New(net, 4, 128, infer.Options{Conf: 0.01, NMS: 0.45, MaxDets: 100, GPU: gpu})
+	p, err := infer.New(net, 4, model.Square(128), infer.Options{Conf: 0.01, NMS: 0.45, MaxDets: 100, GPU: gpu})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	l := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 4, Size: 128, Workers: 2})
+	l := data.NewLoader(ds, stdDecoder{}, data.LoaderOptions{Batch: 4, W: 128, Workers: 2})
 	defer l.Close()
 	dets, err := p.Dataset(l)
 	if err != nil {

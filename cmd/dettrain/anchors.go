@@ -15,17 +15,17 @@ import (
 // AnchorsOptions are anchors' flags.
 type AnchorsOptions struct {
 	Config ConfigOptions
-	N      int // anchors to compute; 0: as many as the cfg has
-	Size   int // network input size; 0: model.size
+	N      int        // anchors to compute; 0: as many as the cfg has
+	Size   model.Size // network input size; zero: model.size, else the cfg's [net]
 }
 
 func newAnchorsCmd(io *IO, runF func(*AnchorsOptions) error) *cobra.Command {
 	o := &AnchorsOptions{}
 	cmd := &cobra.Command{
-		Use:   "anchors --config FILE [--n 6|9] [--size N]",
+		Use:   "anchors --config FILE [--n 6|9] [--size N|WxH]",
 		Short: "Compute YOLO anchors for a data set: k-means with IoU distance (darknet's calc_anchors)",
 		Long: `anchors reads the boxes of the training split (data.train), scales them to the network
-input (a plain resize to --size x --size, as training does) and clusters their shapes
+input (a plain resize to the training size, --size, as training does) and clusters their shapes
 with k-means, the distance being 1 - IoU of two boxes sharing a centre, as darknet's
 calc_anchors does. It prints the anchors, smallest first, as a cfg anchors= line, and
 for the cfg's own anchors and the new ones:
@@ -44,8 +44,6 @@ anchors into the run's model.cfg.`,
 			switch {
 			case o.N < 0 || o.N > 64:
 				return usagef("--n %d: must be between 1 and 64 (0: as many as the cfg has)", o.N)
-			case o.Size != 0 && (o.Size < 32 || o.Size%32 != 0):
-				return usagef("--size %d: must be a positive multiple of 32", o.Size)
 			}
 			if runF != nil {
 				return runF(o)
@@ -55,7 +53,7 @@ anchors into the run's model.cfg.`,
 	}
 	o.Config.addFlags(cmd)
 	cmd.Flags().IntVar(&o.N, "n", 0, "number of anchors (default: the cfg's num=)")
-	cmd.Flags().IntVar(&o.Size, "size", 0, "network input size (default: model.size)")
+	cmd.Flags().Var(sizeFlag{&o.Size}, "size", "network input size, N or WxH (default: model.size, else the cfg's [net] width x height)")
 	return cmd
 }
 
@@ -64,13 +62,9 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	if err != nil {
 		return err
 	}
-	names, err := c.ClassNames()
+	names, err := classNames(c)
 	if err != nil {
 		return err
-	}
-	size := o.Size
-	if size == 0 {
-		size = c.Model.Size
 	}
 	ds, err := loadDataset(c, c.Data.Train, names, io.Err)
 	if err != nil {
@@ -84,6 +78,10 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	if err != nil {
 		return err
 	}
+	size := o.Size
+	if size.IsZero() {
+		size = trainSize(c.Model, net)
+	}
 	k := o.N
 	if k == 0 {
 		k = net.NumAnchors()
@@ -93,7 +91,7 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	if err != nil {
 		return fmt.Errorf("split %q: %w", c.Data.Train, err)
 	}
-	fmt.Fprintf(io.Out, "%d boxes of %d images (split %q) at %dx%d\n", len(shapes), len(ds.Samples), c.Data.Train, size, size)
+	fmt.Fprintf(io.Out, "%d boxes of %d images (split %q) at %dx%d\n", len(shapes), len(ds.Samples), c.Data.Train, size.W, size.H)
 	fmt.Fprintf(io.Out, "anchors=%s\n", anchorText(anchors))
 	report := func(what string, a [][2]float64) {
 		line := fmt.Sprintf("%-8s avg IoU %.4f", what, model.MeanBestIoU(shapes, a))
@@ -120,17 +118,17 @@ func anchorText(a [][2]float64) string {
 	return strings.Join(parts, ", ")
 }
 
-// boxShapes returns the training boxes' shapes scaled to size x size (a
+// boxShapes returns the training boxes' shapes scaled to size.W x size.H (a
 // plain resize, as the loader does; difficult objects left out, as training
 // leaves them out) and the same boxes as truths per image.
-func boxShapes(ds *data.Dataset, size int) ([][2]float64, [][]model.Truth) {
+func boxShapes(ds *data.Dataset, size model.Size) ([][2]float64, [][]model.Truth) {
 	var shapes [][2]float64
 	truths := make([][]model.Truth, len(ds.Samples))
 	for i, s := range ds.Samples {
 		if s.Width <= 0 || s.Height <= 0 {
 			continue
 		}
-		sx, sy := float64(size)/float64(s.Width), float64(size)/float64(s.Height)
+		sx, sy := float64(size.W)/float64(s.Width), float64(size.H)/float64(s.Height)
 		for _, ob := range s.Objects {
 			if ob.Difficult {
 				continue
@@ -151,9 +149,9 @@ func boxShapes(ds *data.Dataset, size int) ([][2]float64, [][]model.Truth) {
 // model.HeadPriors) and model.anchors: auto (k-means on the training split
 // at model.size, written into the network and its cfg). Call it on the
 // network buildNetwork made without weights.
-func prepareModel(net *model.Network, m config.Model, train *data.Dataset, log goio.Writer) error {
+func prepareModel(net *model.Network, m config.Model, size model.Size, train *data.Dataset, log goio.Writer) error {
 	net.SetBNEps(m.BNEps)
-	shapes, truths := boxShapes(train, m.Size)
+	shapes, truths := boxShapes(train, size)
 	if m.Weights != "" {
 		res, err := net.LoadPartial(m.Weights, m.Partial, log)
 		if err != nil {
@@ -161,11 +159,11 @@ func prepareModel(net *model.Network, m config.Model, train *data.Dataset, log g
 		}
 		// Heads that start from scratch start from the data set's priors.
 		objects := float64(len(shapes)) / float64(max(1, len(train.Samples)))
-		net.HeadPriors(objects, m.Size, res.Skipped)
+		net.HeadPriors(objects, size, res.Skipped)
 	}
 	if m.Anchors == "auto" {
 		before := append([][2]float64(nil), net.Heads[0].Anchors...)
-		recall0 := net.SlotRecall(truths, m.Size)
+		recall0 := net.SlotRecall(truths, size)
 		a, err := model.KMeansAnchors(shapes, net.NumAnchors(), 1)
 		if err != nil {
 			return fmt.Errorf("model.anchors: auto: %w", err)
@@ -174,7 +172,7 @@ func prepareModel(net *model.Network, m config.Model, train *data.Dataset, log g
 			return err
 		}
 		fmt.Fprintf(log, "model.anchors: auto: anchors=%s (avg IoU %.4f, recall %.4f; the cfg's: %.4f, %.4f)\n",
-			anchorText(a), model.MeanBestIoU(shapes, a), net.SlotRecall(truths, m.Size), model.MeanBestIoU(shapes, before), recall0)
+			anchorText(a), model.MeanBestIoU(shapes, a), net.SlotRecall(truths, size), model.MeanBestIoU(shapes, before), recall0)
 	}
 	return nil
 }

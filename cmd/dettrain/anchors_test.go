@@ -59,7 +59,7 @@ func TestPrepareModelFineTune(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	if err := prepareModel(net, c.Model, ds, &log); err != nil {
+	if err := prepareModel(net, c.Model, trainSize(c.Model, net), ds, &log); err != nil {
 		t.Fatal(err)
 	}
 	s := log.String()

@@ -26,7 +26,9 @@ import (
 // BenchOptions are bench's flags.
 type BenchOptions struct {
 	Model            string
-	Size, Batch      int
+	Run              string     // --run DIR: DIR/model.cfg and its class count
+	Size             model.Size // zero: the cfg's [net] width x height
+	Batch            int
 	Mode             string
 	Iters, Warmup    int
 	Classes, Threads int
@@ -55,10 +57,8 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case o.Model == "":
-				return usagef("--model is required")
-			case o.Size < 32 || o.Size%32 != 0:
-				return usagef("--size %d: must be a positive multiple of 32", o.Size)
+			case (o.Model == "") == (o.Run == ""):
+				return usagef("give --model or --run")
 			case o.Batch < 1 || o.Iters < 1 || o.Warmup < 0:
 				return usagef("--batch and --iters must be >= 1, --warmup >= 0")
 			case o.Mode != "train" && o.Mode != "infer":
@@ -77,8 +77,9 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 			return benchRun(io, o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Model, "model", "", "darknet .cfg (required)")
-	cmd.Flags().IntVar(&o.Size, "size", 416, "input size")
+	cmd.Flags().StringVar(&o.Model, "model", "", "darknet .cfg")
+	cmd.Flags().StringVar(&o.Run, "run", "", "a training run's folder: its model.cfg, with its class count")
+	cmd.Flags().Var(sizeFlag{&o.Size}, "size", "input size, N or WxH (default: the cfg's [net] width x height)")
 	cmd.Flags().IntVar(&o.Batch, "batch", 8, "images per iteration")
 	cmd.Flags().StringVar(&o.Mode, "mode", "train", "train (forward, backward, SGD step) or infer (forward)")
 	cmd.Flags().IntVar(&o.Iters, "iters", 10, "timed iterations")
@@ -98,23 +99,13 @@ backward, as ../shared/bench/torch_yolov3.py counts) and the peak RSS.`,
 }
 
 // forwardFLOPs is darknet's count: 2*filters*size*size*(in/groups)*out_h*out_w per conv.
-func forwardFLOPs(net *model.Network, size int) float64 {
-	hw := make([]int, len(net.Layers))
-	cur := size
+func forwardFLOPs(net *model.Network, size model.Size) float64 {
+	ws, hs := net.SpatialSizes(size.W), net.SpatialSizes(size.H)
 	total := 0.0
 	for i, l := range net.Layers {
-		switch l := l.(type) {
-		case *model.ConvLayer:
-			cur = (cur+2*l.Pad-l.Size)/l.Stride + 1
-			total += 2 * float64(l.Filters*l.Size*l.Size*(l.In/l.G)) * float64(cur*cur)
-		case *model.MaxPoolLayer:
-			cur = (cur+l.Padding-l.Size)/l.Stride + 1
-		case *model.UpsampleLayer:
-			cur *= l.Stride
-		case *model.RouteLayer:
-			cur = hw[l.From[0]]
+		if l, ok := l.(*model.ConvLayer); ok {
+			total += 2 * float64(l.Filters*l.Size*l.Size*(l.In/l.G)) * float64(ws[i]*hs[i])
 		}
-		hw[i] = cur
 	}
 	return total
 }
@@ -142,20 +133,30 @@ func procStatus(field string) float64 {
 
 func benchRun(ios *IO, o *BenchOptions) error {
 	blas.SetThreads(o.Threads)
+	if o.Run != "" {
+		run, err := openRun(o.Run)
+		if err != nil {
+			return err
+		}
+		o.Model, o.Classes = run.Cfg, len(run.Names)
+	}
 	net, err := buildNetwork(o.Model, "", o.Classes, 1)
 	if err != nil {
 		return err
 	}
+	if o.Size.IsZero() {
+		o.Size = net.InputSize()
+	}
 	r := rand.New(rand.NewSource(1))
-	images := make([]float32, o.Batch*net.Channels*o.Size*o.Size)
+	images := make([]float32, o.Batch*net.Channels*o.Size.W*o.Size.H)
 	for i := range images {
 		images[i] = r.Float32()
 	}
 	truths := make([][]model.Truth, o.Batch)
 	for i := range truths {
 		for k := 0; k < 4; k++ {
-			x, y := r.Float64()*float64(o.Size)*0.7, r.Float64()*float64(o.Size)*0.7
-			w, h := 16+r.Float64()*float64(o.Size)*0.3, 16+r.Float64()*float64(o.Size)*0.3
+			x, y := r.Float64()*float64(o.Size.W)*0.7, r.Float64()*float64(o.Size.H)*0.7
+			w, h := 16+r.Float64()*float64(o.Size.W)*0.3, 16+r.Float64()*float64(o.Size.H)*0.3
 			truths[i] = append(truths[i], model.Truth{Class: r.Intn(o.Classes), Box: box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}, Weight: 1})
 		}
 	}
@@ -240,11 +241,11 @@ func benchRun(ios *IO, o *BenchOptions) error {
 	gflops := med * fwd * mult / 1e9
 	rss := peakRSS()
 	if o.JSON {
-		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size, "batch": o.Batch, "threads": blas.Threads(),
+		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size.String(), "batch": o.Batch, "threads": blas.Threads(),
 			"img_per_s_median": med, "img_per_s_min": sorted[0], "img_per_s_max": sorted[len(sorted)-1],
 			"fwd_gflop_per_img": fwd / 1e9, "gflop_per_s": gflops, "peak_rss_mib": rss, "blas": blas.Backend()})
 	}
-	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (%s %s size %d batch %d, %d BLAS threads)\n",
+	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (%s %s size %s batch %d, %d BLAS threads)\n",
 		med, sorted[0], sorted[len(sorted)-1], fwd/1e9, gflops, rss, o.Mode, o.Model, o.Size, o.Batch, blas.Threads())
 	return nil
 }
@@ -345,11 +346,11 @@ func benchGPU(ios *IO, o *BenchOptions, net *model.Network, dev int, images []fl
 	_, peak := memory()
 	peakMiB := float64(peak) / (1 << 20)
 	if o.JSON {
-		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size, "batch": o.Batch, "device": describe, "tf32": o.TF32, "amp": o.AMP,
+		return writeJSONTo(ios.Out, map[string]any{"model": o.Model, "mode": o.Mode, "size": o.Size.String(), "batch": o.Batch, "device": describe, "tf32": o.TF32, "amp": o.AMP,
 			"img_per_s_median": med, "img_per_s_min": sorted[0], "img_per_s_max": sorted[len(sorted)-1],
 			"fwd_gflop_per_img": fwd / 1e9, "gflop_per_s": med * fwd * mult / 1e9, "peak_device_mib": peakMiB, "peak_rss_mib": peakRSS()})
 	}
-	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (device; %s %s size %d batch %d, tf32 %v, amp %v, %s)\n",
+	fmt.Fprintf(ios.Out, "IPS %.3f min %.3f max %.3f fwdGFLOP/img %.3f GFLOPs %.1f peakMiB %.0f (device; %s %s size %s batch %d, tf32 %v, amp %v, %s)\n",
 		med, sorted[0], sorted[len(sorted)-1], fwd/1e9, med*fwd*mult/1e9, peakMiB, o.Mode, o.Model, o.Size, o.Batch, o.TF32, o.AMP, describe)
 	return nil
 }

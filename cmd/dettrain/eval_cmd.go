@@ -24,7 +24,9 @@ import (
 type EvalOptions struct {
 	Config     ConfigOptions
 	DataConfig string // --data-config: a config read for its data section only
-	Weights    string
+	Run        string // --run DIR: a training run's model.cfg, names and (without --config) config.yaml
+	Weights    string // default with --run: DIR/weights/best.weights
+	Size       model.Size
 	Detections string // a COCO results JSON or a folder of txt files
 	Split      string
 	JSON       string
@@ -60,10 +62,12 @@ at IoU .5 per class) and confusion.png there.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case o.Weights == "" && o.Detections == "":
-				return usagef("--weights or --detections is required")
-			case o.Weights != "" && o.Detections != "":
-				return usagef("give --weights or --detections, not both")
+			case o.Weights == "" && o.Run == "" && o.Detections == "":
+				return usagef("--run, --weights or --detections is required")
+			case (o.Weights != "" || o.Run != "") && o.Detections != "":
+				return usagef("give --run/--weights or --detections, not both")
+			case o.Run == "" && o.Detections == "" && o.Config.File == "":
+				return usagef("--weights goes with --config (or use --run RUN_DIR)")
 			case o.DataConfig != "" && o.Config.File != "":
 				return usagef("give --config or --data-config, not both")
 			case o.DataConfig != "" && o.Detections == "":
@@ -80,7 +84,9 @@ at IoU .5 per class) and confusion.png there.`,
 	}
 	o.Config.addFlags(cmd)
 	cmd.Flags().StringVar(&o.DataConfig, "data-config", "", "config file read for its data and eval sections (with --detections)")
-	cmd.Flags().StringVar(&o.Weights, "weights", "", "darknet .weights file to score")
+	cmd.Flags().StringVar(&o.Run, "run", "", "a training run's folder: its model.cfg, names.txt, config.yaml (unless --config) and weights/best.weights (unless --weights)")
+	cmd.Flags().StringVar(&o.Weights, "weights", "", "darknet .weights file to score (inside a run's weights/ folder: that run's model.cfg and names are used)")
+	cmd.Flags().Var(sizeFlag{&o.Size}, "size", "input size, N or WxH (default: eval.size, else model.size, else the model cfg's [net] width x height)")
 	cmd.Flags().StringVar(&o.Detections, "detections", "", "COCO results JSON or folder of ID.txt files to score instead of a model")
 	cmd.Flags().StringVar(&o.Split, "split", "", "split to score (default: eval.split from the config)")
 	cmd.Flags().StringVar(&o.JSON, "json", "", "also write the result as JSON to this file")
@@ -95,6 +101,9 @@ at IoU .5 per class) and confusion.png there.`,
 // accepted: a placeholder fills it before validation.
 func (o *EvalOptions) loadConfig() (*config.Config, error) {
 	if o.Detections == "" {
+		if o.Config.File == "" && o.Run != "" {
+			o.Config.File = filepath.Join(o.Run, runConfig)
+		}
 		return o.Config.load()
 	}
 	file := o.Config.File
@@ -115,8 +124,27 @@ func evalRun(io *IO, o *EvalOptions) error {
 	if o.Split != "" {
 		c.Eval.Split = o.Split
 	}
-	names, err := c.ClassNames()
-	if err != nil {
+	if !o.Size.IsZero() {
+		c.Eval.Size = config.Size{W: o.Size.W, H: o.Size.H}
+	}
+	// The model: a run's (--run, or --weights inside a run), else the
+	// config's model section, refused when its anchors were fitted in
+	// training.
+	var run *trainedRun
+	if o.Detections == "" {
+		if run, err = resolveRun(o.Run, &o.Weights, io.Err); err != nil {
+			return err
+		}
+		if run == nil {
+			if err := checkAnchors(c, o.Weights); err != nil {
+				return err
+			}
+		}
+	}
+	var names []string
+	if run != nil {
+		names = run.Names
+	} else if names, err = classNames(c); err != nil {
 		return err
 	}
 	ds, cs, err := loadDatasetCOCO(c, c.Eval.Split, names, io.Err)
@@ -134,7 +162,11 @@ func evalRun(io *IO, o *EvalOptions) error {
 		what = "detections " + o.Detections
 	} else {
 		setThreads(c.Train)
-		net, err := buildNetwork(c.Model.Cfg, o.Weights, len(names), c.Train.Seed)
+		cfg := c.Model.Cfg
+		if run != nil {
+			cfg = run.Cfg
+		}
+		net, err := buildNetwork(cfg, o.Weights, len(names), c.Train.Seed)
 		if err != nil {
 			return err
 		}
@@ -142,7 +174,7 @@ func evalRun(io *IO, o *EvalOptions) error {
 		if dets, err = predictSplit(net, ds, c, io.Err); err != nil {
 			return err
 		}
-		what = fmt.Sprintf("size %d, weights %s", c.Eval.Size, o.Weights)
+		what = fmt.Sprintf("size %s, weights %s", evalSize(c, net), o.Weights)
 	}
 	gts := groundTruth(ds, cs)
 	s := eval.Evaluate(dets, gts, names, c.Eval.Metric)
@@ -179,17 +211,19 @@ func (c countingBatches) Next() (*data.Batch, error) {
 	return b, err
 }
 
-// predictSplit runs the network over ds at the eval size with the eval
+// predictSplit runs the network over ds at the eval size (evalSize: eval.size,
+// else model.size, else the network's own [net] size) with the eval
 // thresholds, showing a progress bar on progressW (nil: none).
 func predictSplit(net *model.Network, ds *data.Dataset, c *config.Config, progressW io.Writer) ([]eval.Detection, error) {
 	const batch = 8
 	dev, _ := config.ParseDevice(c.Train.Device) // validated with the config
-	p, err := infer.New(net, batch, c.Eval.Size, infer.Options{Conf: c.Eval.Conf, NMS: c.Eval.NMS, MaxDets: c.Eval.MaxDets, GPU: inferGPU(dev, c.Train.TF32)})
+	size := evalSize(c, net)
+	p, err := infer.New(net, batch, size, infer.Options{Conf: c.Eval.Conf, NMS: c.Eval.NMS, MaxDets: c.Eval.MaxDets, GPU: inferGPU(dev, c.Train.TF32)})
 	if err != nil {
 		return nil, err
 	}
 	defer p.Close()
-	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: batch, Size: c.Eval.Size, Workers: c.Data.Workers})
+	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: batch, W: size.W, H: size.H, Workers: c.Data.Workers})
 	defer l.Close()
 	var src infer.Batches = l
 	if progressW != nil {

@@ -16,14 +16,17 @@ import (
 	"github.com/dettrain/dettrain/data/image"
 	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/infer"
+	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/progress"
 )
 
 // PredictOptions are predict's flags.
 type PredictOptions struct {
-	BestClass                  bool // keep only each box's best class (OpenCV's rule)
+	BestClass                  bool   // keep only each box's best class (OpenCV's rule)
+	Run                        string // --run DIR: DIR/model.cfg, names.txt, weights/best.weights
 	Model, Weights, Names, Out string
-	Size, Batch                int
+	Size                       model.Size // zero: the cfg's [net] width x height
+	Batch                      int
 	Conf, NMS                  float64
 	MaxDets                    int
 	SaveTxt, SaveConf, NoDraw  bool
@@ -34,12 +37,12 @@ type PredictOptions struct {
 func newPredictCmd(io *IO, runF func(*PredictOptions) error) *cobra.Command {
 	o := &PredictOptions{}
 	cmd := &cobra.Command{
-		Use:   "predict --model CFG --weights FILE --out DIR IMAGE|DIR|GLOB|VIDEO...",
+		Use:   "predict (--run RUN | --model CFG --weights FILE) --out DIR IMAGE|DIR|GLOB|VIDEO...",
 		Short: "Detect objects in images and videos: COCO predictions.json, YOLO txt, annotated copies",
 		Long: `predict runs a model over images (files, folders, glob patterns such as
 'photos/*.jpg' — quote them so that dettrain expands them) and video files (.mp4, .avi,
-.mov, .mkv, .webm, read with OpenCV's VideoCapture), in batches of --batch, and writes
-to --out:
+.mov, .mkv, .webm, read with OpenCV's VideoCapture), in batches of --batch, at the model's
+own input size (the cfg's [net] width x height, unless --size), and writes to --out:
 
   predictions.json  COCO results: image_id (n-th image, from 1), category_id (class
                     index + 1), bbox [x, y, w, h], score, plus file_name and
@@ -49,18 +52,18 @@ to --out:
                     image size; --save-conf appends the score)
   NAME.mp4          each video with its boxes drawn, and with --save-txt
                     labels/NAME_FRAME.txt per frame`,
-		Example: `  dettrain predict --model runs/demo/model.cfg --weights runs/demo/weights/best.weights \
-      --names demo/shapes/classes.txt --size 128 --out runs/demo/pred demo/shapes/JPEGImages
+		Example: `  dettrain predict --run runs/demo --out runs/demo/pred demo/shapes/JPEGImages
+  dettrain predict --model yolo-fastest-1.1.cfg --weights yolo-fastest-1.1.weights --names coco.names --out pred dog.jpg
   dettrain predict --model m.cfg --weights w.weights --names data.yaml --out pred --save-txt 'test/*.jpg' clip.mp4`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Inputs = args
 			switch {
-			case o.Model == "" || o.Weights == "" || o.Out == "":
-				return usagef("--model, --weights and --out are required")
+			case o.Out == "":
+				return usagef("--out is required")
+			case o.Run == "" && o.Weights == "":
+				return usagef("give --run RUN_DIR, or --weights (with --model unless the weights are in a run folder)")
 			case len(args) == 0:
 				return usagef("name at least one image, folder, glob pattern or video")
-			case o.Size < 32 || o.Size%32 != 0:
-				return usagef("--size %d: must be a positive multiple of 32", o.Size)
 			case o.Conf < 0 || o.Conf >= 1 || o.NMS <= 0 || o.NMS > 1:
 				return usagef("--conf must be in [0,1) and --nms in (0,1]")
 			case o.Batch < 1 || o.Batch > 256:
@@ -74,10 +77,11 @@ to --out:
 			return predictRun(io, o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Model, "model", "", "darknet .cfg (required)")
-	cmd.Flags().StringVar(&o.Weights, "weights", "", "darknet .weights (required)")
-	cmd.Flags().StringVar(&o.Names, "names", "", "class names: one per line, or a YAML with names (default: class0, class1, ...)")
-	cmd.Flags().IntVar(&o.Size, "size", 416, "network input size")
+	cmd.Flags().StringVar(&o.Run, "run", "", "a training run's folder: its model.cfg, names.txt and weights/best.weights")
+	cmd.Flags().StringVar(&o.Model, "model", "", "darknet .cfg (default with --run, or with weights inside a run: the run's model.cfg)")
+	cmd.Flags().StringVar(&o.Weights, "weights", "", "darknet .weights (default with --run: RUN/weights/best.weights)")
+	cmd.Flags().StringVar(&o.Names, "names", "", "class names: one per line, or a YAML with names (default: the run's names.txt, else class0, class1, ...)")
+	cmd.Flags().Var(sizeFlag{&o.Size}, "size", "network input size, N or WxH (default: the cfg's [net] width x height)")
 	cmd.Flags().IntVar(&o.Batch, "batch", 8, "images per forward pass")
 	cmd.Flags().Float64Var(&o.Conf, "conf", 0.25, "minimum score")
 	cmd.Flags().Float64Var(&o.NMS, "nms", 0.45, "NMS IoU threshold")
@@ -203,12 +207,30 @@ func predictRun(io *IO, o *PredictOptions) error {
 	if err != nil {
 		return err
 	}
+	run, err := resolveRun(o.Run, &o.Weights, io.Err)
+	if err != nil {
+		return err
+	}
+	if run != nil && o.Model == "" {
+		o.Model = run.Cfg
+	}
+	if o.Model == "" {
+		return usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", o.Weights)
+	}
 	net, err := buildNetwork(o.Model, o.Weights, 0, 1)
 	if err != nil {
 		return err
 	}
+	if o.Size.IsZero() {
+		o.Size = net.InputSize()
+	}
 	var names []string
-	if o.Names != "" {
+	if o.Names == "" && run != nil {
+		if len(run.Names) != net.Classes {
+			return fmt.Errorf("run %s has %d names but %s has %d classes", run.Dir, len(run.Names), o.Model, net.Classes)
+		}
+		names = run.Names
+	} else if o.Names != "" {
 		if names, err = readNames(o.Names); err != nil {
 			return err
 		}
@@ -272,7 +294,7 @@ func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names [
 	for _, path := range paths {
 		ds.Samples = append(ds.Samples, data.Sample{ID: filepath.Base(path), ImagePath: path})
 	}
-	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: o.Batch, Size: o.Size, Workers: 2})
+	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: o.Batch, W: o.Size.W, H: o.Size.H, Workers: 2})
 	defer l.Close()
 	bar := progress.New(io.Err, len(paths), progress.Options{Label: "predict", Unit: "img"})
 	sizes := make([][2]int, len(paths))

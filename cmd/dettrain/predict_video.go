@@ -19,7 +19,7 @@ import (
 )
 
 // predictVideo reads a video with OpenCV's VideoCapture, predicts its frames
-// in batches of o.Batch (each frame resized to o.Size x o.Size with bilinear
+// in batches of o.Batch (each frame resized to o.Size.W x o.Size.H with bilinear
 // interpolation and scaled to RGB/255, as image.OpenCV.Load does for
 // images), and writes OUT/NAME.mp4 (codec mp4v, the input's frame rate)
 // with the boxes drawn, and with --save-txt OUT/labels/NAME_FRAME.txt per
@@ -50,8 +50,8 @@ func predictVideo(io *IO, o *PredictOptions, p *infer.Predictor, path string, na
 	defer bar.Finish()
 
 	size := o.Size
-	plane := size * size
-	b := &data.Batch{C: 3, H: size, W: size, Images: make([]float32, o.Batch*3*plane)}
+	plane := size.W * size.H
+	b := &data.Batch{C: 3, H: size.H, W: size.W, Images: make([]float32, o.Batch*3*plane)}
 	frames := make([]gocv.Mat, 0, o.Batch)
 	small := gocv.NewMat()
 	defer small.Close()
@@ -105,7 +105,7 @@ func predictVideo(io *IO, o *PredictOptions, p *infer.Predictor, path string, na
 			break
 		}
 		i := len(frames)
-		gocv.Resize(m, &small, goimage.Pt(size, size), 0, 0, gocv.InterpolationLinear)
+		gocv.Resize(m, &small, goimage.Pt(size.W, size.H), 0, 0, gocv.InterpolationLinear)
 		px, err := small.DataPtrUint8()
 		if err != nil {
 			m.Close()

@@ -15,7 +15,7 @@ import (
 // package gets only its own section's values.
 
 func layout(c *config.Config) data.VOCLayout {
-	return data.VOCLayout{Root: c.Data.Root, Images: c.Data.Images, Annotations: c.Data.Annotations, Splits: c.Data.Splits}
+	return data.VOCLayout{Root: c.Data.Root, Images: c.Data.Images, Annotations: c.Data.Annotations, Splits: c.Data.Splits, AllowOutside: c.Data.AllowOutside}
 }
 
 // buildNetwork reads the cfg, fits the heads to the class count and loads

@@ -143,7 +143,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err := checkDevice(c.Train.Device, c.Train.Devices); err != nil {
 		return nil, err
 	}
-	names, err := c.ClassNames()
+	names, err := classNames(c)
 	if err != nil {
 		return nil, err
 	}
@@ -169,9 +169,12 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err != nil {
 		return nil, err
 	}
-	// Pretrained weights (partial import when the heads differ), BN epsilon,
-	// automatic anchors.
-	if err := prepareModel(net, c.Model, trainSet, ios.Out); err != nil {
+	// The input size (model.size, or the cfg's [net]) becomes the model's
+	// own, written into the run's model.cfg. Then pretrained weights
+	// (partial import when the heads differ), BN epsilon, automatic anchors.
+	size := trainSize(c.Model, net)
+	setNetSize(net, size)
+	if err := prepareModel(net, c.Model, size, trainSet, ios.Out); err != nil {
 		return nil, err
 	}
 	if resume == nil {
@@ -184,7 +187,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	}
 	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(names, trainSet)}
 	lo := data.LoaderOptions{
-		Batch: c.Train.Batch, Size: c.Model.Size, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true,
+		Batch: c.Train.Batch, W: size.W, H: size.H, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true,
 		Augment: c.Data.Augment}
 	per := len(trainSet.Samples) / c.Train.Batch
 	if c.Train.Mixup {
@@ -196,7 +199,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	}
 	if c.Train.RandomShapes {
 		shapes := tricks.Shapes{Sizes: c.Train.Shapes, Every: c.Train.ShapeEvery, Seed: c.Train.Seed}
-		lo.SizeAt = func(epoch, batch int) int { return shapes.SizeAt(epoch*per + batch) }
+		lo.SizeAt = func(epoch, batch int) (int, int) { return shapes.SizeAtAspect(epoch*per+batch, size.W, size.H) }
 	}
 	loader := data.NewLoader(trainSet, image.OpenCV{}, lo)
 	defer loader.Close()
@@ -217,7 +220,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	if err := model.WriteAtomic(filepath.Join(out, "config.yaml"), func(w io.Writer) error { _, err := w.Write(resolved); return err }); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(out, "model.cfg"), net.Cfg.Text(), 0o644); err != nil {
+	if err := writeRunFiles(out, net, names); err != nil {
 		return nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(out, "log.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -230,8 +233,8 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 			return nil, err
 		}
 	}
-	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %d, %d replica(s); output in %s\n",
-		filepath.Base(c.Model.Cfg), len(trainSet.Samples), len(names), c.Train.Epochs, per, c.Train.Batch, c.Model.Size, c.Train.Replicas, out)
+	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %s, %d replica(s); output in %s\n",
+		filepath.Base(c.Model.Cfg), len(trainSet.Samples), len(names), c.Train.Epochs, per, c.Train.Batch, size, c.Train.Replicas, out)
 	fmt.Fprintf(ios.Out, "tricks: %s\n", strings.Join(trickList(c), ", "))
 	var (
 		evaluator train.Evaluator
@@ -261,7 +264,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		return err
 	}
 	opts := train.Options{
-		Epochs: c.Train.Epochs, Batch: c.Train.Batch, Size: c.Model.Size,
+		Epochs: c.Train.Epochs, Batch: c.Train.Batch, Size: size,
 		Momentum: c.Train.Momentum, Decay: c.Train.WeightDecay, Schedule: schedule(c.Train, per),
 		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, Dir: out,
 		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas, SyncBN: c.Model.BN == "sync",

@@ -30,7 +30,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	base := data.LoaderOptions{Batch: 8, Size: 416, Workers: 2, Prefetch: 2, Shuffle: true, Seed: 1, Flip: true}
+	base := data.LoaderOptions{Batch: 8, W: 416, Workers: 2, Prefetch: 2, Shuffle: true, Seed: 1, Flip: true}
 	aug := base
 	aug.Augment = true
 	mix := aug
