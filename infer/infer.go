@@ -36,13 +36,13 @@ type GPU struct {
 
 // Predictor holds an inference graph for one batch size and input size.
 type Predictor struct {
-	net     *model.Network
-	g       *model.Graph   // CPU
-	gp      *gpu.Predictor // GPU
-	in      []float32      // GPU: a full batch, for short ones
-	n       int
-	size    model.Size
-	opts    Options
+	net  *model.Network
+	g    *model.Graph   // CPU
+	gp   *gpu.Predictor // GPU
+	in   []float32      // GPU: a full batch, for short ones
+	n    int
+	size model.Size
+	opts Options
 }
 
 // New builds an inference graph for batches of n images of size.W x size.H

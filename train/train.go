@@ -39,14 +39,14 @@ type Identity struct {
 
 // Options of one run.
 type Options struct {
-	Epochs, Batch       int
-	Size                model.Size // the input size of the first batch (built first, to fail early)
-	Momentum, Decay     float64
-	Schedule            tricks.Schedule // Total and Warmup in iterations
-	EvalInterval        int             // epochs; 0 = only after the last epoch
-	LogInterval         int             // iterations
-	Dir                 string          // run folder: weights/ and checkpoints/ go here
-	KeepCheckpoints     int             // newest checkpoints kept (plus best.ckpt); default 3
+	Epochs, Batch   int
+	Size            model.Size // the input size of the first batch (built first, to fail early)
+	Momentum, Decay float64
+	Schedule        tricks.Schedule // Total and Warmup in iterations
+	EvalInterval    int             // epochs; 0 = only after the last epoch
+	LogInterval     int             // iterations
+	Dir             string          // run folder: weights/ and checkpoints/ go here
+	KeepCheckpoints int             // newest checkpoints kept (plus best.ckpt); default 3
 	// EMA of the weights (nil: off), used for evaluation and best.weights.
 	EMA *EMAOptions
 	// OnNaN is what a non-finite loss or gradient does: "stop" (default),
