@@ -110,7 +110,8 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 }
 
 // TestInterruptSavesAndResumes: SIGINT finishes the step, writes a
-// checkpoint, exits 1 with the resume command; resuming completes the run.
+// checkpoint, exits 130 (128 + SIGINT, as a shell reports Ctrl-C) with the
+// resume command; resuming completes the run.
 func TestInterruptSavesAndResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs training subprocesses")
@@ -121,7 +122,7 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "dettrain train --resume") {
+	if !ok || ee.ExitCode() != 130 || !strings.Contains(out.String(), "dettrain train --resume") {
 		t.Fatalf("interrupted run: %v\n%s", err, out)
 	}
 	if code, stdout, stderr := run(t, "train", "--resume", filepath.Join(dir, "run")); code != 0 {
