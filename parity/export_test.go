@@ -24,7 +24,8 @@ func TestTrainedModelMatchesOpenCV(t *testing.T) {
 	net := parse(t, "trained.cfg", cfg)
 	net.Init(1)
 	net.SetBNEps(opencvBNEps)
-	const n, size = 4, 64
+	const n = 4
+	size := model.Square(64)
 	g, err := net.NewGraph(n, size, true)
 	if err != nil {
 		t.Fatal(err)

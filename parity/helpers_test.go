@@ -80,10 +80,10 @@ func parse(t *testing.T, name, text string) *model.Network {
 
 // export writes the network's cfg (with [net] width/height set to size) and
 // weights into dir, as `dettrain export` does.
-func export(t *testing.T, net *model.Network, dir string, size int) (cfg, weights string) {
+func export(t *testing.T, net *model.Network, dir string, size model.Size) (cfg, weights string) {
 	t.Helper()
-	net.Cfg.Net.Set("width", itoa(size))
-	net.Cfg.Net.Set("height", itoa(size))
+	net.Cfg.Net.Set("width", itoa(size.W))
+	net.Cfg.Net.Set("height", itoa(size.H))
 	cfg, weights = filepath.Join(dir, "model.cfg"), filepath.Join(dir, "model.weights")
 	if err := os.WriteFile(cfg, net.Cfg.Text(), 0o644); err != nil {
 		t.Fatal(err)
@@ -105,10 +105,10 @@ func itoa(v int) string {
 }
 
 // compareWithOpenCV runs net (BN eps set to OpenCV's) and OpenCV on the same
-// random input of n images of size x size and compares every layer's output
+// random input of n images of size.W x size.H and compares every layer's output
 // that OpenCV exposes; [yolo] layers are compared through their decoded form
 // (compareYOLO). It returns the worst error.
-func compareWithOpenCV(t *testing.T, net *model.Network, n, size int, seed int64) float64 {
+func compareWithOpenCV(t *testing.T, net *model.Network, n int, size model.Size, seed int64) float64 {
 	t.Helper()
 	net.SetBNEps(opencvBNEps)
 	cfg, weights := export(t, net, t.TempDir(), size)
@@ -122,7 +122,7 @@ func compareWithOpenCV(t *testing.T, net *model.Network, n, size int, seed int64
 		t.Fatal(err)
 	}
 	defer g.Close()
-	in := randomInput(n*net.Channels*size*size, seed)
+	in := randomInput(n*net.Channels*size.W*size.H, seed)
 	copy(g.Input(), in)
 	if err := g.Run(); err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func compareWithOpenCV(t *testing.T, net *model.Network, n, size int, seed int64
 		}
 		layers = append(layers, i)
 	}
-	outs, err := ocv.Forward(in, [4]int{n, net.Channels, size, size}, layers)
+	outs, err := ocv.Forward(in, [4]int{n, net.Channels, size.H, size.W}, layers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func compareWithOpenCV(t *testing.T, net *model.Network, n, size int, seed int64
 // head's raw output decoded as model.Decode does: rows (image, y, x, anchor),
 // columns cx, cy, w, h relative to the input, objectness, then
 // sigmoid(class)*objectness, zeroed by OpenCV when <= 0.2.
-func compareYOLO(t *testing.T, h *model.Head, ho model.HeadOutput, n, size int, want []float32, layer int) float64 {
+func compareYOLO(t *testing.T, h *model.Head, ho model.HeadOutput, n int, size model.Size, want []float32, layer int) float64 {
 	t.Helper()
 	na, nc := len(h.Mask), h.Classes
 	per, plane := 5+nc, ho.H*ho.W
@@ -207,8 +207,8 @@ func compareYOLO(t *testing.T, h *model.Head, ho model.HeadOutput, n, size int, 
 				got := []float64{
 					(float64(j) + sig(v(a, 0, p))*s - (s-1)/2) / float64(ho.W),
 					(float64(i) + sig(v(a, 1, p))*s - (s-1)/2) / float64(ho.H),
-					an[0] * math.Exp(v(a, 2, p)) / float64(size),
-					an[1] * math.Exp(v(a, 3, p)) / float64(size),
+					an[0] * math.Exp(v(a, 2, p)) / float64(size.W),
+					an[1] * math.Exp(v(a, 3, p)) / float64(size.H),
 					obj,
 				}
 				for c := 0; c < nc; c++ {

@@ -32,41 +32,50 @@ func yoloHead(mask string, extra ...string) string {
 func TestLayersMatchOpenCV(t *testing.T) {
 	cases := []struct {
 		name, cfg string
-		size, n   int
+		size      model.Size
+		n         int
 	}{
 		{"activations", netHead +
 			conv(8, 3, 2, true, "leaky") + conv(8, 3, 1, true, "relu") + conv(8, 3, 1, true, "logistic") +
 			conv(8, 3, 1, true, "mish") + conv(8, 3, 1, true, "swish") + conv(8, 1, 1, true, "linear") +
 			conv(8, 3, 1, false, "leaky") + conv(8, 3, 1, false, "mish") + conv(8, 3, 1, false, "swish") +
-			conv(8, 1, 1, false, "relu") + conv(8, 1, 1, false, "logistic") + yoloHead("0,1,2"), 64, 2},
+			conv(8, 1, 1, false, "relu") + conv(8, 1, 1, false, "logistic") + yoloHead("0,1,2"), model.Square(64), 2},
 		{"depthwise", netHead +
 			conv(16, 3, 2, true, "leaky") + conv(16, 3, 1, true, "leaky", "groups=16") +
 			conv(16, 3, 2, true, "leaky", "groups=16") + conv(16, 5, 1, true, "relu", "groups=16") +
 			conv(32, 1, 1, true, "linear") + conv(32, 3, 1, true, "leaky", "groups=8") +
-			conv(32, 5, 2, true, "leaky", "groups=32") + yoloHead("3,4,5"), 96, 2},
+			conv(32, 5, 2, true, "leaky", "groups=32") + yoloHead("3,4,5"), model.Square(96), 2},
 		{"maxpools", netHead + conv(8, 3, 1, true, "leaky") +
 			"[maxpool]\nsize=2\nstride=2\n" + "[maxpool]\nsize=2\nstride=1\n" + "[maxpool]\nsize=3\nstride=1\n" +
 			"[maxpool]\nsize=4\nstride=2\n" + "[maxpool]\nsize=3\nstride=2\n" + "[maxpool]\nsize=2\nstride=2\npadding=0\n" +
-			"[maxpool]\nsize=8\nstride=2\n" + yoloHead("0,1,2"), 96, 1},
+			"[maxpool]\nsize=8\nstride=2\n" + yoloHead("0,1,2"), model.Square(96), 1},
 		{"spp and 4-input route", netHead + conv(16, 3, 2, true, "leaky") + conv(8, 1, 1, true, "leaky") +
 			"[maxpool]\nsize=3\nstride=1\n[route]\nlayers=-2\n[maxpool]\nsize=5\nstride=1\n[route]\nlayers=-4\n" +
-			"[maxpool]\nsize=9\nstride=1\n[route]\nlayers=-1,-3,-5,-6\n" + conv(16, 1, 1, true, "leaky") + yoloHead("0,1,2"), 64, 2},
+			"[maxpool]\nsize=9\nstride=1\n[route]\nlayers=-1,-3,-5,-6\n" + conv(16, 1, 1, true, "leaky") + yoloHead("0,1,2"), model.Square(64), 2},
 		{"route groups and shortcut activations", netHead + conv(16, 3, 2, true, "leaky") +
 			"[route]\nlayers=-1\ngroups=2\ngroup_id=1\n" + conv(8, 3, 1, true, "leaky") + conv(8, 3, 1, true, "leaky") +
 			"[route]\nlayers=-1,-2\n" + conv(16, 1, 1, true, "leaky") + "[route]\nlayers=-6,-1\n" +
 			conv(32, 1, 1, true, "linear") + conv(32, 1, 1, true, "linear") + "[shortcut]\nfrom=-2\nactivation=leaky\n" + conv(32, 1, 1, true, "mish") +
-			"[shortcut]\nfrom=-2\nactivation=linear\n" + "[shortcut]\nfrom=-3\nactivation=swish\n" + yoloHead("0,1,2"), 64, 2},
+			"[shortcut]\nfrom=-2\nactivation=linear\n" + "[shortcut]\nfrom=-3\nactivation=swish\n" + yoloHead("0,1,2"), model.Square(64), 2},
 		{"upsample and dropout", netHead + conv(8, 3, 2, true, "leaky") + "[dropout]\nprobability=0.3\n" +
 			conv(16, 3, 2, true, "leaky") + "[upsample]\nstride=2\n" + "[route]\nlayers=-1,-4\n" +
-			"[dropout]\nprobability=0.1\n" + "[upsample]\nstride=3\n" + yoloHead("0,1,2"), 64, 2},
+			"[dropout]\nprobability=0.1\n" + "[upsample]\nstride=3\n" + yoloHead("0,1,2"), model.Square(64), 2},
 		{"avgpool and scale_channels", netHead + conv(16, 3, 2, true, "swish") + "[avgpool]\n" +
 			conv(4, 1, 1, false, "swish") + conv(16, 1, 1, false, "logistic") +
 			"[scale_channels]\nfrom=-4\nactivation=leaky\n" + conv(16, 3, 1, true, "swish") + "[avgpool]\n" +
 			conv(16, 1, 1, false, "logistic") + "[scale_channels]\nfrom=-3\n" + conv(16, 1, 1, true, "linear") +
-			yoloHead("0,1,2"), 64, 1},
+			yoloHead("0,1,2"), model.Square(64), 1},
 		{"scale_x_y heads", netHead + conv(16, 3, 2, true, "leaky") + conv(16, 3, 2, true, "leaky") +
 			yoloHead("3,4,5", "scale_x_y=1.2", "ignore_thresh=0.5", "iou_loss=ciou", "nms_kind=greedynms") +
-			"[route]\nlayers=-3\n" + conv(16, 3, 1, true, "leaky") + yoloHead("0,1,2", "scale_x_y=1.05"), 64, 2},
+			"[route]\nlayers=-3\n" + conv(16, 3, 1, true, "leaky") + yoloHead("0,1,2", "scale_x_y=1.05"), model.Square(64), 2},
+		// Non-square inputs: darknet's maxpool padding and the heads' strides
+		// on each axis, decoded against each side.
+		{"non-square maxpools", netHead + conv(8, 3, 1, true, "leaky") +
+			"[maxpool]\nsize=2\nstride=2\n" + "[maxpool]\nsize=3\nstride=1\n" + "[maxpool]\nsize=3\nstride=2\n" +
+			"[maxpool]\nsize=2\nstride=2\npadding=0\n" + yoloHead("0,1,2"), model.Size{W: 96, H: 64}, 2},
+		{"non-square heads and upsample", netHead + conv(16, 3, 2, true, "leaky") + conv(16, 3, 2, true, "leaky") +
+			yoloHead("3,4,5", "scale_x_y=1.2") + "[route]\nlayers=-3\n" + "[upsample]\nstride=2\n" +
+			conv(16, 3, 1, true, "mish") + yoloHead("0,1,2"), model.Size{W: 64, H: 128}, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,15 +94,20 @@ func TestLayersMatchOpenCV(t *testing.T) {
 func TestRandomModelsMatchOpenCV(t *testing.T) {
 	models := []struct {
 		path          string
-		classes, size int
+		classes int
+		size    model.Size
 	}{
-		{"../configs/models/yolov3-tiny.cfg", 3, 160},
-		{"../configs/models/demo-tiny.cfg", 4, 128},
-		{"../../shared/models/yolo-fastest-1.1-coco/yolo-fastest-1.1.cfg", 3, 160},
-		{"../../shared/models/yoloface-50k/yoloface-50k.cfg", 0, 64},
+		{"../configs/models/yolov3-tiny.cfg", 3, model.Square(160)},
+		{"../configs/models/demo-tiny.cfg", 4, model.Square(128)},
+		{"../../shared/models/yolo-fastest-1.1-coco/yolo-fastest-1.1.cfg", 3, model.Square(160)},
+		{"../../shared/models/yoloface-50k/yoloface-50k.cfg", 0, model.Square(64)},
+		// Non-square inputs, as face and video models use them (width=352
+		// height=288 and the like): the same tolerance as the square ones.
+		{"../configs/models/yolov3-tiny.cfg", 3, model.Size{W: 224, H: 160}},
+		{"../../shared/models/yolo-fastest-1.1-coco/yolo-fastest-1.1.cfg", 3, model.Size{W: 160, H: 224}},
 	}
 	for _, m := range models {
-		t.Run(filepath.Base(m.path), func(t *testing.T) {
+		t.Run(filepath.Base(m.path)+"@"+m.size.String(), func(t *testing.T) {
 			if _, err := os.Stat(m.path); err != nil {
 				t.Skipf("%s is absent (../shared is not here?): %v", m.path, err)
 			}
