@@ -52,13 +52,13 @@ func (s *smallRun) net(t *testing.T) *model.Network {
 }
 
 func (s *smallRun) loader() *data.Loader {
-	return data.NewLoader(s.ds, stdDecoder{}, data.LoaderOptions{Batch: 4, Size: 64, Workers: 2, Shuffle: true, Flip: true, Seed: 9, DropLast: true})
+	return data.NewLoader(s.ds, stdDecoder{}, data.LoaderOptions{Batch: 4, W: 64, Workers: 2, Shuffle: true, Flip: true, Seed: 9, DropLast: true})
 }
 
 func (s *smallRun) options(dir string, epochs int) Options {
 	per := len(s.ds.Samples) / 4
 	return Options{
-		Epochs: epochs, Batch: 4, Size: 64, Momentum: 0.9, Decay: 0.0005, LogInterval: 1, Dir: dir,
+		Epochs: epochs, Batch: 4, Size: model.Square(64), Momentum: 0.9, Decay: 0.0005, LogInterval: 1, Dir: dir,
 		Schedule: tricks.Schedule{Base: 0.002, Warmup: 2, Total: epochs * per, Kind: "cosine"},
 		Identity: Identity{Config: []byte("test"), Model: "m", Data: "d"},
 	}
@@ -97,28 +97,112 @@ func weightsOf(n *model.Network) [][]float32 {
 func TestResumeIsExact(t *testing.T) {
 	s := newSmallRun(t)
 	const epochs = 3
+	resumed, dirB := checkResumeIsExact(t, func() *model.Network { return s.net(t) }, s.loader, s.options, epochs)
+	// Extending the finished run by one epoch works from its final checkpoint.
+	ck, _, err := LatestCheckpoint(filepath.Join(dirB, "checkpoints"), io.Discard)
+	if err != nil || !ck.State.Finished {
+		t.Fatalf("final checkpoint %+v %v", ck.State, err)
+	}
+	o := s.options(dirB, epochs+1)
+	o.Resume = ck
+	ld := s.loader()
+	defer ld.Close()
+	sum, err := Run(context.Background(), resumed, ld, o, nil, io.Discard, io.Discard)
+	if err != nil || sum.Epoch != epochs+1 {
+		t.Fatalf("extension: %+v %v", sum.State, err)
+	}
+}
+
+// dropoutCfg is the demo model with two [dropout] layers, as Yolo-Fastest
+// has them: one after the backbone's conv 8 (the route "-1, 8" still takes
+// the conv's output) and one before the second head's last conv.
+func dropoutCfg(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../configs/models/demo-tiny.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt := string(b)
+	pools := strings.SplitAfterN(txt, "[maxpool]", 6) // the fifth [maxpool] follows conv 8
+	if len(pools) < 6 {
+		t.Fatal("demo-tiny.cfg: fewer [maxpool] sections than the test expects")
+	}
+	txt = strings.Join(pools[:4], "") + strings.TrimSuffix(pools[4], "[maxpool]") + "[dropout]\nprobability=0.2\n\n[maxpool]" + pools[5]
+	k := strings.LastIndex(txt, "[convolutional]")
+	txt = txt[:k] + "[dropout]\nprobability=0.1\n\n" + txt[k:]
+	path := filepath.Join(t.TempDir(), "demo-dropout.cfg")
+	if err := os.WriteFile(path, []byte(txt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestResumeIsExactWithTricks is TestResumeIsExact with everything that
+// draws random numbers or keeps state on: augmentation, mixup, random
+// shapes, EMA, two replicas, and dropout (the fine-tuning config's
+// Yolo-Fastest has three [dropout] layers). The resumed network starts from
+// another seed, so its dropout masks too must come from the checkpoint.
+func TestResumeIsExactWithTricks(t *testing.T) {
+	s := newSmallRun(t)
+	s.cfg = dropoutCfg(t)
+	newNet := func() *model.Network {
+		n := s.net(t)
+		drop := 0
+		for _, l := range n.Layers {
+			if d, ok := l.(*model.DropoutLayer); ok && d.P > 0 {
+				drop++
+			}
+		}
+		if drop != 2 {
+			t.Fatalf("%s: %d dropout layers, want 2", s.cfg, drop)
+		}
+		return n
+	}
+	per := len(s.ds.Samples) / 4
+	shapes := tricks.Shapes{Sizes: []int{32, 64, 96}, Every: 1, Seed: 4}
+	loader := func() *data.Loader {
+		return data.NewLoader(s.ds, stdDecoder{}, data.LoaderOptions{Batch: 4, W: 64, Workers: 2, Shuffle: true, Flip: true, Seed: 9, DropLast: true,
+			Augment: true, Mixup: &data.MixupOptions{Alpha: 1.5, Beta: 1.5, OffFromEpoch: 2},
+			SizeAt: func(e, b int) (int, int) { n := shapes.SizeAt(e*per + b); return n, n }})
+	}
+	options := func(dir string, epochs int) Options {
+		o := s.options(dir, epochs)
+		o.EMA = &EMAOptions{Decay: 0.999, Tau: 4}
+		o.Replicas = 2
+		return o
+	}
+	checkResumeIsExact(t, newNet, loader, options, 3)
+}
+
+// checkResumeIsExact runs epochs uninterrupted, then again stopped (as by
+// SIGINT) during iteration 3, mid-epoch 2, and resumed in a fresh network
+// initialised with another seed; it checks that every loss of the resumed
+// run and the final weights, BN statistics and EMA values are bit-identical
+// to the uninterrupted run's. It returns the resumed network and its folder.
+func checkResumeIsExact(t *testing.T, newNet func() *model.Network, newLoader func() *data.Loader, options func(dir string, epochs int) Options, epochs int) (*model.Network, string) {
+	t.Helper()
 	// The uninterrupted run.
-	full := s.net(t)
-	la := s.loader()
+	full := newNet()
+	la := newLoader()
 	defer la.Close()
 	var logA bytes.Buffer
 	dirA := t.TempDir()
-	if _, err := Run(context.Background(), full, la, s.options(dirA, epochs), nil, io.Discard, &logA); err != nil {
+	if _, err := Run(context.Background(), full, la, options(dirA, epochs), nil, io.Discard, &logA); err != nil {
 		t.Fatal(err)
 	}
-	// The same run, stopped (as by SIGINT) during iteration 3, mid-epoch 2.
+	// The same run, stopped during iteration 3, mid-epoch 2.
 	ctx, cancel := context.WithCancel(context.Background())
 	dirB := t.TempDir()
-	o := s.options(dirB, epochs)
+	o := options(dirB, epochs)
 	o.Fault = func(iter int, _ *model.LossParts, _ [][]float32) {
 		if iter == 2 {
 			cancel()
 		}
 	}
-	lb := s.loader()
+	lb := newLoader()
 	defer lb.Close()
 	var logB bytes.Buffer
-	_, err := Run(ctx, s.net(t), lb, o, nil, io.Discard, &logB)
+	_, err := Run(ctx, newNet(), lb, o, nil, io.Discard, &logB)
 	if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("stopped run: %v", err)
 	}
@@ -129,12 +213,13 @@ func TestResumeIsExact(t *testing.T) {
 	if ck.State.Iter != 3 || ck.State.Epoch != 1 || ck.State.Batch != 1 {
 		t.Fatalf("checkpoint state %+v, want iteration 3 = epoch 1 batch 1", ck.State)
 	}
-	// Resume in a fresh network with another initialisation: everything must come from the checkpoint.
-	resumed := s.net(t)
+	// Resume in a fresh network with another initialisation (and dropout
+	// seed): everything must come from the checkpoint.
+	resumed := newNet()
 	resumed.Init(99)
-	o = s.options(dirB, epochs)
+	o = options(dirB, epochs)
 	o.Resume = ck
-	lc := s.loader()
+	lc := newLoader()
 	defer lc.Close()
 	var logC bytes.Buffer
 	if _, err := Run(context.Background(), resumed, lc, o, nil, io.Discard, &logC); err != nil {
@@ -160,19 +245,28 @@ func TestResumeIsExact(t *testing.T) {
 			}
 		}
 	}
-	// Extending the finished run by one epoch works from its final checkpoint.
-	ck, _, err = LatestCheckpoint(filepath.Join(dirB, "checkpoints"), io.Discard)
-	if err != nil || !ck.State.Finished {
-		t.Fatalf("final checkpoint %+v %v", ck.State, err)
+	// The EMA, when on, is in the final checkpoints: compare them.
+	ca, _, errA := LatestCheckpoint(filepath.Join(dirA, "checkpoints"), io.Discard)
+	cc, _, errC := LatestCheckpoint(filepath.Join(dirB, "checkpoints"), io.Discard)
+	if errA != nil || errC != nil {
+		t.Fatalf("final checkpoints: %v %v", errA, errC)
 	}
-	o = s.options(dirB, epochs+1)
-	o.Resume = ck
-	ld := s.loader()
-	defer ld.Close()
-	sum, err := Run(context.Background(), resumed, ld, o, nil, io.Discard, io.Discard)
-	if err != nil || sum.Epoch != epochs+1 {
-		t.Fatalf("extension: %+v %v", sum.State, err)
+	if (ca.EMA == nil) != (cc.EMA == nil) {
+		t.Fatalf("EMA in one final checkpoint only")
 	}
+	if ca.EMA != nil {
+		if ca.EMA.Updates != cc.EMA.Updates {
+			t.Fatalf("EMA updates %d resumed, %d uninterrupted", cc.EMA.Updates, ca.EMA.Updates)
+		}
+		for i := range ca.EMA.Values {
+			for j, v := range ca.EMA.Values[i] {
+				if math.Float32bits(v) != math.Float32bits(cc.EMA.Values[i][j]) {
+					t.Fatalf("EMA tensor %d element %d: %v resumed, %v uninterrupted", i, j, cc.EMA.Values[i][j], v)
+				}
+			}
+		}
+	}
+	return resumed, dirB
 }
 
 // TestOnNaN injects a NaN loss at iteration 2 and checks the three policies.
