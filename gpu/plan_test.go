@@ -16,8 +16,16 @@ import (
 func TestPlanMatchesCPUShapes(t *testing.T) {
 	cfgs := []string{"../configs/models/demo-tiny.cfg", "../configs/models/yolov3-tiny.cfg", "../configs/models/yolov3.cfg",
 		"../../shared/models/yolo-fastest-1.1-coco/yolo-fastest-1.1.cfg", "../../shared/models/yoloface-50k/yoloface-50k.cfg"}
-	for _, path := range cfgs {
-		t.Run(path, func(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		size model.Size
+	}{
+		{cfgs[0], model.Square(96)}, {cfgs[1], model.Square(96)}, {cfgs[2], model.Square(96)}, {cfgs[3], model.Square(96)}, {cfgs[4], model.Square(96)},
+		// Non-square: every buffer's h and w from the CPU graph's own shapes.
+		{cfgs[1], model.Size{W: 128, H: 64}}, {cfgs[3], model.Size{W: 64, H: 160}},
+	} {
+		path, size := c.path, c.size
+		t.Run(path+"@"+size.String(), func(t *testing.T) {
 			if _, err := os.Stat(path); err != nil {
 				t.Skipf("%s absent (../shared holds the pretrained models): %v", path, err)
 			}
@@ -30,8 +38,8 @@ func TestPlanMatchesCPUShapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			net.Init(1)
-			const n, size = 1, 96
-			g, err := net.NewGraph(n, model.Square(size), false)
+			const n = 1
+			g, err := net.NewGraph(n, size, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +48,7 @@ func TestPlanMatchesCPUShapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, training := range []bool{false, true} {
-				nt, err := planNet(net, n, model.Square(size), training)
+				nt, err := planNet(net, n, size, training)
 				if err != nil {
 					t.Fatalf("training %v: %v", training, err)
 				}
