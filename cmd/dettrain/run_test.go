@@ -162,3 +162,54 @@ func anchorsOf(c *model.Cfg) string {
 	}
 	return ""
 }
+
+// TestNonSquareRun: a run trained at 96x64 records that size in its
+// model.cfg; eval --run scores it as training did (to 1e-9, as above), and
+// predict and export take the run with no other flag.
+func TestNonSquareRun(t *testing.T) {
+	_, runDir := autoAnchorsRun(t, "96x64")
+	rc, err := model.ReadCfg(filepath.Join(runDir, "model.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := rc.Net.Int("width", 0); w != 96 {
+		t.Errorf("[net] width = %d, want 96", w)
+	}
+	if h, _ := rc.Net.Int("height", 0); h != 64 {
+		t.Errorf("[net] height = %d, want 64", h)
+	}
+	want := scores(t, filepath.Join(runDir, "eval", "eval.json"))
+	js := filepath.Join(t.TempDir(), "s.json")
+	code, out, errs := run(t, "eval", "--run", runDir, "--json", js)
+	if code != 0 || !strings.Contains(out, "size 96x64") {
+		t.Fatalf("eval --run: exit %d, stdout lacks \"size 96x64\":\n%s\n%s", code, out, errs)
+	}
+	for k, w := range scores(t, js) {
+		if math.Abs(w-want[k]) > 1e-9 {
+			t.Errorf("eval --run: %s = %.12f, the run's own %.12f", k, w, want[k])
+		}
+	}
+	pred := t.TempDir()
+	imgs, _ := filepath.Glob(filepath.Join(filepath.Dir(runDir), "ds", "JPEGImages", "*.jpg"))
+	code, out, errs = run(t, append([]string{"predict", "--run", runDir, "--conf", "0.001", "--no-draw", "--out", pred}, imgs[:3]...)...)
+	if code != 0 {
+		t.Fatalf("predict --run: exit %d\n%s\n%s", code, out, errs)
+	}
+	var preds []map[string]any
+	b, err := os.ReadFile(filepath.Join(pred, "predictions.json"))
+	if err != nil || json.Unmarshal(b, &preds) != nil || len(preds) == 0 {
+		t.Fatalf("predict --run: predictions.json %v: %s", err, b)
+	}
+	if n := preds[0]["category_name"]; n != "circle" && n != "square" && n != "triangle" && n != "cross" {
+		t.Errorf("predict --run: category_name %v is not one of the run's names", n)
+	}
+	exp := t.TempDir()
+	if code, out, errs = run(t, "export", "--run", runDir, "--out", exp); code != 0 {
+		t.Fatalf("export --run: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, f := range []string{"model.cfg", "best.weights", "names.txt"} {
+		if _, err := os.Stat(filepath.Join(exp, f)); err != nil {
+			t.Errorf("export --run did not write %s: %v", f, err)
+		}
+	}
+}
