@@ -82,7 +82,8 @@ func TestExportFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--model", "a.cfg"}, "--model, --weights and --out are required"},
+		{[]string{"--model", "a.cfg"}, "--out is required"},
+		{[]string{"--model", "a.cfg", "--out", "d"}, "give --run RUN_DIR, or --weights"},
 		{[]string{"--model", "a.cfg", "--weights", "a.weights", "--out", "d", "--format", "onnx"}, `--format "onnx": only darknet is supported`},
 		{[]string{"--model", "a.cfg", "--weights", "a.weights", "--out", "d"}, ""},
 	} {
