@@ -209,6 +209,12 @@ func ParseCOCOResults(raw []byte, name string, r Resolver, o ReadOptions) ([]Det
 	}
 	dets := make([]Detection, 0, len(rs))
 	for i, e := range rs {
+		if string(e.ImageID) == "null" { // as if absent, like any other JSON null
+			e.ImageID = nil
+		}
+		if string(e.CategoryID) == "null" {
+			e.CategoryID = nil
+		}
 		at := fmt.Sprintf("%s: entry %d", name, i)
 		// The structure first, in both modes.
 		var d Detection

@@ -55,6 +55,8 @@ func TestParseCOCOResults(t *testing.T) {
 		`[{"image_id": true, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 1}]`:        `r.json: entry 0: image_id true is not an image id`,
 		`[{"category_id": 1, "bbox": [1, 2, 3], "score": 1}]`:                             "r.json: entry 0: no image_id",
 		`[{"image_id": 100, "bbox": [1, 2, 3, 4], "score": 1}]`:                           "r.json: entry 0: no category_id",
+		`[{"image_id": 100, "category_id": null, "bbox": [1, 2, 3, 4], "score": 1}]`:      "r.json: entry 0: no category_id",
+		`[{"image_id": null, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 1}]`:        "r.json: entry 0: no image_id",
 	} {
 		if _, _, err := ParseCOCOResults([]byte(text), "r.json", r, ReadOptions{Strict: true}); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", text, err, want)
