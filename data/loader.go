@@ -32,7 +32,23 @@ type Batch struct {
 	Index   []int      // Index[n]: image n's index in Dataset.Samples
 	OrigW   []int      // image n's own size before resizing (not its mixup canvas's)
 	OrigH   []int
+	// Skipped lists the images of the batch that failed to load under
+	// LoaderOptions.SkipBad, in slot order; their slots hold a copy of the
+	// batch's first image that loaded (and its Index).
+	Skipped []*LoadError
 }
+
+// LoadError is an image that failed to load: its file, its sample id and
+// why (the decoder's error).
+type LoadError struct {
+	Path, ID string
+	Err      error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("load %s (sample %q): %v", e.Path, e.ID, e.Err)
+}
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // LoaderOptions configure a Loader. Zero values take the defaults given.
 type LoaderOptions struct {
@@ -62,6 +78,13 @@ type LoaderOptions struct {
 	// nil: every batch is W x H. It must be a pure function of (e, k): it is
 	// called from the loader's goroutine, and EpochFrom relies on it.
 	SizeAt func(epoch, batch int) (w, h int)
+	// SkipBad leaves an image that fails to load out of its batch (data.skip_bad
+	// during training): its slot gets a copy of the pixels, targets and size
+	// of the batch's first image that loaded, so that batches keep their
+	// size and stay a pure function of the epoch, and Batch.Skipped names it.
+	// A batch none of whose images load is still an error. Without SkipBad a
+	// failed image makes Next return its *LoadError.
+	SkipBad bool
 }
 
 func (o LoaderOptions) withDefaults() LoaderOptions {
@@ -170,8 +193,9 @@ func (l *Loader) EpochFrom(e, k int) {
 
 // Next returns the next batch of the epoch, io.EOF after the last one. Each
 // batch is newly allocated and belongs to the caller. An
-// image that fails to load makes Next return an error naming its file; the
-// following call goes on with the next batch.
+// image that fails to load makes Next return a *LoadError naming its file
+// (with SkipBad only when no image of the batch loads); the following call
+// goes on with the next batch.
 func (l *Loader) Next() (*Batch, error) {
 	if l.closed {
 		return nil, errors.New("data.Loader: Next after Close")
@@ -226,7 +250,7 @@ type pending struct {
 	b      *Batch
 	left   atomic.Int32
 	mu     sync.Mutex
-	err    error
+	errs   []*LoadError // per slot, nil when it loaded
 	result chan batchResult
 }
 
@@ -343,21 +367,54 @@ func (l *Loader) fill(j job, e int) {
 	}
 	if err != nil {
 		j.p.mu.Lock()
-		if j.p.err == nil {
-			j.p.err = fmt.Errorf("load %s (sample %q): %w", sm.ImagePath, sm.ID, err)
+		if j.p.errs == nil {
+			j.p.errs = make([]*LoadError, b.N)
 		}
+		j.p.errs[j.n] = &LoadError{Path: sm.ImagePath, ID: sm.ID, Err: err}
 		j.p.mu.Unlock()
 	}
 	if j.p.left.Add(-1) == 0 {
 		j.p.mu.Lock()
-		err := j.p.err
+		errs := j.p.errs
 		j.p.mu.Unlock()
-		if err != nil {
-			j.p.result <- batchResult{err: err}
-		} else {
-			j.p.result <- batchResult{b: b}
+		j.p.result <- l.deliver(b, errs)
+	}
+}
+
+// deliver is the result of a batch whose images are all done; errs[n] is
+// image n's failure (errs nil: none failed). Without SkipBad the first
+// failure in slot order is the batch's error; with it each failed slot
+// takes a copy of the first slot that loaded.
+func (l *Loader) deliver(b *Batch, errs []*LoadError) batchResult {
+	if errs == nil {
+		return batchResult{b: b}
+	}
+	good := -1
+	var first *LoadError
+	for n, e := range errs {
+		if e == nil && good < 0 {
+			good = n
+		}
+		if e != nil && first == nil {
+			first = e
 		}
 	}
+	if !l.o.SkipBad || good < 0 {
+		return batchResult{err: first}
+	}
+	plane := b.C * b.H * b.W
+	src := b.Images[good*plane : (good+1)*plane]
+	for n, e := range errs {
+		if e == nil {
+			continue
+		}
+		copy(b.Images[n*plane:(n+1)*plane], src)
+		b.Targets[n] = append([]Target(nil), b.Targets[good]...)
+		b.OrigW[n], b.OrigH[n] = b.OrigW[good], b.OrigH[good]
+		b.Index[n] = b.Index[good]
+		b.Skipped = append(b.Skipped, e)
+	}
+	return batchResult{b: b}
 }
 
 // targets scales the boxes of objs by (sx, sy) and, when flip is set,

@@ -73,6 +73,12 @@ type Options struct {
 	GPU *GPUOptions
 	// Resume continues from this checkpoint.
 	Resume *Checkpoint
+	// SkipBad (data.skip_bad) goes on when images fail to load during an
+	// epoch: an image the loader left out (data.Batch.Skipped) is warned
+	// about and counted, and a batch none of whose images load is skipped.
+	// Without it a failed load writes a checkpoint of the last completed
+	// step and ends the run with an error naming the file.
+	SkipBad bool
 	// Fault, when set, may poison a step (tests inject NaN through it).
 	Fault func(iter int, loss *model.LossParts, grads [][]float32)
 	// OnEpoch, when set, is called after every epoch (results.csv, charts).
@@ -99,6 +105,7 @@ type Evaluator func(epoch int) (float64, error)
 // Summary is what a finished run reports.
 type Summary struct {
 	State
+	Skipped    int // images that failed to load and were left out (SkipBad), this run
 	LastMetric float64
 	Elapsed    time.Duration
 	ImagesPerS float64
@@ -106,7 +113,7 @@ type Summary struct {
 
 // Record is one line of log.jsonl.
 type Record struct {
-	Kind      string   `json:"kind"` // "iter", "epoch", "resume", "nan"
+	Kind      string   `json:"kind"` // "iter", "epoch", "resume", "nan", "skip"
 	Epoch     int      `json:"epoch"`
 	Iter      int      `json:"iter"`
 	LR        float64  `json:"lr,omitempty"`
@@ -117,6 +124,7 @@ type Record struct {
 	Cls       float64  `json:"loss_cls,omitempty"`
 	ImgPerSec float64  `json:"img_per_s,omitempty"`
 	MAP       *float64 `json:"map50,omitempty"`
+	Skipped   int      `json:"skipped,omitempty"` // epoch: images left out (SkipBad); skip: 1 or the batch's images
 	Seconds   float64  `json:"seconds"`
 	Message   string   `json:"message,omitempty"`
 }
@@ -252,7 +260,7 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	e := t.st.Epoch
 	t.src.EpochFrom(e, t.st.Batch)
 	var ep model.LossParts
-	steps := 0
+	steps, skipped := 0, 0
 	tick := time.Now()
 	mode := progress.Silent // plain log lines only, when not on a terminal
 	if progress.IsTerminal(t.human) {
@@ -282,7 +290,26 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 			break
 		}
 		if err != nil {
-			return err
+			var le *data.LoadError
+			if o.SkipBad && errors.As(err, &le) {
+				// No image of the batch loaded: skip the batch. The loader
+				// goes on with the next one, so the position moves on too.
+				msg := fmt.Sprintf("%v: no image of batch %d of epoch %d loaded; batch skipped (data.skip_bad)", err, t.st.Batch, e+1)
+				fmt.Fprintf(t.human, "warning: %s\n", msg)
+				t.log(Record{Kind: "skip", Epoch: e, Iter: t.st.Iter, Skipped: o.Batch, Message: msg})
+				skipped += o.Batch
+				sum.Skipped += o.Batch
+				t.st.Batch++
+				continue
+			}
+			return t.stopOnData(err)
+		}
+		for _, le := range b.Skipped {
+			msg := fmt.Sprintf("%v: image skipped (data.skip_bad)", le)
+			fmt.Fprintf(t.human, "warning: %s\n", msg)
+			t.log(Record{Kind: "skip", Epoch: e, Iter: t.st.Iter, Skipped: 1, Message: msg})
+			skipped++
+			sum.Skipped++
 		}
 		if b.N != o.Batch {
 			return fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, o.Batch)
@@ -370,7 +397,11 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 			if err := t.writeWeights("last.weights", false); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w at iteration %d (epoch %d): checkpoint %s written; continue with: dettrain train --resume %s", ErrStopped, t.st.Iter, e+1, path, o.Dir)
+			stop := fmt.Errorf("%w at iteration %d (epoch %d): checkpoint %s written; continue with: dettrain train --resume %s", ErrStopped, t.st.Iter, e+1, path, o.Dir)
+			if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+				return fmt.Errorf("%w: %w", c, stop) // the signal, for the exit status (StopSignal)
+			}
+			return stop
 		}
 	}
 	// End of the epoch.
@@ -383,7 +414,7 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	}
 	t.st.Epoch++
 	t.st.Batch = 0
-	rec := Record{Kind: "epoch", Epoch: e, Iter: t.st.Iter}
+	rec := Record{Kind: "epoch", Epoch: e, Iter: t.st.Iter, Skipped: skipped}
 	if steps > 0 {
 		n := float64(steps)
 		rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
@@ -444,6 +475,24 @@ func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
 		r.g.SetDropoutStep(t.net.DropoutSeed(), i, t.st.Iter)
 	}
 	return runReplicas(reps, b, t.graphs.group)
+}
+
+// stopOnData ends the run on a batch that failed to load (without SkipBad):
+// it writes a checkpoint of the last completed step, so that nothing done is
+// lost, and returns an error naming the file and saying how to go on.
+func (t *trainer) stopOnData(err error) error {
+	if serr := t.gpu.store(t.opt, t.ema); serr != nil {
+		return fmt.Errorf("%w (and saving the run failed: %v)", err, serr)
+	}
+	path, cerr := t.checkpoint()
+	if cerr != nil {
+		return fmt.Errorf("%w (and writing a checkpoint failed: %v)", err, cerr)
+	}
+	if werr := t.writeWeights("last.weights", false); werr != nil {
+		return fmt.Errorf("%w (and writing last.weights failed: %v)", err, werr)
+	}
+	return fmt.Errorf("%w\ntraining stopped at iteration %d (epoch %d, batch %d): checkpoint %s written (the last completed step); repair or remove the file, or set data.skip_bad: true, then continue with: dettrain train --resume %s",
+		err, t.st.Iter, t.st.Epoch+1, t.st.Batch, path, t.o.Dir)
 }
 
 func (t *trainer) checkpoint() (string, error) {

@@ -188,7 +188,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(names, trainSet)}
 	lo := data.LoaderOptions{
 		Batch: c.Train.Batch, W: size.W, H: size.H, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true,
-		Augment: c.Data.Augment}
+		Augment: c.Data.Augment, SkipBad: c.Data.SkipBad}
 	per := len(trainSet.Samples) / c.Train.Batch
 	if c.Train.Mixup {
 		off := c.Train.MixupOffEpochs
@@ -268,7 +268,7 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		Momentum: c.Train.Momentum, Decay: c.Train.WeightDecay, Schedule: schedule(c.Train, per),
 		EvalInterval: c.Train.EvalInterval, LogInterval: c.Train.LogInterval, Dir: out,
 		KeepCheckpoints: c.Train.KeepCheckpoints, OnNaN: c.Train.OnNaN, Replicas: c.Train.Replicas, SyncBN: c.Model.BN == "sync",
-		Identity: id, Resume: resume, OnEpoch: onEpoch,
+		Identity: id, Resume: resume, OnEpoch: onEpoch, SkipBad: c.Data.SkipBad,
 	}
 	if dev, _ := config.ParseDevice(c.Train.Device); dev >= 0 {
 		opts.GPU = &train.GPUOptions{Devices: c.Train.Devices, TF32: c.Train.TF32, AMP: c.Train.AMP}
@@ -288,6 +288,9 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		return nil, err
 	}
 	fmt.Fprintf(ios.Out, "trained to iteration %d in %s (%.1f img/s)\n", sum.Iter, time.Since(start).Round(time.Second), sum.ImagesPerS)
+	if sum.Skipped > 0 {
+		fmt.Fprintf(ios.Out, "%d images failed to load and were left out (data.skip_bad; the warnings above and log.jsonl name them)\n", sum.Skipped)
+	}
 	best := filepath.Join(out, "weights", "best.weights")
 	if _, err := net.LoadWeights(best); err != nil {
 		return nil, err
