@@ -42,6 +42,7 @@ type Batch struct {
 // why (the decoder's error).
 type LoadError struct {
 	Path, ID string
+	Slot     int // the image's position in its batch
 	Err      error
 }
 
@@ -82,8 +83,9 @@ type LoaderOptions struct {
 	// during training): its slot gets a copy of the pixels, targets and size
 	// of the batch's first image that loaded, so that batches keep their
 	// size and stay a pure function of the epoch, and Batch.Skipped names it.
-	// A batch none of whose images load is still an error. Without SkipBad a
-	// failed image makes Next return its *LoadError.
+	// A batch none of whose images load is still an error, joining each
+	// image's *LoadError. Without SkipBad a failed image makes Next return
+	// its *LoadError.
 	SkipBad bool
 }
 
@@ -370,7 +372,7 @@ func (l *Loader) fill(j job, e int) {
 		if j.p.errs == nil {
 			j.p.errs = make([]*LoadError, b.N)
 		}
-		j.p.errs[j.n] = &LoadError{Path: sm.ImagePath, ID: sm.ID, Err: err}
+		j.p.errs[j.n] = &LoadError{Path: sm.ImagePath, ID: sm.ID, Slot: j.n, Err: err}
 		j.p.mu.Unlock()
 	}
 	if j.p.left.Add(-1) == 0 {
@@ -384,7 +386,8 @@ func (l *Loader) fill(j job, e int) {
 // deliver is the result of a batch whose images are all done; errs[n] is
 // image n's failure (errs nil: none failed). Without SkipBad the first
 // failure in slot order is the batch's error; with it each failed slot
-// takes a copy of the first slot that loaded.
+// takes a copy of the first slot that loaded, and when none loaded the
+// error joins every image's (errors.Join, in slot order).
 func (l *Loader) deliver(b *Batch, errs []*LoadError) batchResult {
 	if errs == nil {
 		return batchResult{b: b}
@@ -399,8 +402,15 @@ func (l *Loader) deliver(b *Batch, errs []*LoadError) batchResult {
 			first = e
 		}
 	}
-	if !l.o.SkipBad || good < 0 {
+	if !l.o.SkipBad {
 		return batchResult{err: first}
+	}
+	if good < 0 {
+		all := make([]error, len(errs))
+		for n, e := range errs {
+			all[n] = e
+		}
+		return batchResult{err: errors.Join(all...)}
 	}
 	plane := b.C * b.H * b.W
 	src := b.Images[good*plane : (good+1)*plane]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -259,8 +260,9 @@ func predictRun(io *IO, o *PredictOptions) error {
 		return err
 	}
 	defer p.Close()
+	var skipped []*data.LoadError
 	if len(images) > 0 {
-		if err := predictImages(io, o, p, images, names); err != nil {
+		if skipped, err = predictImages(io, o, p, images, names); err != nil {
 			return err
 		}
 	}
@@ -268,6 +270,13 @@ func predictRun(io *IO, o *PredictOptions) error {
 		if err := predictVideo(io, o, p, v, names); err != nil {
 			return err
 		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(io.Err, "skipped %d unreadable images:\n", len(skipped))
+		for _, le := range skipped {
+			fmt.Fprintf(io.Err, "  %s: %v\n", le.Path, le.Err)
+		}
+		return fmt.Errorf("%d of %d images could not be read and were skipped (listed above); the results of the others are in %s", len(skipped), len(images), o.Out)
 	}
 	return nil
 }
@@ -289,19 +298,27 @@ func outNames(paths []string) []string {
 	return out
 }
 
-func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names []string) error {
+// predictImages runs p over the images of paths and writes the results. An
+// image that cannot be read is skipped with a warning and returned, and the
+// others go on.
+func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names []string) ([]*data.LoadError, error) {
 	ds := &data.Dataset{Names: names}
 	for _, path := range paths {
 		ds.Samples = append(ds.Samples, data.Sample{ID: filepath.Base(path), ImagePath: path})
 	}
-	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: o.Batch, W: o.Size.W, H: o.Size.H, Workers: 2})
+	l := data.NewLoader(ds, image.OpenCV{}, data.LoaderOptions{Batch: o.Batch, W: o.Size.W, H: o.Size.H, Workers: 2, SkipBad: true})
 	defer l.Close()
 	bar := progress.New(io.Err, len(paths), progress.Options{Label: "predict", Unit: "img"})
 	sizes := make([][2]int, len(paths))
-	dets, err := p.Dataset(sizeRecorder{countingBatches{l, bar}, sizes})
+	sk := &skipBatches{Batches: l, bar: bar}
+	dets, err := p.Dataset(sizeRecorder{sk, sizes})
 	bar.Finish()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	bad := map[string]bool{}
+	for _, le := range sk.skipped {
+		bad[le.Path] = true
 	}
 	outs := outNames(paths)
 	results := []cocoResult{}
@@ -311,25 +328,28 @@ func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names [
 		perImage[d.Image] = append(perImage[d.Image], d)
 	}
 	for i, path := range paths {
+		if bad[path] {
+			continue
+		}
 		if !o.NoDraw {
 			var ls []image.Labelled
 			for _, d := range perImage[i] {
 				ls = append(ls, image.Labelled{Box: d.Box, Label: names[d.Class], Score: d.Score, Class: d.Class})
 			}
 			if err := image.Draw(path, ls, filepath.Join(o.Out, outs[i])); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if o.SaveTxt {
 			if err := writeLabels(filepath.Join(o.Out, "labels", strings.TrimSuffix(outs[i], filepath.Ext(outs[i]))+".txt"), perImage[i], sizes[i], o.SaveConf); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	if err := writeJSON(filepath.Join(o.Out, "predictions.json"), results); err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(io.Out, "%d detections in %d images; wrote %s", len(results), len(paths), filepath.Join(o.Out, "predictions.json"))
+	fmt.Fprintf(io.Out, "%d detections in %d images; wrote %s", len(results), len(paths)-len(sk.skipped), filepath.Join(o.Out, "predictions.json"))
 	if !o.NoDraw {
 		fmt.Fprintf(io.Out, ", annotated images")
 	}
@@ -337,7 +357,87 @@ func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names [
 		fmt.Fprintf(io.Out, ", labels/*.txt")
 	}
 	fmt.Fprintf(io.Out, " in %s\n", o.Out)
+	return sk.skipped, nil
+}
+
+// skipBatches passes on a loader's batches (loaded with SkipBad) without
+// the images that failed to load: it warns about each on the progress bar,
+// keeps them in skipped, drops their slots from the batch, and goes past a
+// batch none of whose images loaded. It ticks the bar for every image.
+type skipBatches struct {
+	infer.Batches
+	bar     *progress.Bar
+	skipped []*data.LoadError
+}
+
+func (s *skipBatches) Next() (*data.Batch, error) {
+	for {
+		b, err := s.Batches.Next()
+		if err != nil {
+			les := loadErrors(err)
+			if len(les) == 0 {
+				return nil, err
+			}
+			s.skip(les)
+			continue
+		}
+		s.bar.Add(b.N)
+		if len(b.Skipped) == 0 {
+			return b, nil
+		}
+		s.skip(b.Skipped)
+		return dropSlots(b, b.Skipped), nil
+	}
+}
+
+func (s *skipBatches) skip(les []*data.LoadError) {
+	for _, le := range les {
+		s.bar.Log(fmt.Sprintf("warning: %v: skipped", le))
+	}
+	s.skipped = append(s.skipped, les...)
+}
+
+// loadErrors lists the *data.LoadError in err: one, or those joined by a
+// loader for a batch none of whose images loaded.
+func loadErrors(err error) []*data.LoadError {
+	var le *data.LoadError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []*data.LoadError
+		for _, e := range j.Unwrap() {
+			if errors.As(e, &le) {
+				out = append(out, le)
+			} else {
+				return nil // something else went wrong too
+			}
+		}
+		return out
+	}
+	if errors.As(err, &le) {
+		return []*data.LoadError{le}
+	}
 	return nil
+}
+
+// dropSlots returns b without the images of skipped (by Slot).
+func dropSlots(b *data.Batch, skipped []*data.LoadError) *data.Batch {
+	drop := map[int]bool{}
+	for _, le := range skipped {
+		drop[le.Slot] = true
+	}
+	plane := b.C * b.H * b.W
+	out := &data.Batch{C: b.C, H: b.H, W: b.W}
+	for n := range b.N {
+		if drop[n] {
+			continue
+		}
+		out.N++
+		out.Images = append(out.Images, b.Images[n*plane:(n+1)*plane]...)
+		out.Targets = append(out.Targets, b.Targets[n])
+		out.Index = append(out.Index, b.Index[n])
+		out.OrigW = append(out.OrigW, b.OrigW[n])
+		out.OrigH = append(out.OrigH, b.OrigH[n])
+	}
+	return out
 }
 
 // writeLabels writes YOLO label lines for one image of size wh.
