@@ -184,3 +184,45 @@ func TestLoaderSkipBadSlot(t *testing.T) {
 		t.Fatalf("without SkipBad: %v, want a *data.LoadError naming %s", err, bad)
 	}
 }
+
+// TestSkipBadWholeBatch: with data.skip_bad a batch none of whose images
+// load (batch 1 of epoch 1, all four broken) is skipped as a whole: one
+// "skip" record counting its 4 images, no step for it, and the run ends.
+func TestSkipBadWholeBatch(t *testing.T) {
+	s := newSmallRun(t)
+	var bad []string
+	for pos := 4; pos < 8; pos++ {
+		p, _ := breakImage(t, s, pos)
+		bad = append(bad, p)
+	}
+	o := s.options(t.TempDir(), 1)
+	o.SkipBad = true
+	l := data.NewLoader(s.ds, stdDecoder{}, data.LoaderOptions{Batch: 4, W: 64, Workers: 2, Shuffle: true, Flip: true, Seed: 9, DropLast: true, SkipBad: true})
+	defer l.Close()
+	var human, log bytes.Buffer
+	sum, err := Run(context.Background(), s.net(t), l, o, nil, &human, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Iter != 1 || sum.Skipped != 4 || sum.Batch != 0 || sum.Epoch != 1 {
+		t.Fatalf("%+v skipped %d, want 1 iteration, 4 images skipped, the epoch done", sum.State, sum.Skipped)
+	}
+	var skips []Record
+	for _, line := range bytes.Split(bytes.TrimSpace(log.Bytes()), []byte("\n")) {
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == "skip" {
+			skips = append(skips, r)
+		}
+	}
+	if len(skips) != 1 || skips[0].Skipped != 4 {
+		t.Fatalf("skip records %+v, want one for 4 images", skips)
+	}
+	for _, p := range bad {
+		if !strings.Contains(skips[0].Message, p) || !strings.Contains(human.String(), p) {
+			t.Errorf("%s not named in the skip record or the warning:\n%s", p, human.String())
+		}
+	}
+}
