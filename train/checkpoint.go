@@ -111,7 +111,9 @@ func (ck *Checkpoint) restore(net *model.Network, opt *SGD, ema *EMA) error {
 		copy(b.Mean, ck.BNMean[i])
 		copy(b.Var, ck.BNVar[i])
 	}
-	net.SetDropoutSeed(ck.DropoutSeed)
+	if ck.Version >= 2 { // version 1 kept no dropout seed: keep the network's (the config's)
+		net.SetDropoutSeed(ck.DropoutSeed)
+	}
 	if ema != nil && ck.EMA != nil {
 		return ema.setState(*ck.EMA)
 	}

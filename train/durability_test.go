@@ -236,3 +236,28 @@ func TestVersion1CheckpointStillReads(t *testing.T) {
 		t.Fatalf("%v\n%+v", err, got)
 	}
 }
+
+// TestRestoreDropoutSeed: a version 2 checkpoint sets the network's dropout
+// seed; a version 1 one, which kept none, leaves the network's (the
+// config's) rather than setting 0.
+func TestRestoreDropoutSeed(t *testing.T) {
+	s := newSmallRun(t)
+	for _, c := range []struct {
+		version int
+		want    int64
+	}{{checkpointVersion, 11}, {1, 7}} {
+		net := s.net(t) // Init(7)
+		opt := NewSGD(net.Params(), 0.9, 0)
+		ck := capture(net, opt, nil, State{}, Identity{})
+		ck.Version, ck.DropoutSeed = c.version, 11
+		if c.version == 1 {
+			ck.DropoutSeed = 0
+		}
+		if err := ck.restore(net, opt, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := net.DropoutSeed(); got != c.want {
+			t.Errorf("version %d: dropout seed %d after restore, want %d", c.version, got, c.want)
+		}
+	}
+}
