@@ -71,3 +71,30 @@ func TestTerminateExits143(t *testing.T) {
 		t.Fatalf("no checkpoint after SIGTERM\n%s", out)
 	}
 }
+
+// TestSecondSignalStopsAtOnce: a second SIGINT while the first one's
+// checkpoint is being written (slowed by the test hook) ends the process
+// by the signal, without waiting; no half-written file takes a checkpoint's name.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a training subprocess")
+	}
+	cfg, dir := smallConfig(t)
+	ckdir := filepath.Join(dir, "run", "checkpoints")
+	cmd, out := subprocess(t, []string{"DETTRAIN_TEST_SLOW_CHECKPOINT=20s"}, "train", "--config", cfg)
+	waitFor(t, "iteration 3", func() bool { return strings.Contains(out.String(), "iter 3 ") })
+	cmd.Process.Signal(syscall.SIGINT)
+	waitFor(t, "the interrupted run's checkpoint write", func() bool { return len(glob(filepath.Join(ckdir, ".ckpt-*.tmp*"))) == 1 })
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ws syscall.WaitStatus
+	if ee, ok := err.(*exec.ExitError); ok {
+		ws, _ = ee.Sys().(syscall.WaitStatus)
+	}
+	if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Fatalf("after two SIGINTs: %v, want the process ended by SIGINT\n%s", err, out)
+	}
+	if got := glob(filepath.Join(ckdir, "ckpt-*.ckpt")); len(got) != 0 {
+		t.Errorf("checkpoints %v: the half-written one took its name", got)
+	}
+}
