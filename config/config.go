@@ -239,6 +239,14 @@ type Train struct {
 	// MixupOffFraction, when > 0, replaces MixupOffEpochs with that fraction
 	// of the epochs (for short runs). Default 0; in [0, 1).
 	MixupOffFraction float64 `yaml:"mixup_off_fraction"`
+	// Mosaic turns on mosaic augmentation (YOLOv4; Ultralytics' load_mosaic
+	// rule: four images on one canvas, boxes clipped; data/mosaic.go), before
+	// mixup and the other augmentations. Default false (not one of the
+	// paper's freebies).
+	Mosaic bool `yaml:"mosaic"`
+	// CloseMosaic turns mosaic off for the last N epochs (Ultralytics'
+	// close_mosaic). Default 10; >= 0.
+	CloseMosaic int `yaml:"close_mosaic"`
 }
 
 // Eval holds the evaluation (mAP) settings.
@@ -318,6 +326,7 @@ func Default() Config {
 			MixupAlpha:      1.5,
 			MixupBeta:       1.5,
 			MixupOffEpochs:  20,
+			CloseMosaic:     10,
 		},
 		Eval: Eval{
 			Conf:    0.01,

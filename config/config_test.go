@@ -120,6 +120,8 @@ func TestDefault(t *testing.T) {
 		{"train.mixup_beta", d.Train.MixupBeta, 1.5},
 		{"train.mixup_off_epochs", d.Train.MixupOffEpochs, 20},
 		{"train.mixup_off_fraction", d.Train.MixupOffFraction, 0.0},
+		{"train.mosaic", d.Train.Mosaic, false},
+		{"train.close_mosaic", d.Train.CloseMosaic, 10},
 		{"eval.size", d.Eval.Size, Size{}}, // the training size
 		{"eval.conf", d.Eval.Conf, 0.01},
 		{"eval.nms", d.Eval.NMS, 0.45},

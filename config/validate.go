@@ -244,6 +244,7 @@ func (c *Config) check() []problem {
 		}
 	}
 	atLeast("train.mixup_off_epochs", t.MixupOffEpochs, 0)
+	atLeast("train.close_mosaic", t.CloseMosaic, 0)
 	if floatOK("train.mixup_off_fraction", t.MixupOffFraction) && (t.MixupOffFraction < 0 || t.MixupOffFraction >= 1) {
 		bad("train.mixup_off_fraction", "must be >= 0 and < 1")
 	}
