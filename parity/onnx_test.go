@@ -1,0 +1,359 @@
+package parity
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/onnx"
+)
+
+// allLayersCfg has every layer type and activation dettrain supports, BN and
+// bias convolutions, grouped and depthwise convolutions, darknet's maxpool
+// padding on one side (size=2 stride=1: 0 before, 1 after, read by the
+// strided conv after it; size=4 stride=2: 1 before, 2 after) and on both, a 3-input route, route groups, shortcuts
+// with two from= and with activations, dropout, upsample, avgpool +
+// scale_channels, and two heads, one with scale_x_y.
+var allLayersCfg = netHead +
+	conv(16, 3, 2, true, "leaky") + // 0
+	conv(16, 3, 1, true, "relu", "groups=16") + // 1
+	conv(16, 1, 1, true, "logistic") + // 2
+	"[shortcut]\nfrom=-3\nactivation=linear\n" + // 3
+	"[dropout]\nprobability=0.2\n" + // 4
+	conv(16, 3, 1, false, "mish", "groups=4") + // 5
+	conv(16, 3, 1, true, "swish") + // 6
+	"[shortcut]\nfrom=-2,-4\nactivation=leaky\n" + // 7
+	"[maxpool]\nsize=2\nstride=1\n" + // 8: pads 0, 1
+	conv(16, 3, 2, true, "leaky") + // 9: reads layer 8's padded last row and column
+	conv(32, 3, 1, true, "mish") + // 10
+	"[route]\nlayers=-1\ngroups=2\ngroup_id=1\n" + // 11
+	conv(16, 1, 1, false, "relu") + // 12
+	"[route]\nlayers=-1,-2,-4\n" + // 13: 16+16+16
+	"[avgpool]\n" + // 14
+	conv(8, 1, 1, false, "swish") + // 15
+	conv(48, 1, 1, false, "logistic") + // 16
+	"[scale_channels]\nfrom=-4\nactivation=linear\n" + // 17
+	"[maxpool]\nsize=4\nstride=2\n" + // 18: pads 1, 2
+	conv(32, 3, 1, true, "leaky") + // 19
+	yoloHead("3,4,5", "scale_x_y=1.1") + // 20, 21
+	"[route]\nlayers=-3\n" + // 22
+	"[upsample]\nstride=2\n" + // 23
+	"[route]\nlayers=-1,-15\n" + // 24: upsampled 32 + layer 9's 16
+	conv(16, 3, 1, true, "linear") + // 25
+	"[maxpool]\nsize=3\nstride=2\n" + // 26: pads 1, 1
+	"[upsample]\nstride=2\n" + // 27
+	yoloHead("0,1,2") // 28, 29
+
+// onnxNet is a network to export and the input to run it on.
+type onnxNet struct {
+	name string
+	net  *model.Network
+	size model.Size
+	in   []float32 // n images
+	n    int
+}
+
+// onnxNets builds the networks the ONNX tests export: the all-layers cfg at
+// a square and two non-square sizes (random weights and BN statistics,
+// random inputs, 2 images), and the two pretrained models of ../shared at
+// their cfg's size on a real image each (skipped when ../shared is absent).
+func onnxNets(t *testing.T) []onnxNet {
+	t.Helper()
+	var nets []onnxNet
+	for _, size := range []model.Size{model.Square(64), {W: 96, H: 64}, {W: 64, H: 128}} {
+		net := parse(t, "all-layers.cfg", allLayersCfg)
+		randomize(net, 11)
+		nets = append(nets, onnxNet{"all-layers@" + size.String(), net, size, randomInput(2*3*size.W*size.H, 13), 2})
+	}
+	for _, m := range []struct{ dir, cfg, weights, image string }{
+		{fastest, "yolo-fastest-1.1.cfg", "yolo-fastest-1.1.weights", "dog.jpg"},
+		{"../../shared/models/yoloface-50k", "yoloface-50k.cfg", "yoloface-50k.weights", "p1.jpg"},
+	} {
+		w := filepath.Join(m.dir, m.weights)
+		if _, err := os.Stat(w); err != nil {
+			t.Logf("%s is absent (../shared is not here?): its cases are skipped", w)
+			continue
+		}
+		c, err := model.ReadCfg(filepath.Join(m.dir, m.cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := model.NewNetwork(c, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := net.LoadWeights(w); err != nil {
+			t.Fatal(err)
+		}
+		size := net.InputSize()
+		in := make([]float32, 3*size.W*size.H)
+		if _, _, err := (image.OpenCV{}).Load(filepath.Join(m.dir, "..", "test-images", m.image), size.W, size.H, in); err != nil {
+			t.Fatal(err)
+		}
+		nets = append(nets, onnxNet{m.cfg + "@" + size.String(), net, size, in, 1})
+	}
+	return nets
+}
+
+// runtimeFunc runs an exported model on in (N, C, H, W) and returns the
+// named outputs.
+type runtimeFunc func(t *testing.T, path string, in []float32, shape [4]int, outputs []string) [][]float32
+
+// checkONNX exports every network of onnxNets raw and decoded (BN folded,
+// and kept as BatchNormalization for the all-layers cfg; a dynamic batch
+// for the 2-image inputs; opset 13, and at one size the lowest and highest
+// opsets, 18 with its Mish op) and compares what run computes with dettrain's own
+// forward pass: raw heads with Graph.Heads, decoded outputs with
+// model.Decode at threshold 0, which returns every box and class.
+func checkONNX(t *testing.T, run runtimeFunc) {
+	for _, tc := range onnxNets(t) {
+		for _, v := range []struct {
+			decode, keepBN bool
+			opset          int
+		}{{false, false, 0}, {true, false, 0}, {false, true, 0}, {true, true, 0},
+			{false, false, onnx.MinOpset}, {true, true, onnx.MinOpset}, {false, false, onnx.MaxOpset}, {true, true, onnx.MaxOpset}} {
+			all := strings.HasPrefix(tc.name, "all-layers")
+			if (v.keepBN && !all) || (v.opset != 0 && tc.name != "all-layers@96x64") {
+				continue
+			}
+			name := fmt.Sprintf("%s/decode=%v/keep-bn=%v/opset=%d", tc.name, v.decode, v.keepBN, v.opset)
+			t.Run(name, func(t *testing.T) {
+				g, err := tc.net.NewGraph(tc.n, tc.size, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				copy(g.Input(), tc.in)
+				if err := g.Run(); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(t.TempDir(), "model.onnx")
+				m, err := onnx.Write(path, tc.net, onnx.Options{Size: tc.size, Decode: v.decode, KeepBN: v.keepBN, Opset: v.opset, DynamicBatch: tc.n > 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				shape := [4]int{tc.n, tc.net.Channels, tc.size.H, tc.size.W}
+				heads := g.Heads()
+				if !v.decode {
+					var outs []string
+					for k := range heads {
+						outs = append(outs, onnx.HeadName(k))
+					}
+					got := run(t, path, tc.in, shape, outs)
+					worst := 0.0
+					for k, h := range heads {
+						if len(got[k]) != len(h.Data) {
+							t.Fatalf("%s: %d values, dettrain's head %d has %d", outs[k], len(got[k]), k, len(h.Data))
+						}
+						e, at := maxRelErr(got[k], h.Data)
+						if e > tol {
+							t.Errorf("%s: max relative error %.3g > %g at %d: runtime %v, dettrain %v", outs[k], e, tol, at, got[k][at], h.Data[at])
+						}
+						worst = math.Max(worst, e)
+					}
+					t.Logf("raw heads: worst relative error %.2g (%d nodes)", worst, len(m.Graph.Nodes))
+					return
+				}
+				got := run(t, path, tc.in, shape, []string{onnx.BoxesName, onnx.ScoresName})
+				eb, es := compareDecoded(t, tc.net, heads, tc.n, tc.size, got[0], got[1])
+				t.Logf("decoded: worst box error %.2g (relative to the box's largest |coordinate|, at least 1 px), worst score error %.2g (%d nodes)", eb, es, len(m.Graph.Nodes))
+			})
+		}
+	}
+}
+
+// compareDecoded checks boxes (N, K, 4) and scores (N, K, C) against
+// model.Decode(heads, b, size, 0), which lists for each head, anchor and cell
+// the C classes of one box in the same order. A corner is cx -+ w/2: its
+// error comes from cx and w/2, both at most the box's largest |corner|, so a
+// corner's error is measured relative to max(1, largest |corner| of its
+// box) (relative to the corner itself it is ill-conditioned near 0); scores
+// lie in [0, 1] and are compared absolutely. Both must be <= tol (1e-4).
+func compareDecoded(t *testing.T, net *model.Network, heads []model.HeadOutput, n int, size model.Size, boxes, scores []float32) (worstBox, worstScore float64) {
+	t.Helper()
+	nc := net.Classes
+	k := 0
+	for hi, h := range heads {
+		k += len(net.Heads[hi].Mask) * h.H * h.W
+	}
+	if len(boxes) != n*k*4 || len(scores) != n*k*nc {
+		t.Fatalf("boxes %d values, scores %d: want %d x %d x 4 and %d x %d x %d", len(boxes), len(scores), n, k, n, k, nc)
+	}
+	for b := 0; b < n; b++ {
+		dets := net.Decode(heads, b, size, 0)
+		if len(dets) != k*nc {
+			t.Fatalf("image %d: model.Decode at 0 gave %d detections, want %d boxes x %d classes", b, len(dets), k, nc)
+		}
+		for r := 0; r < k; r++ {
+			d := dets[r*nc]
+			want := []float64{d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2}
+			scale := 1.0
+			for _, v := range want {
+				scale = math.Max(scale, math.Abs(v))
+			}
+			got := boxes[(b*k+r)*4:][:4]
+			for c, w := range want {
+				if e := math.Abs(float64(got[c])-w) / scale; e > worstBox || math.IsNaN(e) {
+					worstBox = e
+					if e > tol || math.IsNaN(e) {
+						t.Fatalf("image %d box %d coordinate %d: runtime %v, model.Decode %v (error %.3g > %g of %v)", b, r, c, got[c], w, e, tol, scale)
+					}
+				}
+			}
+			for c := 0; c < nc; c++ {
+				w := dets[r*nc+c].Score
+				g := float64(scores[(b*k+r)*nc+c])
+				if e := math.Abs(g - w); e > worstScore || math.IsNaN(e) {
+					worstScore = e
+					if e > tol || math.IsNaN(e) {
+						t.Fatalf("image %d box %d class %d: runtime score %v, model.Decode %v", b, r, c, g, w)
+					}
+				}
+			}
+		}
+	}
+	return worstBox, worstScore
+}
+
+// runOpenCV runs the model with OpenCV's ONNX importer
+// (cv::dnn::readNetFromONNX, DNN_BACKEND_OPENCV on the CPU), one image at a
+// time: OpenCV 4.6 fixes its layers' shapes at import with the declared
+// batch (a symbolic one read as 1), and its broadcasting Mul
+// ([scale_channels]) then fails on a batch of 2 (tried: works with the batch
+// declared as 2, fails with 1 or "batch"). Outputs are (N, ...), so the
+// images' outputs are concatenated.
+func runOpenCV(t *testing.T, path string, in []float32, shape [4]int, outputs []string) [][]float32 {
+	t.Helper()
+	if shape[0] > 1 {
+		per := len(in) / shape[0]
+		one := [4]int{1, shape[1], shape[2], shape[3]}
+		out := make([][]float32, len(outputs))
+		for b := 0; b < shape[0]; b++ {
+			for i, o := range runOpenCV(t, path, in[b*per:(b+1)*per], one, outputs) {
+				out[i] = append(out[i], o...)
+			}
+		}
+		return out
+	}
+	net := gocv.ReadNetFromONNX(path)
+	if net.Empty() {
+		t.Fatalf("OpenCV could not read %s", path)
+	}
+	defer net.Close()
+	if err := net.SetPreferableBackend(gocv.NetBackendOpenCV); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.SetPreferableTarget(gocv.NetTargetCPU); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := gocv.NewMatWithSizesFromBytes(shape[:], gocv.MatTypeCV32F, f32bytes(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blob.Close()
+	net.SetInput(blob, onnx.InputName)
+	mats := net.ForwardLayers(outputs)
+	if len(mats) != len(outputs) {
+		t.Fatalf("OpenCV returned %d outputs for %v", len(mats), outputs)
+	}
+	out := make([][]float32, len(mats))
+	for i := range mats {
+		d, err := mats[i].DataPtrFloat32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = append([]float32(nil), d...)
+		mats[i].Close()
+	}
+	return out
+}
+
+// TestONNXMatchesOpenCV: models exported by package onnx, read by OpenCV
+// 4.6's ONNX importer (an implementation of every operator independent of
+// dettrain's), give dettrain's raw heads and model.Decode's boxes and scores
+// to 1e-4 (tol: float32 sums in another order; the export folds BN in
+// float64 and rounds once).
+func TestONNXMatchesOpenCV(t *testing.T) { checkONNX(t, runOpenCV) }
+
+// ortDir is where onnxruntime-node is installed (npm install
+// onnxruntime-node into it, outside the repository); DETTRAIN_ORT_DIR
+// overrides it.
+func ortDir() string {
+	if d := os.Getenv("DETTRAIN_ORT_DIR"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "dettrain-ort")
+}
+
+// ortRunner returns a runtimeFunc running models through onnxruntime-node
+// (testdata/ort_run.js), or skips the test when node or the module is absent.
+func ortRunner(t *testing.T) runtimeFunc {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH: onnxruntime (npm onnxruntime-node) cannot run; see docs/ONNX.md")
+	}
+	mod := filepath.Join(ortDir(), "node_modules")
+	if _, err := os.Stat(filepath.Join(mod, "onnxruntime-node", "package.json")); err != nil {
+		t.Skipf("onnxruntime-node is not installed in %s (npm install --prefix %s onnxruntime-node; DETTRAIN_ORT_DIR moves it): %v", ortDir(), ortDir(), err)
+	}
+	script, err := filepath.Abs("testdata/ort_run.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(t *testing.T, path string, in []float32, shape [4]int, outputs []string) [][]float32 {
+		t.Helper()
+		dir := t.TempDir()
+		input := filepath.Join(dir, "input.bin")
+		if err := os.WriteFile(input, f32bytes(in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{script, path, input}
+		for _, d := range shape {
+			args = append(args, itoa(d))
+		}
+		cmd := exec.Command(node, append(args, dir)...)
+		cmd.Env = append(os.Environ(), "NODE_PATH="+mod)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("onnxruntime: %v\n%s", err, stderr.String())
+		}
+		var dims map[string][]int
+		if err := json.Unmarshal(stdout, &dims); err != nil {
+			t.Fatalf("onnxruntime's output %q: %v", stdout, err)
+		}
+		out := make([][]float32, len(outputs))
+		for i, name := range outputs {
+			if _, ok := dims[name]; !ok {
+				t.Fatalf("onnxruntime has no output %q (it has %v)", name, dims)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, name+".bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = make([]float32, len(b)/4)
+			for k := range out[i] {
+				out[i][k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
+			}
+		}
+		return out
+	}
+}
+
+// TestONNXMatchesOnnxruntime: the same exports run by onnxruntime (npm's
+// onnxruntime-node, CPU, all graph optimisations on: it fuses Conv with its
+// activations and BatchNormalization into Conv by itself), the same 1e-4.
+func TestONNXMatchesOnnxruntime(t *testing.T) { checkONNX(t, ortRunner(t)) }
