@@ -21,11 +21,14 @@ import (
 // when the j-th output of PCG-DXSM (math/rand/v2's NewPCG) seeded with
 // (splitmix64 of the key, splitmix64 of the step), shifted right by 11, is at
 // least ceil(p * 2^53) -- that is when a uniform u in [0, 1) with 53 bits
-// satisfies u >= p. A training loop fixes key and step with
-// Graph.SetDropoutStep, so masks depend on the train seed, the layer, the
-// replica and the iteration only, and a resumed run draws the masks the
-// uninterrupted one drew. Without it the key is the seed given to Dropout
-// and the step counts the op's forward passes.
+// satisfies u >= p. A training loop fixes the keys and the step with
+// Graph.SetDropoutStep: each image has its own stream, keyed by the train
+// seed, the layer and the image's place in the whole batch, so masks depend
+// on those and the iteration only -- a resumed run draws the masks the
+// uninterrupted one drew, and R replicas of B/R images draw exactly the
+// masks one graph of B images draws. Without SetDropoutStep the key is the
+// seed given to Dropout (one stream for the whole tensor) and the step
+// counts the op's forward passes.
 type dropoutOp struct {
 	opBase
 	p  float64
@@ -35,8 +38,10 @@ type dropoutOp struct {
 type dropoutState struct {
 	seed  int64  // the key while no step is set
 	calls uint64 // forward passes, the step while none is set
-	set   bool   // key and step come from SetDropoutStep
-	key   uint64
+	set   bool   // keys and step come from SetDropoutStep
+	seedK int64  // the train seed, layer and first image of the set keys
+	layer int
+	first int
 	step  uint64
 	keep  []bool
 	y, dx *tensor.Dense
@@ -60,22 +65,24 @@ func (n *Network) DropoutSeed() int64 { return n.seed }
 func (n *Network) SetDropoutSeed(seed int64) { n.seed = seed }
 
 // SetDropoutStep fixes the masks of the next forward passes of gr's training
-// dropout layers: layer i draws from the stream keyed by (seed, i, replica)
-// at step, the same in every graph built for any batch or input size of the
+// dropout layers: in layer i, image k of the graph draws from the stream
+// keyed by (seed, i, first+k) at step, where first is the place of the
+// graph's first image in the whole batch (replica r of R, each of n images:
+// r*n), the same in every graph built for any batch or input size of the
 // network. Call it before each Run with the global iteration as step.
-func (gr *Graph) SetDropoutStep(seed int64, replica, step int) {
+func (gr *Graph) SetDropoutStep(seed int64, first, step int) {
 	for i, n := range gr.outs {
 		if o, ok := n.Op().(*dropoutOp); ok {
 			o.st.set = true
-			o.st.key = dropoutKey(seed, i, replica)
+			o.st.seedK, o.st.layer, o.st.first = seed, i, first
 			o.st.step = uint64(step)
 		}
 	}
 }
 
-// dropoutKey mixes the seed, layer index and replica into one stream key.
-func dropoutKey(seed int64, layer, replica int) uint64 {
-	return splitmix64(splitmix64(splitmix64(uint64(seed))^uint64(layer)) ^ uint64(replica))
+// dropoutKey mixes the seed, layer index and image into one stream key.
+func dropoutKey(seed int64, layer, image int) uint64 {
+	return splitmix64(splitmix64(splitmix64(uint64(seed))^uint64(layer)) ^ uint64(image))
 }
 
 // splitmix64 is the finalizer of Steele, Lea and Flood's SplitMix64
@@ -113,7 +120,10 @@ func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
 		o.st.keep = make([]bool, n)
 	}
 	if o.st.set {
-		dropoutMask(o.st.keep, o.p, o.st.key, o.st.step)
+		per := n / x.Shape()[0] // one image's elements
+		for k := 0; k < x.Shape()[0]; k++ {
+			dropoutMask(o.st.keep[k*per:(k+1)*per], o.p, dropoutKey(o.st.seedK, o.st.layer, o.st.first+k), o.st.step)
+		}
 	} else {
 		dropoutMask(o.st.keep, o.p, uint64(o.st.seed), o.st.calls)
 		o.st.calls++

@@ -34,14 +34,16 @@ func dropoutNet(t *testing.T) (*Network, int) {
 // referenceKeep is the mask rule of dropoutOp's doc comment written out
 // directly, with the float comparison u >= p instead of dropoutMask's
 // integer threshold: element j keeps when u_j = (x_j>>11)/2^53 >= p, x_j the
-// j-th output of PCG(splitmix64(key), splitmix64(step)), key the splitmix64
-// chain of (seed, layer, replica).
-func referenceKeep(n int, p float64, seed int64, layer, replica, step int) []bool {
-	key := splitmix64(splitmix64(splitmix64(uint64(seed))^uint64(layer)) ^ uint64(replica))
-	r := rand.NewPCG(splitmix64(key), splitmix64(uint64(step)))
-	keep := make([]bool, n)
-	for j := range keep {
-		keep[j] = float64(r.Uint64()>>11)/(1<<53) >= p
+// j-th output of PCG(splitmix64(key), splitmix64(step)) within its image,
+// key the splitmix64 chain of (seed, layer, first + the image's index).
+func referenceKeep(images, n int, p float64, seed int64, layer, first, step int) []bool {
+	var keep []bool
+	for k := 0; k < images; k++ {
+		key := splitmix64(splitmix64(splitmix64(uint64(seed))^uint64(layer)) ^ uint64(first+k))
+		r := rand.NewPCG(splitmix64(key), splitmix64(uint64(step)))
+		for j := 0; j < n/images; j++ {
+			keep = append(keep, float64(r.Uint64()>>11)/(1<<53) >= p)
+		}
 	}
 	return keep
 }
@@ -93,7 +95,7 @@ func TestDropoutMaskIsAFunctionOfTheStep(t *testing.T) {
 	defer g2.Close()
 
 	x, y := dropoutRun(t, g1, layer, 5, 1, 42)
-	want := referenceKeep(len(y), p, 5, layer, 1, 42)
+	want := referenceKeep(2, len(y), p, 5, layer, 1, 42)
 	scale := float32(1 / (1 - p)) // 4/3 rounded to float32, as the op scales
 	nonzero := 0
 	for j := range y {
@@ -119,12 +121,33 @@ func TestDropoutMaskIsAFunctionOfTheStep(t *testing.T) {
 	if _, y3 := dropoutRun(t, g1, layer, 5, 1, 42); !equalBits(y, y3) {
 		t.Fatal("the same step run twice gave two masks")
 	}
-	// Another step, replica or seed gives another mask.
+	// Replicas draw what one graph of the whole batch draws: a graph of the
+	// two images 1 and 2 (first = 1) gives image 1 the mask that the graph
+	// of images 0..3 gives its second image.
+	g4, err := net.NewGraph(4, Square(64), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g4.Close()
+	x4, y4 := dropoutRun(t, g4, layer, 5, 0, 42)
+	keep4 := referenceKeep(4, len(y4), p, 5, layer, 0, 42)
+	for j := range y4 {
+		if x4[j] != 0 && (keep4[j] && y4[j] != x4[j]*scale || !keep4[j] && y4[j] != 0) {
+			t.Fatalf("4 images: element %d: x %v y %v, reference keep %v", j, x4[j], y4[j], keep4[j])
+		}
+	}
+	per := len(y) / 2
+	for j := 0; j < 2*per; j++ {
+		if want[j] != keep4[per+j] {
+			t.Fatalf("element %d: the mask of image %d depends on its graph", j, 1+j/per)
+		}
+	}
+	// Another step, first image or seed gives another mask.
 	for _, c := range []struct {
 		name          string
 		seed          int64
 		replica, step int
-	}{{"step", 5, 1, 43}, {"replica", 5, 0, 42}, {"seed", 6, 1, 42}} {
+	}{{"step", 5, 1, 43}, {"first image", 5, 0, 42}, {"seed", 6, 1, 42}} {
 		if _, yc := dropoutRun(t, g1, layer, c.seed, c.replica, c.step); equalBits(y, yc) {
 			t.Errorf("another %s, the same mask", c.name)
 		}

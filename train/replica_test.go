@@ -5,6 +5,9 @@ import (
 	"context"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +17,34 @@ import (
 // of weights; with local BN the losses differ.
 func TestReplicasSyncBNMatchOneBatch(t *testing.T) {
 	s := newSmallRun(t)
+	testReplicasMatchOneBatch(t, s)
+}
+
+// TestReplicasWithDropoutMatchOneBatch is the same with a [dropout] layer
+// (Yolo-Fastest has 18): an image's mask depends on its place in the whole
+// batch, not on its replica, so two replicas still train like one batch.
+// With masks keyed by replica (as before) iteration 1's loss differed.
+func TestReplicasWithDropoutMatchOneBatch(t *testing.T) {
+	s := newSmallRun(t)
+	raw, err := os.ReadFile(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After layer 12 (the conv at line 92), before the head's convs; the
+	// route "-1, 8" names a layer before it, so nothing else moves.
+	lines := strings.SplitAfter(string(raw), "\n")
+	text := strings.Join(lines[:101], "") + "[dropout]\nprobability=0.3\n\n" + strings.Join(lines[101:], "")
+	if !strings.HasPrefix(lines[101], "[convolutional]") {
+		t.Fatalf("demo-tiny.cfg changed: line 102 is %q", lines[101])
+	}
+	s.cfg = filepath.Join(t.TempDir(), "dropout.cfg")
+	if err := os.WriteFile(s.cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testReplicasMatchOneBatch(t, s)
+}
+
+func testReplicasMatchOneBatch(t *testing.T, s *smallRun) {
 	train := func(replicas int, sync bool) (map[int]float64, [][]float32) {
 		net := s.net(t)
 		o := s.options(t.TempDir(), 1)

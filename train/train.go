@@ -469,10 +469,11 @@ func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
 	if err != nil {
 		return model.LossParts{}, nil, err
 	}
-	// Dropout masks are a pure function of (dropout seed, layer, replica,
-	// iteration), so that a resumed run draws what the uninterrupted one drew.
+	// Dropout masks are a pure function of (dropout seed, layer, image of
+	// the batch, iteration), so that a resumed run draws what the
+	// uninterrupted one drew, and R replicas what one batch draws.
 	for i, r := range reps {
-		r.g.SetDropoutStep(t.net.DropoutSeed(), i, t.st.Iter)
+		r.g.SetDropoutStep(t.net.DropoutSeed(), i*(b.N/len(reps)), t.st.Iter)
 	}
 	return runReplicas(reps, b, t.graphs.group)
 }
