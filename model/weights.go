@@ -179,6 +179,10 @@ func (n *Network) WriteWeightsHeader(path string, h WeightsHeader) error {
 	return WriteAtomic(path, func(w io.Writer) error { return n.writeWeights(w, h) })
 }
 
+// EncodeWeights writes the network as darknet .weights with header h to w
+// (what WriteWeightsHeader writes into its file).
+func (n *Network) EncodeWeights(w io.Writer, h WeightsHeader) error { return n.writeWeights(w, h) }
+
 func (n *Network) writeWeights(w io.Writer, h WeightsHeader) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if err := binary.Write(bw, binary.LittleEndian, [3]int32{h.Major, h.Minor, h.Revision}); err != nil {
@@ -230,9 +234,17 @@ func WriteAtomic(path string, fn func(io.Writer) error) error {
 	if err := os.Rename(name, path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	// fsync the folder: the rename is atomic but not durable until then.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("writing %s: syncing its folder: %w", path, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: syncing its folder (the file is in place but may not survive a power cut): %w", path, err)
 	}
 	return nil
 }

@@ -261,3 +261,49 @@ func TestRestoreDropoutSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightsWriteOrder: last.weights and best.weights reach the disk as a
+// checkpoint does (write -> fsync(file) -> close -> rename -> fsync(folder)),
+// read back equal, and a failed fsync leaves the previous file whole.
+func TestWeightsWriteOrder(t *testing.T) {
+	s := newSmallRun(t)
+	net := s.net(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "last.weights")
+	fs := &recordingFS{}
+	if err := writeWeightsFS(fs, net, path, 12); err != nil {
+		t.Fatal(err)
+	}
+	if len(fs.events) == 0 || !strings.HasPrefix(fs.events[0], "create .last.weights.tmp") {
+		t.Fatalf("events %q", fs.events)
+	}
+	tmp := strings.TrimPrefix(fs.events[0], "create ")
+	var got []string
+	for _, e := range fs.events {
+		if len(got) == 0 || e != got[len(got)-1] || !strings.HasPrefix(e, "write ") {
+			got = append(got, e)
+		}
+	}
+	want := []string{"create " + tmp, "write " + tmp, "sync " + tmp, "close " + tmp, "rename " + tmp + " last.weights", "syncdir " + dir}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls\n%q\nwant\n%q", got, want)
+	}
+	back := s.net(t)
+	for _, p := range back.Params() {
+		clear(p.Value.Float32s())
+	}
+	h, err := back.LoadWeights(path)
+	if err != nil || h.Seen != 12 || !reflect.DeepEqual(weightsOf(back)[:len(net.Params())], weightsOf(net)[:len(net.Params())]) {
+		t.Fatalf("read back: seen %d, %v (or other weights)", h.Seen, err)
+	}
+	before, _ := os.ReadFile(path)
+	if err := writeWeightsFS(&recordingFS{fail: "sync"}, net, path, 99); err == nil || !strings.Contains(err.Error(), "last.weights") {
+		t.Fatalf("failed fsync: err %v, want one naming the file", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("a failed write changed the previous weights")
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".last.weights.tmp*")); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+}

@@ -511,7 +511,15 @@ func (t *trainer) writeWeights(name string, ema bool) error {
 		t.ema.Swap(t.net)
 		defer t.ema.Swap(t.net)
 	}
-	return t.net.WriteWeights(filepath.Join(t.o.Dir, "weights", name), t.st.Seen)
+	return writeWeightsFS(osFS{}, t.net, filepath.Join(t.o.Dir, "weights", name), t.st.Seen)
+}
+
+// writeWeightsFS writes net as darknet .weights (images seen: seen) to path
+// through writeAtomic: write, fsync, close, rename, fsync of the folder.
+func writeWeightsFS(fsys fileSystem, net *model.Network, path string, seen uint64) error {
+	h := model.DefaultHeader
+	h.Seen = seen
+	return writeAtomic(fsys, path, func(w io.Writer) error { return net.EncodeWeights(w, h) })
 }
 
 func zero(grads [][]float32) {
