@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 
 	"github.com/dettrain/dettrain/model"
@@ -498,6 +499,10 @@ func Write(path string, net *model.Network, o Options) (*Model, error) {
 	data := m.Marshal()
 	if err := model.WriteAtomic(path, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// WriteAtomic's temporary file is private (0600); a model is meant to be shared.
+	if err := os.Chmod(path, 0o644); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
