@@ -10,9 +10,16 @@ func (l *Loader) mixes(e int) bool {
 	return l.o.Mixup != nil && e < l.o.Mixup.OffFromEpoch && len(l.ds.Samples) >= 2
 }
 
+// mosaics reports whether epoch e's images are mosaics.
+func (l *Loader) mosaics(e int) bool {
+	return l.o.Mosaic != nil && e < l.o.Mosaic.OffFromEpoch
+}
+
 // fillTrain makes image j.n of its batch through the full-size path: decode,
-// mixup (in epochs that mix), then with Augment GluonCV's YOLOv3 training
-// transform, else a plain bilinear resize. r is the image's SampleRand with
+// mosaic (in epochs that mosaic: the image is then already the batch's
+// size, and of the training transform only the colour jitter and the flip
+// apply), mixup (in epochs that mix), then with Augment GluonCV's YOLOv3
+// training transform, else a plain bilinear resize. r is the image's SampleRand with
 // the flip already drawn (flipDraw).
 //
 // Expand, crop, resize and flip are done in one resampling pass: the crop
@@ -35,6 +42,19 @@ func (l *Loader) fillTrain(j job, e int, r *rand.Rand, flipDraw bool) error {
 	}
 	b.OrigW[j.n], b.OrigH[j.n] = img.W, img.H
 	ts := objectTargets(sm.Objects)
+	mosaic := l.mosaics(e)
+	if mosaic {
+		d := DrawMosaic(r, idx, len(l.ds.Samples), b.W, b.H)
+		imgs, tss := [4]*Image{img}, [4][]Target{ts}
+		for k, pi := range d.Partners {
+			p := &l.ds.Samples[pi]
+			if imgs[k+1], err = decodeFull(fd, p.ImagePath); err != nil {
+				return fmt.Errorf("mosaic partner: %w", err)
+			}
+			tss[k+1] = objectTargets(p.Objects)
+		}
+		img, ts = Mosaic(imgs, tss, b.W, b.H, d.XC, d.YC)
+	}
 	if l.mixes(e) {
 		m := l.o.Mixup
 		lambda := min(1, max(0, Beta(r, m.Alpha, m.Beta)))
@@ -50,6 +70,9 @@ func (l *Loader) fillTrain(j job, e int, r *rand.Rand, flipDraw bool) error {
 	t := TrainTransform{Crop: Rect{W: img.W, H: img.H}, Expand: Expansion{W: img.W, H: img.H}, Interp: InterpBilinear}
 	if l.o.Augment {
 		t = DrawTrainTransform(r, ts, img.W, img.H)
+		if mosaic { // already cropped and at the batch's size
+			t.Expand, t.Crop = Expansion{W: img.W, H: img.H}, Rect{W: img.W, H: img.H}
+		}
 	}
 	t.Flip = flipDraw && (l.o.Flip || l.o.Augment)
 	plane := 3 * b.W * b.H

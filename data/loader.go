@@ -74,6 +74,10 @@ type LoaderOptions struct {
 	// Mixup, when not nil, mixes every image with a partner before the other
 	// augmentations (see MixupOptions, Mixup). Needs a FullDecoder.
 	Mixup *MixupOptions
+	// Mosaic, when not nil, makes every image a mosaic of itself and three
+	// others before mixup and the other augmentations (see MosaicOptions,
+	// Mosaic). Needs a FullDecoder.
+	Mosaic *MosaicOptions
 	// SizeAt, when not nil, gives the input width and height of batch k of
 	// epoch e (random shapes: one size per batch, Batch.H and Batch.W vary);
 	// nil: every batch is W x H. It must be a pure function of (e, k): it is
@@ -350,7 +354,7 @@ func (l *Loader) fill(j job, e int) {
 	r := SampleRand(l.o.Seed, e, j.pos)
 	flipDraw := r.Float64() < 0.5
 	var err error
-	if l.o.Augment || l.mixes(e) {
+	if l.o.Augment || l.mixes(e) || l.mosaics(e) {
 		err = l.fillTrain(j, e, r, flipDraw)
 	} else {
 		var ow, oh int

@@ -3,6 +3,7 @@ package data
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/dettrain/dettrain/box"
@@ -96,5 +97,66 @@ func TestDrawMosaic(t *testing.T) {
 	}
 	if len(seen) != 9 {
 		t.Errorf("partners drawn from %d of the 9 other images", len(seen))
+	}
+}
+
+// TestLoaderMosaic follows images through a loader with mosaic: in epochs
+// before OffFromEpoch each is Mosaic of itself and the partners
+// DrawMosaic picks from its SampleRand (after the flip draw), with only the
+// colour jitter and flip of the training transform after it (here with
+// Augment off: the identity, so the pixels are the mosaic's / 255); from
+// OffFromEpoch on the loader is the plain one again (close_mosaic).
+func TestLoaderMosaic(t *testing.T) {
+	ds := testDataset(6)
+	dec := &fakeDecoder{w: 80, h: 60}
+	const w, h, off = 64, 32, 3
+	l := NewLoader(ds, dec, LoaderOptions{Batch: 2, W: w, H: h, Workers: 2, Seed: 4, Mosaic: &MosaicOptions{OffFromEpoch: off}})
+	defer l.Close()
+	plain := NewLoader(ds, dec, LoaderOptions{Batch: 2, W: w, H: h, Workers: 2, Seed: 4})
+	defer plain.Close()
+	for e := 0; e < off+2; e++ {
+		l.Epoch(e)
+		plain.Epoch(e)
+		for pos := 0; pos < len(ds.Samples); pos += 2 {
+			b, err := l.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, err := plain.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e >= off {
+				if !reflect.DeepEqual(b.Images, pb.Images) || !reflect.DeepEqual(b.Targets, pb.Targets) {
+					t.Fatalf("epoch %d (mosaic closed): not the plain loader's batch", e)
+				}
+				continue
+			}
+			for n := 0; n < b.N; n++ {
+				idx := b.Index[n]
+				r := SampleRand(4, e, pos+n)
+				r.Float64() // the flip draw, unused without Flip or Augment
+				d := DrawMosaic(r, idx, len(ds.Samples), w, h)
+				var imgs [4]*Image
+				var tss [4][]Target
+				for k, s := range append([]int{idx}, d.Partners[:]...) {
+					imgs[k], _ = dec.Decode(ds.Samples[s].ImagePath)
+					tss[k] = objectTargets(ds.Samples[s].Objects)
+				}
+				img, ts := Mosaic(imgs, tss, w, h, d.XC, d.YC)
+				want := make([]float32, 3*w*h)
+				for y := 0; y < h; y++ {
+					for x := 0; x < w; x++ {
+						for c := 0; c < 3; c++ {
+							want[(c*h+y)*w+x] = img.At(x, y, c) / 255
+						}
+					}
+				}
+				got := b.Images[n*3*w*h : (n+1)*3*w*h]
+				if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(b.Targets[n], ts) {
+					t.Fatalf("epoch %d image %d: not the mosaic of %d and %v at (%d,%d): targets %v, want %v", e, idx, idx, d.Partners, d.XC, d.YC, b.Targets[n], ts)
+				}
+			}
+		}
 	}
 }

@@ -197,6 +197,9 @@ func runTraining(ctx context.Context, ios *IO, c *config.Config, resume *train.C
 		}
 		lo.Mixup = &data.MixupOptions{Alpha: c.Train.MixupAlpha, Beta: c.Train.MixupBeta, OffFromEpoch: c.Train.Epochs - off}
 	}
+	if c.Train.Mosaic {
+		lo.Mosaic = &data.MosaicOptions{OffFromEpoch: c.Train.Epochs - c.Train.CloseMosaic}
+	}
 	if c.Train.RandomShapes {
 		shapes := tricks.Shapes{Sizes: c.Train.Shapes, Every: c.Train.ShapeEvery, Seed: c.Train.Seed}
 		lo.SizeAt = func(epoch, batch int) (int, int) { return shapes.SizeAtAspect(epoch*per+batch, size.W, size.H) }
@@ -346,6 +349,9 @@ func trickList(c *config.Config) []string {
 	}
 	if t.RandomShapes {
 		on = append(on, fmt.Sprintf("random shapes %v every %d", t.Shapes, t.ShapeEvery))
+	}
+	if t.Mosaic {
+		on = append(on, fmt.Sprintf("mosaic (off for the last %d epochs)", t.CloseMosaic))
 	}
 	if t.LabelSmoothing != "none" {
 		on = append(on, "label smoothing ("+t.LabelSmoothing+")")
