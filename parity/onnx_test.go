@@ -18,41 +18,9 @@ import (
 	"github.com/dettrain/dettrain/onnx"
 )
 
-// allLayersCfg has every layer type and activation dettrain supports, BN and
-// bias convolutions, grouped and depthwise convolutions, darknet's maxpool
-// padding on one side (size=2 stride=1: 0 before, 1 after, read by the
-// strided conv after it; size=4 stride=2: 1 before, 2 after) and on both, a 3-input route, route groups, shortcuts
-// with two from= and with activations, dropout, upsample, avgpool +
-// scale_channels, and two heads, one with scale_x_y.
-var allLayersCfg = netHead +
-	conv(16, 3, 2, true, "leaky") + // 0
-	conv(16, 3, 1, true, "relu", "groups=16") + // 1
-	conv(16, 1, 1, true, "logistic") + // 2
-	"[shortcut]\nfrom=-3\nactivation=linear\n" + // 3
-	"[dropout]\nprobability=0.2\n" + // 4
-	conv(16, 3, 1, false, "mish", "groups=4") + // 5
-	conv(16, 3, 1, true, "swish") + // 6
-	"[shortcut]\nfrom=-2,-4\nactivation=leaky\n" + // 7
-	"[maxpool]\nsize=2\nstride=1\n" + // 8: pads 0, 1
-	conv(16, 3, 2, true, "leaky") + // 9: reads layer 8's padded last row and column
-	conv(32, 3, 1, true, "mish") + // 10
-	"[route]\nlayers=-1\ngroups=2\ngroup_id=1\n" + // 11
-	conv(16, 1, 1, false, "relu") + // 12
-	"[route]\nlayers=-1,-2,-4\n" + // 13: 16+16+16
-	"[avgpool]\n" + // 14
-	conv(8, 1, 1, false, "swish") + // 15
-	conv(48, 1, 1, false, "logistic") + // 16
-	"[scale_channels]\nfrom=-4\nactivation=linear\n" + // 17
-	"[maxpool]\nsize=4\nstride=2\n" + // 18: pads 1, 2
-	conv(32, 3, 1, true, "leaky") + // 19
-	yoloHead("3,4,5", "scale_x_y=1.1") + // 20, 21
-	"[route]\nlayers=-3\n" + // 22
-	"[upsample]\nstride=2\n" + // 23
-	"[route]\nlayers=-1,-15\n" + // 24: upsampled 32 + layer 9's 16
-	conv(16, 3, 1, true, "linear") + // 25
-	"[maxpool]\nsize=3\nstride=2\n" + // 26: pads 1, 1
-	"[upsample]\nstride=2\n" + // 27
-	yoloHead("0,1,2") // 28, 29
+// allLayersCfg has every layer type and activation dettrain supports (its
+// comments list them), shared with package onnx's tests.
+const allLayersCfg = "../onnx/testdata/all-layers.cfg"
 
 // onnxNet is a network to export and the input to run it on.
 type onnxNet struct {
@@ -71,7 +39,14 @@ func onnxNets(t *testing.T) []onnxNet {
 	t.Helper()
 	var nets []onnxNet
 	for _, size := range []model.Size{model.Square(64), {W: 96, H: 64}, {W: 64, H: 128}} {
-		net := parse(t, "all-layers.cfg", allLayersCfg)
+		c, err := model.ReadCfg(allLayersCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := model.NewNetwork(c, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		randomize(net, 11)
 		nets = append(nets, onnxNet{"all-layers@" + size.String(), net, size, randomInput(2*3*size.W*size.H, 13), 2})
 	}
