@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 )
 
 // Metrics names the metrics that eval.metric may choose, in the order the
@@ -209,4 +210,25 @@ func (s Summary) Markdown(w io.Writer, title string, charts []string, conf *Conf
 
 func mdEscape(s string) string {
 	return string(bytes.ReplaceAll([]byte(s), []byte("|"), []byte(`\|`)))
+}
+
+// Scores are the headline numbers of a Summary's JSON, as written by
+// MarshalJSON: what a reader of eval.json (ablate, scripts) needs.
+type Scores struct {
+	MAP50VOC   float64 `json:"map50_voc"`   // VOC all-point mAP@0.5
+	MAP50VOC07 float64 `json:"map50_voc07"` // VOC07 11-point mAP@0.5
+	COCOAP     float64 `json:"coco_ap"`     // COCO AP@[.50:.95]
+}
+
+// ReadScores reads the Scores of an eval.json file.
+func ReadScores(path string) (Scores, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Scores{}, err
+	}
+	var s Scores
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Scores{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }

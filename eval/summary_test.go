@@ -3,6 +3,8 @@ package eval
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -110,5 +112,22 @@ func TestConfusionMatrix(t *testing.T) {
 	}
 	if c.Excluded != 1 || strings.Join(c.Names, ",") != "cat,dog,background" {
 		t.Errorf("%+v", c)
+	}
+}
+
+// TestReadScores: the headline numbers read back from MarshalJSON's output.
+func TestReadScores(t *testing.T) {
+	s := Summary{Metric: "voc", VOC: Result{MAP: 0.625, MAP07: 0.5}, COCO: COCOResult{Stats: [12]float64{0.375}}}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "eval.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadScores(p)
+	if err != nil || got != (Scores{MAP50VOC: 0.625, MAP50VOC07: 0.5, COCOAP: 0.375}) {
+		t.Fatalf("ReadScores = %+v, %v", got, err)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"image/color"
 	"io"
@@ -248,12 +247,8 @@ func reusableRun(c *config.Config, dir string) (ablationRun, bool) {
 	if err != nil || !bytes.Equal(old, now) {
 		return ablationRun{}, false
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "eval", "eval.json"))
+	s, err := eval.ReadScores(filepath.Join(dir, "eval", "eval.json"))
 	if err != nil {
-		return ablationRun{}, false
-	}
-	var s eval.Summary
-	if err := json.Unmarshal(b, &s); err != nil {
 		return ablationRun{}, false
 	}
 	var mn float64
@@ -262,7 +257,7 @@ func reusableRun(c *config.Config, dir string) (ablationRun, bool) {
 			mn = st.ModTime().Sub(st0.ModTime()).Minutes()
 		}
 	}
-	return ablationRun{MAP: s.VOC.MAP, MAP07: s.VOC.MAP07, COCO: s.COCO.AP(), Mn: mn, Reused: "reused " + dir}, true
+	return ablationRun{MAP: s.MAP50VOC, MAP07: s.MAP50VOC07, COCO: s.COCOAP, Mn: mn, Reused: "reused " + dir}, true
 }
 
 func meanSD(rs []ablationRun, f func(ablationRun) float64) string {

@@ -29,8 +29,9 @@ data:
   names: [circle, square, triangle, cross]
   val: ""
 train:
-  epochs: 1
+  epochs: 3
   batch: 4
+  lr: 0.004
   eval_interval: 0
   log_interval: 1000
 output:
@@ -87,9 +88,23 @@ output:
 	if _, err := os.Stat(filepath.Join(out, "ablation.png")); err != nil {
 		t.Error(err)
 	}
-	// Again: every run is found and reused.
+	// Again: every run is found and reused, with the scores it had.
 	code, stdout, errs = run(t, args...)
 	if code != 0 || strings.Count(stdout, "reused ") != 4 {
 		t.Fatalf("second ablate: exit %d, %d runs reused, want 4:\n%s\n%s", code, strings.Count(stdout, "reused "), stdout, errs)
+	}
+	f, err = os.Open(filepath.Join(out, "ablation.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(again) != len(recs) {
+		t.Fatalf("second ablation.csv: %d records, %v", len(again), err)
+	}
+	for i := range recs {
+		if strings.Join(recs[i][:5], ",") != strings.Join(again[i][:5], ",") {
+			t.Errorf("reused run %d: %v, trained %v", i, again[i][:5], recs[i][:5])
+		}
 	}
 }
