@@ -332,3 +332,146 @@ func ortRunner(t *testing.T) runtimeFunc {
 // onnxruntime-node, CPU, all graph optimisations on: it fuses Conv with its
 // activations and BatchNormalization into Conv by itself), the same 1e-4.
 func TestONNXMatchesOnnxruntime(t *testing.T) { checkONNX(t, ortRunner(t)) }
+
+// exampleScript is docs/ONNX.md's Python example (the docs include it
+// verbatim; TestONNXDocsExample keeps them equal).
+const exampleScript = "testdata/onnx_predict.py"
+
+// TestONNXExampleMatchesPredict runs docs/ONNX.md's example on the export of
+// the pretrained Yolo-Fastest (--decode) and requires the boxes `dettrain
+// predict` finds on the same images, at its defaults (conf 0.25, NMS 0.45,
+// every class): the same count, classes, scores within tol (1e-4: the
+// runtimes agree to that, TestONNXMatches*), coordinates within tol of the
+// box's largest |coordinate| (both sides scale input pixels to the image by
+// the same factors, which keeps that relative bound). The example runs in
+// onnxruntime's Python package where installed, else with
+// testdata/ort-shim, which runs the model in OpenCV's ONNX importer
+// (onnxruntime itself is checked by TestONNXMatchesOnnxruntime): what this
+// test checks is the example's pre- and post-processing against predict's.
+func TestONNXExampleMatchesPredict(t *testing.T) {
+	cfg, weights, names := filepath.Join(fastest, "yolo-fastest-1.1.cfg"), filepath.Join(fastest, "yolo-fastest-1.1.weights"), filepath.Join(fastest, "coco.names")
+	if _, err := os.Stat(weights); err != nil {
+		t.Skipf("%s is absent (../shared is not here?): %v", weights, err)
+	}
+	py, env := "", []string{}
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(p, "-c", "import cv2, numpy, onnxruntime").Run() == nil {
+			py = p
+			break
+		}
+		if exec.Command(p, "-c", "import cv2, numpy, onnx").Run() == nil {
+			shim, _ := filepath.Abs("testdata/ort-shim")
+			py, env = p, []string{"PYTHONPATH=" + shim}
+			t.Logf("%s has no onnxruntime: the example runs with testdata/ort-shim (OpenCV's ONNX importer)", p)
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("no python3 with cv2, numpy and onnxruntime (or onnx for the shim): apt-get install python3-opencv python3-onnx")
+	}
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	onnxPath := filepath.Join(dir, "fastest.onnx")
+	if out, err := exec.Command(bin, "export", "--model", cfg, "--weights", weights, "--names", names, "--format", "onnx", "--decode", "--out", onnxPath).CombinedOutput(); err != nil {
+		t.Fatalf("dettrain export: %v\n%s", err, out)
+	}
+	imgDir := filepath.Join(fastest, "..", "test-images")
+	var images []string
+	for _, im := range []string{"dog.jpg", "horses.jpg", "person.jpg", "eagle.jpg"} {
+		images = append(images, filepath.Join(imgDir, im))
+	}
+	pred := filepath.Join(dir, "pred")
+	args := append([]string{"predict", "--model", cfg, "--weights", weights, "--names", names, "--no-draw", "--out", pred}, images...)
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("dettrain predict: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(pred, "predictions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var preds []struct {
+		FileName string     `json:"file_name"`
+		Category string     `json:"category_name"`
+		BBox     [4]float64 `json:"bbox"`
+		Score    float64    `json:"score"`
+	}
+	if err := json.Unmarshal(b, &preds); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, append([]string{exampleScript, onnxPath}, images...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", exampleScript, err, stderr.String())
+	}
+	type det struct {
+		image, class string
+		score        float64
+		box          [4]float64
+	}
+	var ex []det
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		var d det
+		// class names may hold spaces ("traffic light"): the last 5 fields are numbers.
+		if len(f) < 7 {
+			t.Fatalf("example printed %q", line)
+		}
+		d.image, d.class = filepath.Base(f[0]), strings.Join(f[1:len(f)-5], " ")
+		if _, err := fmt.Sscan(strings.Join(f[len(f)-5:], " "), &d.score, &d.box[0], &d.box[1], &d.box[2], &d.box[3]); err != nil {
+			t.Fatalf("example printed %q: %v", line, err)
+		}
+		ex = append(ex, d)
+	}
+	used := make([]bool, len(ex))
+	worst := 0.0
+	for _, p := range preds {
+		want := [4]float64{p.BBox[0], p.BBox[1], p.BBox[0] + p.BBox[2], p.BBox[1] + p.BBox[3]}
+		scale := 1.0
+		for _, v := range want {
+			scale = math.Max(scale, math.Abs(v))
+		}
+		found := false
+		for k, d := range ex {
+			if used[k] || d.image != p.FileName || d.class != p.Category || math.Abs(d.score-p.Score) > tol {
+				continue
+			}
+			e := 0.0
+			for c := range want {
+				// the example prints 3 decimals: half a unit of the last is added to the bound.
+				e = math.Max(e, math.Max(0, math.Abs(d.box[c]-want[c])-0.0005)/scale)
+			}
+			if e <= tol {
+				used[k], found = true, true
+				worst = math.Max(worst, e)
+				break
+			}
+		}
+		if !found {
+			t.Errorf("predict's %s %s %.4f at %v: the example has no such box", p.FileName, p.Category, p.Score, want)
+		}
+	}
+	for k, d := range ex {
+		if !used[k] {
+			t.Errorf("the example's %s %s %.4f at %v is not among predict's boxes", d.image, d.class, d.score, d.box)
+		}
+	}
+	t.Logf("%d boxes of predict on %d images found by the example, nothing else (worst box error %.2g of the box's extent)", len(preds), len(images), worst)
+}
+
+// TestONNXDocsExample: docs/ONNX.md shows testdata/onnx_predict.py verbatim.
+func TestONNXDocsExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/ONNX.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(exampleScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```python\n"+string(script)+"```\n") {
+		t.Errorf("docs/ONNX.md does not show %s as it is (a ```python block holding the whole file)", exampleScript)
+	}
+}
