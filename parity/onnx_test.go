@@ -281,7 +281,7 @@ func ortRunner(t *testing.T) runtimeFunc {
 	}
 	mod := filepath.Join(ortDir(), "node_modules")
 	if _, err := os.Stat(filepath.Join(mod, "onnxruntime-node", "package.json")); err != nil {
-		t.Skipf("onnxruntime-node is not installed in %s (npm install --prefix %s onnxruntime-node; DETTRAIN_ORT_DIR moves it): %v", ortDir(), ortDir(), err)
+		t.Skipf("onnxruntime-node is not installed in %s (npm install --prefix %s --ignore-scripts onnxruntime-node: its install script only fetches CUDA binaries; DETTRAIN_ORT_DIR moves it): %v", ortDir(), ortDir(), err)
 	}
 	script, err := filepath.Abs("testdata/ort_run.js")
 	if err != nil {
