@@ -4,6 +4,7 @@
 //
 //	go run . [-root DIR] [-experimental]   lint ../../Dockerfile (the default root is ../..)
 //	go run . -apt-packages STAGE            print the packages that apt-get install names in STAGE
+//	                                        (with the stage's ARG defaults: the build's without --build-arg)
 //
 // The checks, in order:
 //
@@ -221,8 +222,9 @@ func line(c instructions.Command) int {
 
 // words splits a shell command line into words and separators: a good
 // enough reading of RUN lines for the commands looked for here (go build,
-// apt-get install), which take plain words.
-func words(cmd string) []string {
+// apt-get install), which take plain words. env (NAME=value) expands
+// $NAME and ${NAME}; other variables expand to nothing.
+func words(cmd string, env []string) []string {
 	lex := shell.NewLex('\\')
 	var out []string
 	for _, part := range splitOps(cmd) {
@@ -230,7 +232,7 @@ func words(cmd string) []string {
 			out = append(out, part)
 			continue
 		}
-		ws, err := lex.ProcessWords(part, shell.EnvsFromSlice(nil))
+		ws, err := lex.ProcessWords(part, shell.EnvsFromSlice(env))
 		if err != nil {
 			ws = strings.Fields(part)
 		}
@@ -270,6 +272,11 @@ func splitOps(cmd string) []string {
 			cur.WriteByte(c)
 			cur.WriteByte(cmd[i+1])
 			i++
+		case strings.HasPrefix(cmd[i:], "${") && strings.IndexByte(cmd[i:], '}') > 0:
+			// ${NAME}: a variable, not a group's braces.
+			j := i + strings.IndexByte(cmd[i:], '}')
+			cur.WriteString(cmd[i : j+1])
+			i = j
 		case strings.HasPrefix(cmd[i:], "&&") || strings.HasPrefix(cmd[i:], "||"):
 			flush()
 			out = append(out, cmd[i:i+2])
@@ -285,11 +292,12 @@ func splitOps(cmd string) []string {
 	return out
 }
 
-// simpleCommands returns the words of each simple command of a RUN line.
-func simpleCommands(run *instructions.RunCommand) [][]string {
+// simpleCommands returns the words of each simple command of a RUN line,
+// with the variables of env expanded.
+func simpleCommands(run *instructions.RunCommand, env []string) [][]string {
 	var out [][]string
 	var cur []string
-	for _, w := range words(strings.Join(run.CmdLine, " ")) {
+	for _, w := range words(strings.Join(run.CmdLine, " "), env) {
 		if isOp(w) {
 			if len(cur) > 0 {
 				out = append(out, cur)
@@ -330,7 +338,7 @@ func goBuilds(s *stage) []goBuild {
 		case *instructions.WorkdirCommand:
 			wd = resolve(wd, c.Path)
 		case *instructions.RunCommand:
-			for _, sc := range simpleCommands(c) {
+			for _, sc := range simpleCommands(c, nil) {
 				sc = command(sc)
 				if len(sc) < 2 || path.Base(sc[0]) != "go" || sc[1] != "build" {
 					continue
@@ -497,15 +505,27 @@ func keys(m map[string]bool) []string {
 
 // aptPackages lists the package names that `apt-get install` (or `apt
 // install`) commands in the stage's RUN lines name, in order, without
-// options, version pins or duplicates.
+// options, version pins or duplicates. The stage's ARGs declared before a RUN
+// expand to their defaults (as in a build without --build-arg), e.g.
+// libopencv-core406${OPENCV_T64} with ARG OPENCV_T64=t64.
 func aptPackages(s *stage) []string {
-	var out []string
+	var out, env []string
 	for _, c := range s.Commands {
+		if a, ok := c.(*instructions.ArgCommand); ok {
+			for _, kv := range a.Args {
+				v := ""
+				if kv.Value != nil {
+					v = *kv.Value
+				}
+				env = append(env, kv.Key+"="+v)
+			}
+			continue
+		}
 		run, ok := c.(*instructions.RunCommand)
 		if !ok {
 			continue
 		}
-		for _, sc := range simpleCommands(run) {
+		for _, sc := range simpleCommands(run, env) {
 			sc = command(sc)
 			if len(sc) < 2 || (path.Base(sc[0]) != "apt-get" && path.Base(sc[0]) != "apt") {
 				continue

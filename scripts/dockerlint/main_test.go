@@ -96,6 +96,20 @@ func TestAptPackages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
+
+	// ARG defaults expand, later ARGs only after their declaration; an ARG
+	// without a default and an undeclared variable expand to nothing.
+	s = stagesOf(t, `FROM debian:12 AS runtime
+ARG T64=t64 NONE
+RUN apt-get install -y libopencv-core406${T64} libopencv-dnn406$T64 x${NONE} y${UNDECLARED} z${LATER}
+ARG LATER=1
+RUN apt-get install -y w${LATER}
+`)
+	got = aptPackages(s[0])
+	want = []string{"libopencv-core406t64", "libopencv-dnn406t64", "x", "y", "z", "w1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("with ARGs: got %v, want %v", got, want)
+	}
 }
 
 // TestBuildContext builds a tiny module whose .dockerignore leaves out a
