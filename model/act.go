@@ -126,7 +126,7 @@ func Activate(x *G.Node, a Activation) (*G.Node, error) {
 	if a == Linear {
 		return x, nil
 	}
-	return G.ApplyOp(&actOp{opBase{uniqueName("act"), 1, []int{x.Dims()}, x.Dims()}, a, &actState{}}, x)
+	return G.ApplyOp(&actOp{opBase{uniqueName("act"), 1, []int{x.Dims()}, x.Dims(), nil}, a, &actState{}}, x)
 }
 
 func (o *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -136,7 +136,7 @@ func (o *actOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		actForward(o.act, f32s(x), f32s(y))
@@ -157,7 +157,7 @@ func actForward[T float](a Activation, x, y []T) {
 func (o *actOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *actOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	d := in[0].Dims()
-	dx, err := G.ApplyOp(&actGradOp{opBase{uniqueName("actgrad"), 3, []int{d, d, d}, d}, o, gradBuf{}}, in[0], out, grad)
+	dx, err := G.ApplyOp(&actGradOp{opBase{uniqueName("actgrad"), 3, []int{d, d, d}, d, nil}, o, gradBuf{}}, in[0], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (o *actGradOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := gradBuffer(o.slot, &o.fw.st.dx, t[0].Dtype(), t[0].Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, t[0].Dtype(), t[0].Shape()...)
 	switch t[0].Dtype() {
 	case tensor.Float32:
 		actBackward(o.fw.act, f32s(t[0]), f32s(t[1]), f32s(t[2]), f32s(dx))

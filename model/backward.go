@@ -126,7 +126,7 @@ func newGradSum(rank, k int) *gradSumOp {
 	for i := range in {
 		in[i] = rank
 	}
-	return &gradSumOp{opBase: opBase{uniqueName("gradsum"), k, in, rank}, into: -1}
+	return &gradSumOp{opBase: opBase{uniqueName("gradsum"), k, in, rank, nil}, into: -1}
 }
 
 func (o *gradSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -146,7 +146,7 @@ func (o *gradSumOp) Do(vs ...G.Value) (G.Value, error) {
 			ts = []*tensor.Dense{ts[1], ts[0]}
 		}
 	} else {
-		y = gradBuffer(o.slot, &o.y, ts[0].Dtype(), ts[0].Shape()...)
+		y = o.gradBuffer(o.slot, &o.y, ts[0].Dtype(), ts[0].Shape()...)
 	}
 	switch y.Dtype() {
 	case tensor.Float32:

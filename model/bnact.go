@@ -57,7 +57,7 @@ func BNAct(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool) (*G
 // BNActSync is BNAct whose training statistics are reduced over the
 // replicas of coll (nil: this batch alone).
 func BNActSync(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool, coll Collective) (*G.Node, error) {
-	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4}, a, training, bn, &bnActState{}, coll, false}
+	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4, nil}, a, training, bn, &bnActState{}, coll, false}
 	return G.ApplyOp(op, x, gamma, beta)
 }
 
@@ -74,7 +74,7 @@ func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
 	if o.overwrite && !o.training && !x.IsView() {
 		y = x // element-wise: each y[j] depends on x[j] only
 	} else {
-		y = buffer(&o.st.y, x.Dtype(), x.Shape()...)
+		y = o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
@@ -173,7 +173,7 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	if !o.training {
 		return nil, fmt.Errorf("%s: no gradient in inference mode", o.name)
 	}
-	bw := &bnActGradOp{opBase: opBase{uniqueName("bnactgrad"), 5, []int{4, 1, 1, 4, 4}, 4}, fw: o, dy: grad}
+	bw := &bnActGradOp{opBase: opBase{uniqueName("bnactgrad"), 5, []int{4, 1, 1, 4, 4}, 4, nil}, fw: o, dy: grad}
 	dx, err := G.ApplyOp(bw, in[0], in[1], in[2], out, grad)
 	if err != nil {
 		return nil, err
@@ -220,11 +220,11 @@ func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
 	if o.inPlace && o.fw.sync == nil && t[4].Dtype() == x.Dtype() && t[4].Shape().Eq(x.Shape()) && !t[4].IsView() {
 		dx = t[4]
 	} else {
-		dx = gradBuffer(o.slot, &st.dx, x.Dtype(), x.Shape()...)
+		dx = o.gradBuffer(o.slot, &st.dx, x.Dtype(), x.Shape()...)
 	}
 	c := x.Shape()[1]
-	dg := buffer(&st.dgamma, x.Dtype(), c)
-	db := buffer(&st.dbeta, x.Dtype(), c)
+	dg := o.buffer(&st.dgamma, x.Dtype(), c)
+	db := o.buffer(&st.dbeta, x.Dtype(), c)
 	switch x.Dtype() {
 	case tensor.Float32:
 		err = bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(t[4]), f32s(dx), f32s(dg), f32s(db))
@@ -342,7 +342,7 @@ type biasActState struct {
 
 // BiasAct adds a per-channel bias and applies the activation.
 func BiasAct(x, bias *G.Node, a Activation) (*G.Node, error) {
-	return G.ApplyOp(&biasActOp{opBase{uniqueName("biasact"), 2, []int{4, 1}, 4}, a, &biasActState{}}, x, bias)
+	return G.ApplyOp(&biasActOp{opBase{uniqueName("biasact"), 2, []int{4, 1}, 4, nil}, a, &biasActState{}}, x, bias)
 }
 
 func (o *biasActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
@@ -357,7 +357,7 @@ func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) {
 	if o.st.overwrite && !x.IsView() {
 		y = x
 	} else {
-		y = buffer(&o.st.y, x.Dtype(), x.Shape()...)
+		y = o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
@@ -384,7 +384,7 @@ func biasForward[T float](a Activation, s tensor.Shape, x, b, y []T) {
 
 func (o *biasActOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 4, []int{4, 1, 4, 4}, 4}, o, gradBuf{}}, in[0], in[1], out, grad)
+	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 4, []int{4, 1, 4, 4}, 4, nil}, o, gradBuf{}}, in[0], in[1], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -411,8 +411,8 @@ func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	y := t[2]
-	dx := gradBuffer(o.slot, &o.fw.st.dx, y.Dtype(), y.Shape()...)
-	db := buffer(&o.fw.st.db, y.Dtype(), y.Shape()[1])
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, y.Dtype(), y.Shape()...)
+	db := o.buffer(&o.fw.st.db, y.Dtype(), y.Shape()[1])
 	switch y.Dtype() {
 	case tensor.Float32:
 		biasBackward(o.fw.act, y.Shape(), f32s(t[0]), f32s(t[1]), f32s(y), f32s(t[3]), f32s(dx), f32s(db))

@@ -42,7 +42,7 @@ func Conv2D(x, w *G.Node, size, stride, pad, groups int) (*G.Node, error) {
 }
 
 func conv2D(x, w *G.Node, size, stride, pad, groups int, noDX bool) (*G.Node, error) {
-	op := &convOp{opBase{uniqueName("conv"), 2, []int{4, 4}, 4}, convGeom{size, stride, pad, groups}, &convState{}, noDX}
+	op := &convOp{opBase{uniqueName("conv"), 2, []int{4, 4}, 4, nil}, convGeom{size, stride, pad, groups}, &convState{}, noDX}
 	return G.ApplyOp(op, x, w)
 }
 
@@ -77,7 +77,7 @@ func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
 	x, w := t[0], t[1]
 	n, _, h, wd := dims4(x.Shape())
 	f := w.Shape()[0]
-	y := buffer(&o.st.y, x.Dtype(), n, f, o.out(h), o.out(wd))
+	y := o.buffer(&o.st.y, x.Dtype(), n, f, o.out(h), o.out(wd))
 	switch x.Dtype() {
 	case tensor.Float32:
 		convForward(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(w), f32s(y))
@@ -94,17 +94,17 @@ func (o *convOp) DiffWRT(int) []bool { return []bool{!o.noDX, true} }
 func (o *convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	x, w := in[0], in[1]
 	if o.noDX {
-		dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
+		dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4, nil}, o.convGeom, o.st}, x, w, grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{nil, dw}, nil
 	}
-	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st, gradBuf{}}, x, w, grad)
+	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4, nil}, o.convGeom, o.st, gradBuf{}}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4}, o.convGeom, o.st}, x, w, grad)
+	dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4, nil}, o.convGeom, o.st}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x, w, dy := t[0], t[1], t[2]
-	dx := gradBuffer(o.slot, &o.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx))
@@ -152,7 +152,7 @@ func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x, w, dy := t[0], t[1], t[2]
-	dw := buffer(&o.st.dw, x.Dtype(), w.Shape()...)
+	dw := o.buffer(&o.st.dw, x.Dtype(), w.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw))

@@ -53,7 +53,7 @@ func Dropout(x *G.Node, p float64, seed int64) (*G.Node, error) {
 		return x, nil
 	}
 	d := x.Dims()
-	return G.ApplyOp(&dropoutOp{opBase{uniqueName("dropout"), 1, []int{d}, d}, p, &dropoutState{seed: seed}}, x)
+	return G.ApplyOp(&dropoutOp{opBase{uniqueName("dropout"), 1, []int{d}, d, nil}, p, &dropoutState{seed: seed}}, x)
 }
 
 // DropoutSeed is the seed of the network's dropout masks (the one given to
@@ -114,7 +114,7 @@ func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	n := x.Shape().TotalSize()
 	if len(o.st.keep) != n {
 		o.st.keep = make([]bool, n)
@@ -152,7 +152,7 @@ func maskScale[T float](keep []bool, scale T, x, y []T) {
 func (o *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *dropoutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	d := in[0].Dims()
-	dx, err := G.ApplyOp(&dropoutGradOp{opBase{uniqueName("dropoutgrad"), 2, []int{d, d}, d}, o, gradBuf{}}, out, grad)
+	dx, err := G.ApplyOp(&dropoutGradOp{opBase{uniqueName("dropoutgrad"), 2, []int{d, d}, d, nil}, o, gradBuf{}}, out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func (o *dropoutGradOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	dy := t[1]
-	dx := gradBuffer(o.slot, &o.fw.st.dx, dy.Dtype(), dy.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, dy.Dtype(), dy.Shape()...)
 	switch dy.Dtype() {
 	case tensor.Float32:
 		maskScale(o.fw.st.keep, float32(1/(1-o.fw.p)), f32s(dy), f32s(dx))

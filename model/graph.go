@@ -25,12 +25,16 @@ type Graph struct {
 	grads    G.Nodes // the gradient node of each param (training)
 	slots    []*gradSlot
 	outs     []*G.Node // per layer
+	arena    *Arena    // shared buffers (WithArena), or nil
 }
 
 // GraphOption changes how NewGraph builds.
 type GraphOption func(*graphOptions)
 
-type graphOptions struct{ sync Collective }
+type graphOptions struct {
+	sync  Collective
+	arena *Arena
+}
 
 // WithSyncBN makes every BN layer of a training graph use batch statistics
 // reduced over the replicas of c (synchronized batch norm).
@@ -159,6 +163,17 @@ func (net *Network) NewGraph(n int, size Size, training bool, opts ...GraphOptio
 		if gr.slots, err = planSlots(g); err != nil {
 			return nil, err
 		}
+		if gopt.arena != nil { // every op is made by now, the backward ones too
+			gr.arena = gopt.arena
+			for _, n := range g.AllNodes() {
+				if u, ok := n.Op().(arenaUser); ok {
+					u.setArena(gr.arena)
+				}
+			}
+			for i, s := range gr.slots {
+				s.arena, s.idx = gr.arena, i
+			}
+		}
 		gr.vm = G.NewTapeMachine(g)
 	} else {
 		planOverwrite(g)
@@ -187,6 +202,9 @@ func (gr *Graph) SetClassTarget(f func(float64) float64) {
 
 // Run executes the graph once (forward, and backward for a training graph).
 func (gr *Graph) Run() error {
+	if gr.arena != nil {
+		gr.arena.begin()
+	}
 	defer gr.vm.Reset()
 	if err := gr.vm.RunAll(); err != nil {
 		return err

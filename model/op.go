@@ -31,6 +31,7 @@ type opBase struct {
 	// in and out are the ranks of the inputs and of the output.
 	in      []int
 	outRank int
+	arena   *Arena // the graph's arena (WithArena), or nil
 }
 
 func (o opBase) Arity() int { return o.arity }
@@ -125,7 +126,7 @@ type extractOp struct {
 }
 
 func newExtract(name string, inRank int, shape tensor.Shape, get func() *tensor.Dense) *extractOp {
-	return &extractOp{opBase{uniqueName(name), 1, []int{inRank}, len(shape)}, get, shape}
+	return &extractOp{opBase{uniqueName(name), 1, []int{inRank}, len(shape), nil}, get, shape}
 }
 func (o *extractOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
 func (o *extractOp) Do(...G.Value) (G.Value, error) {

@@ -29,7 +29,7 @@ type poolState struct {
 
 // MaxPool applies darknet's max pooling.
 func MaxPool(x *G.Node, size, stride, pad int) (*G.Node, error) {
-	return G.ApplyOp(&maxPoolOp{opBase{uniqueName("maxpool"), 1, []int{4}, 4}, size, stride, pad, &poolState{}}, x)
+	return G.ApplyOp(&maxPoolOp{opBase{uniqueName("maxpool"), 1, []int{4}, 4, nil}, size, stride, pad, &poolState{}}, x)
 }
 
 func (o *maxPoolOp) outDim(in int) int { return (in+o.pad-o.size)/o.stride + 1 }
@@ -57,7 +57,7 @@ func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	n, c, h, w := dims4(x.Shape())
 	ho, wo := o.outDim(h), o.outDim(w)
-	y := buffer(&o.st.y, x.Dtype(), n, c, ho, wo)
+	y := o.buffer(&o.st.y, x.Dtype(), n, c, ho, wo)
 	if len(o.st.arg) != n*c*ho*wo {
 		o.st.arg = make([]int32, n*c*ho*wo)
 	}
@@ -138,7 +138,7 @@ func pool2x2[T float](xp, yp []T, arg []int32, w, ho, wo int) {
 
 func (o *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *maxPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&maxPoolGradOp{opBase{uniqueName("maxpoolgrad"), 2, []int{4, 4}, 4}, o, gradBuf{}}, in[0], grad)
+	dx, err := G.ApplyOp(&maxPoolGradOp{opBase{uniqueName("maxpoolgrad"), 2, []int{4, 4}, 4, nil}, o, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
 	ho, wo := dy.Shape()[2], dy.Shape()[3]
-	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, f32s(dy), f32s(dx))
@@ -197,7 +197,7 @@ type upsampleOp struct {
 
 // Upsample repeats every pixel stride x stride times.
 func Upsample(x *G.Node, stride int) (*G.Node, error) {
-	return G.ApplyOp(&upsampleOp{opBase{uniqueName("upsample"), 1, []int{4}, 4}, stride, &poolState{}}, x)
+	return G.ApplyOp(&upsampleOp{opBase{uniqueName("upsample"), 1, []int{4}, 4, nil}, stride, &poolState{}}, x)
 }
 
 func (o *upsampleOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -215,7 +215,7 @@ func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	n, c, h, w := dims4(x.Shape())
-	y := buffer(&o.st.y, x.Dtype(), n, c, h*o.stride, w*o.stride)
+	y := o.buffer(&o.st.y, x.Dtype(), n, c, h*o.stride, w*o.stride)
 	switch x.Dtype() {
 	case tensor.Float32:
 		upForward(o.stride, n*c, h, w, f32s(x), f32s(y))
@@ -254,7 +254,7 @@ func upForward[T float](s, planes, h, w int, x, y []T) {
 
 func (o *upsampleOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *upsampleOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&upsampleGradOp{opBase{uniqueName("upsamplegrad"), 2, []int{4, 4}, 4}, o, gradBuf{}}, in[0], grad)
+	dx, err := G.ApplyOp(&upsampleGradOp{opBase{uniqueName("upsamplegrad"), 2, []int{4, 4}, 4, nil}, o, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		upBackward(o.fw.stride, n*c, h, w, f32s(dy), f32s(dx))
@@ -314,7 +314,7 @@ type avgPoolOp struct {
 
 // GlobalAvgPool averages each channel of x over its H x W positions.
 func GlobalAvgPool(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&avgPoolOp{opBase{uniqueName("avgpool"), 1, []int{4}, 4}, &poolState{}}, x)
+	return G.ApplyOp(&avgPoolOp{opBase{uniqueName("avgpool"), 1, []int{4}, 4, nil}, &poolState{}}, x)
 }
 
 func (o *avgPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -335,7 +335,7 @@ func (o *avgPoolOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	n, c, h, w := dims4(x.Shape())
-	y := buffer(&o.st.y, x.Dtype(), n, c, 1, 1)
+	y := o.buffer(&o.st.y, x.Dtype(), n, c, 1, 1)
 	switch x.Dtype() {
 	case tensor.Float32:
 		avgForward(n*c, h*w, f32s(x), f32s(y))
@@ -357,7 +357,7 @@ func avgForward[T float](planes, hw int, x, y []T) {
 
 func (o *avgPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *avgPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&avgPoolGradOp{opBase{uniqueName("avgpoolgrad"), 2, []int{4, 4}, 4}, o, gradBuf{}}, in[0], grad)
+	dx, err := G.ApplyOp(&avgPoolGradOp{opBase{uniqueName("avgpoolgrad"), 2, []int{4, 4}, 4, nil}, o, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +379,7 @@ func (o *avgPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		avgBackward(n*c, h*w, f32s(dy), f32s(dx))

@@ -31,7 +31,7 @@ func RouteGroups(groups, id int, xs ...*G.Node) (*G.Node, error) {
 	for i := range in {
 		in[i] = 4
 	}
-	op := &routeOp{opBase{uniqueName("route"), len(xs), in, 4}, groups, id, &routeState{dx: make([]*tensor.Dense, len(xs))}}
+	op := &routeOp{opBase{uniqueName("route"), len(xs), in, 4, nil}, groups, id, &routeState{dx: make([]*tensor.Dense, len(xs))}}
 	return G.ApplyOp(op, xs...)
 }
 
@@ -66,7 +66,7 @@ func (o *routeOp) Do(vs ...G.Value) (G.Value, error) {
 	for _, t := range ts {
 		c += t.Shape()[1] / o.groups
 	}
-	y := buffer(&o.st.y, ts[0].Dtype(), n, c, h, w)
+	y := o.buffer(&o.st.y, ts[0].Dtype(), n, c, h, w)
 	off := 0
 	for _, t := range ts {
 		k := t.Shape()[1] / o.groups
@@ -104,7 +104,7 @@ func (o *routeOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	off := 0
 	for i, x := range in {
 		k := x.Shape()[1] / o.groups
-		d, err := G.ApplyOp(&routeGradOp{opBase{uniqueName("routegrad"), 2, []int{4, 4}, 4}, o, i, off, o.id * k, k, gradBuf{}}, x, grad)
+		d, err := G.ApplyOp(&routeGradOp{opBase{uniqueName("routegrad"), 2, []int{4, 4}, 4, nil}, o, i, off, o.id * k, k, gradBuf{}}, x, grad)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +133,7 @@ func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := gradBuffer(o.slot, &o.fw.st.dx[o.input], x.Dtype(), x.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx[o.input], x.Dtype(), x.Shape()...)
 	cy := dy.Shape()[1]
 	switch x.Dtype() {
 	case tensor.Float32:
@@ -163,7 +163,7 @@ func shortcut(xs ...*G.Node) (*G.Node, error) {
 	for i := range in {
 		in[i] = 4
 	}
-	return G.ApplyOp(&shortcutOp{opBase{uniqueName("shortcut"), len(xs), in, 4}, &routeState{}}, xs...)
+	return G.ApplyOp(&shortcutOp{opBase{uniqueName("shortcut"), len(xs), in, 4, nil}, &routeState{}}, xs...)
 }
 
 func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -195,7 +195,7 @@ func (o *shortcutOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := buffer(&o.st.y, ts[0].Dtype(), ts[0].Shape()...)
+	y := o.buffer(&o.st.y, ts[0].Dtype(), ts[0].Shape()...)
 	switch y.Dtype() {
 	case tensor.Float32:
 		xs := make([][]float32, len(ts))

@@ -22,7 +22,7 @@ type scaleState struct{ y, dx, ds *tensor.Dense }
 
 // ScaleChannels multiplies each channel of x by the matching element of s.
 func ScaleChannels(x, s *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&scaleChannelsOp{opBase{uniqueName("scalechannels"), 2, []int{4, 4}, 4}, &scaleState{}}, x, s)
+	return G.ApplyOp(&scaleChannelsOp{opBase{uniqueName("scalechannels"), 2, []int{4, 4}, 4, nil}, &scaleState{}}, x, s)
 }
 
 func (o *scaleChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -47,7 +47,7 @@ func (o *scaleChannelsOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x := t[0]
-	y := buffer(&o.st.y, x.Dtype(), x.Shape()...)
+	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	n, c, h, w := dims4(x.Shape())
 	switch x.Dtype() {
 	case tensor.Float32:
@@ -71,7 +71,7 @@ func scaleForward[T float](planes, hw int, x, s, y []T) {
 
 func (o *scaleChannelsOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *scaleChannelsOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&scaleGradOp{opBase{uniqueName("scalechannelsgrad"), 3, []int{4, 4, 4}, 4}, o, gradBuf{}}, in[0], in[1], grad)
+	dx, err := G.ApplyOp(&scaleGradOp{opBase{uniqueName("scalechannelsgrad"), 3, []int{4, 4, 4}, 4, nil}, o, gradBuf{}}, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +98,8 @@ func (o *scaleGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x, s, dy := t[0], t[1], t[2]
 	n, c, h, w := dims4(x.Shape())
-	dx := gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
-	ds := buffer(&o.fw.st.ds, x.Dtype(), s.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	ds := o.buffer(&o.fw.st.ds, x.Dtype(), s.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		scaleBackward(n*c, h*w, f32s(x), f32s(s), f32s(dy), f32s(dx), f32s(ds))

@@ -22,6 +22,8 @@ import (
 // an op that reads a tensor of a slot whose owner is another one fails
 // (checkLive), rather than reading a buffer reused while still needed.
 type gradSlot struct {
+	arena *Arena // its memory is the arena's slot idx (WithArena), or its own
+	idx   int
 	size  int
 	f32   []float32
 	f64   []float64
@@ -41,11 +43,14 @@ var slotOf sync.Map // *tensor.Dense -> *gradSlot
 
 // gradBuffer returns *t, a tensor of shape over the slot's memory, or a
 // private buffer (buffer) when s is nil. The slot's owner becomes *t.
-func gradBuffer(s *gradSlot, t **tensor.Dense, dt tensor.Dtype, shape ...int) *tensor.Dense {
+func (o *opBase) gradBuffer(s *gradSlot, t **tensor.Dense, dt tensor.Dtype, shape ...int) *tensor.Dense {
 	if s == nil {
-		return buffer(t, dt, shape...)
+		return o.buffer(t, dt, shape...)
 	}
 	size := tensor.Shape(shape).TotalSize()
+	if s.arena != nil && dt == tensor.Float32 {
+		s.f32 = s.arena.slot(s.idx, max(size, s.size)) // shared with other graphs' slot idx
+	}
 	if *t == nil || (*t).Dtype() != dt || !(*t).Shape().Eq(tensor.Shape(shape)) || !s.holds(*t) {
 		var backing any
 		switch dt {

@@ -37,11 +37,12 @@ func TestSlotsShareMemory(t *testing.T) {
 func TestCheckLive(t *testing.T) {
 	s := &gradSlot{size: 6}
 	var a, b *tensor.Dense
-	x := gradBuffer(s, &a, tensor.Float32, 2, 3)
+	var o opBase
+	x := o.gradBuffer(s, &a, tensor.Float32, 2, 3)
 	if err := checkLive(x); err != nil {
 		t.Fatal(err)
 	}
-	y := gradBuffer(s, &b, tensor.Float32, 6)
+	y := o.gradBuffer(s, &b, tensor.Float32, 6)
 	if err := checkLive(y); err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ type yoloState struct {
 
 func newYOLOLoss(x *G.Node, h *Head, netW, netH int) (*G.Node, *yoloState, error) {
 	st := &yoloState{netW: netW, netH: netH}
-	op := &yoloLossOp{opBase{uniqueName("yololoss"), 1, []int{4}, 0}, h, st}
+	op := &yoloLossOp{opBase{uniqueName("yololoss"), 1, []int{4}, 0, nil}, h, st}
 	n, err := G.ApplyOp(op, x)
 	return n, st, err
 }
@@ -313,7 +313,7 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 
 func (o *yoloLossOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *yoloLossOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&yoloGradOp{opBase{uniqueName("yolograd"), 2, []int{4, 0}, 4}, o.st, gradBuf{}}, in[0], grad)
+	dx, err := G.ApplyOp(&yoloGradOp{opBase{uniqueName("yolograd"), 2, []int{4, 0}, 4, nil}, o.st, gradBuf{}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +347,7 @@ func (o *yoloGradOp) Do(vs ...G.Value) (G.Value, error) {
 	default:
 		return nil, fmt.Errorf("yolograd: unexpected upstream gradient %T", v)
 	}
-	dx := gradBuffer(o.slot, &o.st.gradT, x.Dtype(), x.Shape()...)
+	dx := o.gradBuffer(o.slot, &o.st.gradT, x.Dtype(), x.Shape()...)
 	switch d := dx.Data().(type) { // dx is never 1-element: 4-D with >= 6 channels
 	case []float32:
 		for i, g := range o.st.grad {

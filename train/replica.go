@@ -20,7 +20,7 @@ type replica struct {
 // newReplicas builds r graphs of n images each. All share the network's
 // weight tensors. Only replica 0 updates the BN running statistics: the
 // others get private copies (as data-parallel PyTorch keeps rank 0's buffers).
-func newReplicas(net *model.Network, r, n int, size model.Size, group *model.SyncGroup) ([]*replica, error) {
+func newReplicas(net *model.Network, r, n int, size model.Size, group *model.SyncGroup, arenas []*model.Arena) ([]*replica, error) {
 	reps := make([]*replica, r)
 	for i := range reps {
 		view := net
@@ -30,6 +30,9 @@ func newReplicas(net *model.Network, r, n int, size model.Size, group *model.Syn
 		var opts []model.GraphOption
 		if group != nil {
 			opts = append(opts, model.WithSyncBN(group.Member(i)))
+		}
+		if arenas != nil {
+			opts = append(opts, model.WithArena(arenas[i]))
 		}
 		g, err := view.NewGraph(n, size, true, opts...)
 		if err != nil {
@@ -61,7 +64,9 @@ func privateBN(net *model.Network) *model.Network {
 
 // graphCache keeps the replicas' graphs of the input sizes in use, at most
 // max sizes, dropping the least recently used (random shapes: one graph per
-// size, all over the same weights and BN statistics).
+// size, all over the same weights and BN statistics). Replica i's graphs of
+// every size share one model.Arena: they never run at the same time, so the
+// cached sizes cost about the largest one's memory, not their sum.
 type graphCache struct {
 	net         *model.Network
 	r, n, max   int
@@ -69,6 +74,7 @@ type graphCache struct {
 	group       *model.SyncGroup // synchronized BN; nil for local BN
 	sizes       []model.Size     // most recently used last
 	reps        map[model.Size][]*replica
+	arenas      []*model.Arena // one per replica
 	// Built counts graph constructions (tests check reuse).
 	Built int
 }
@@ -95,7 +101,13 @@ func (c *graphCache) get(size model.Size) ([]*replica, error) {
 		// allocated, or the heap would hold both until the next collection.
 		debug.FreeOSMemory()
 	}
-	reps, err := newReplicas(c.net, c.r, c.n, size, c.group)
+	if c.arenas == nil {
+		c.arenas = make([]*model.Arena, c.r)
+		for i := range c.arenas {
+			c.arenas[i] = model.NewArena()
+		}
+	}
+	reps, err := newReplicas(c.net, c.r, c.n, size, c.group, c.arenas)
 	if err != nil {
 		return nil, fmt.Errorf("building the graph for input size %s: %w", size, err)
 	}
