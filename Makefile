@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/dettrain
 DEMO    ?= demo/shapes
 
-.PHONY: all build deps demo test bench vet fmt clean
+.PHONY: all build deps demo test fuzz bench vet fmt clean
 
 all: build
 
@@ -27,11 +27,22 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	# The packages a GPU machine builds (no OpenCV there) need no cgo.
-	CGO_ENABLED=0 $(GO) build ./model/ ./train/ ./gpu/ ./infer/
+	CGO_ENABLED=0 $(GO) build ./model/ ./train/ ./gpu/ ./infer/ ./onnx/
 	$(GO) test -count=1 -timeout 15m ./...
-	# A few seconds of fuzzing of the cfg parser and the weights reader (no panic).
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCfg$$' -fuzztime 5s ./model
-	$(GO) test -run '^$$' -fuzz '^FuzzWeights$$' -fuzztime 5s ./model
+	# Fuzzing of every reader of outside input, 10 s each from the committed
+	# seed corpora (testdata/fuzz/): each target asserts a round trip or an
+	# error naming the input. Longer: make fuzz FUZZTIME=10m.
+	$(MAKE) fuzz FUZZTIME=10s
+
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCfg$$' -fuzztime $(FUZZTIME) ./model
+	$(GO) test -run '^$$' -fuzz '^FuzzWeights$$' -fuzztime $(FUZZTIME) ./model
+	$(GO) test -run '^$$' -fuzz '^FuzzVOCXML$$' -fuzztime $(FUZZTIME) ./data
+	$(GO) test -run '^$$' -fuzz '^FuzzYOLOLabels$$' -fuzztime $(FUZZTIME) ./data
+	$(GO) test -run '^$$' -fuzz '^FuzzCOCO$$' -fuzztime $(FUZZTIME) ./data
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTxtDetections$$' -fuzztime $(FUZZTIME) ./eval
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCOCOResults$$' -fuzztime $(FUZZTIME) ./eval
 
 # bench: the CPU speed table against the PyTorch peer -> docs/BENCHMARKS.md.
 bench: build

@@ -93,7 +93,7 @@ func TestLayersMatchOpenCV(t *testing.T) {
 // maxpools and its 4-input route; at 160, random weights).
 func TestRandomModelsMatchOpenCV(t *testing.T) {
 	models := []struct {
-		path          string
+		path    string
 		classes int
 		size    model.Size
 	}{

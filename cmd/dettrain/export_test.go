@@ -84,7 +84,7 @@ func TestExportFlags(t *testing.T) {
 	}{
 		{[]string{"--model", "a.cfg"}, "--out is required"},
 		{[]string{"--model", "a.cfg", "--out", "d"}, "give --run RUN_DIR, or --weights"},
-		{[]string{"--model", "a.cfg", "--weights", "a.weights", "--out", "d", "--format", "onnx"}, `--format "onnx": only darknet is supported`},
+		{[]string{"--model", "a.cfg", "--weights", "a.weights", "--out", "d", "--format", "tflite"}, `--format "tflite": darknet or onnx`},
 		{[]string{"--model", "a.cfg", "--weights", "a.weights", "--out", "d"}, ""},
 	} {
 		got = nil
