@@ -224,6 +224,25 @@ func TestConfigsLoad(t *testing.T) {
 		c.Train.WarmupEpochs != 2 || c.Train.Schedule != "step" {
 		t.Errorf("voc config: %+v", c)
 	}
+	// The paper's full recipe differs from the baseline in the freebies
+	// only (Zhang et al. 2019, Table 1; docs/FREEBIES.md).
+	fb, err := Load("../configs/voc-yolov3-freebies.yaml", LoadOptions{Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *c
+	want.Model.BN, want.Train.Schedule, want.Train.FinalLR = "sync", "cosine", 0
+	want.Train.RandomShapes, want.Train.Shapes, want.Train.ShapeEvery = true, []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608}, 10
+	want.Train.LabelSmoothing, want.Train.Mixup, want.Train.MixupAlpha, want.Train.MixupBeta, want.Train.MixupOffEpochs = "gluoncv", true, 1.5, 1.5, 20
+	want.Output.Dir = filepath.Join(filepath.Dir(c.Output.Dir), "voc-yolov3-freebies")
+	if !reflect.DeepEqual(*fb, want) {
+		a, _ := want.YAML()
+		b, _ := fb.YAML()
+		t.Errorf("voc-yolov3-freebies.yaml is not the baseline plus the freebies:\nwant\n%s\ngot\n%s", a, b)
+	}
+	if c.Train.Replicas != 8 || c.Model.BN != "local" {
+		t.Errorf("the baseline: %d replicas with %s BN, want GluonCV's 8 with local BN", c.Train.Replicas, c.Model.BN)
+	}
 }
 
 func TestUnknownKey(t *testing.T) {
