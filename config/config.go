@@ -125,7 +125,7 @@ type Data struct {
 	ValFraction float64 `yaml:"val_fraction"`
 	// Flip enables a random horizontal flip (p 0.5) in training. Default true.
 	Flip bool `yaml:"flip"`
-	// Augment enables GluonCV's YOLOv3 training transform (freebies.md):
+	// Augment enables GluonCV's YOLOv3 training transform (docs/FREEBIES.md):
 	// colour jitter, random expand, constrained random crop, resize with a
 	// random interpolation, flip. Default true (the paper's baseline has it).
 	Augment bool `yaml:"augment"`
@@ -207,7 +207,7 @@ type Train struct {
 	// best.ckpt). Default 3; >= 1.
 	KeepCheckpoints int `yaml:"keep_checkpoints"`
 
-	// The bag of freebies (Zhang et al. 2019, ../shared/notes/freebies.md).
+	// The bag of freebies (Zhang et al. 2019, docs/FREEBIES.md).
 	// Each is off by default (the paper's baseline); their parameters default
 	// to the paper's values.
 

@@ -132,7 +132,7 @@ mosaic_bound ema_alpha dynamic_minibatch loss_scale adversarial_lr attention opt
 workspace_size_limit_MB gamma step scale`)
 
 // yoloTrainingKeys are [yolo] keys of darknet's loss variants; dettrain
-// trains with GluonCV's loss (freebies.md), so they are read and ignored.
+// trains with GluonCV's loss (docs/FREEBIES.md), so they are read and ignored.
 var yoloTrainingKeys = strings.Fields(`jitter random truth_thresh iou_normalizer cls_normalizer iou_loss iou_thresh
 nms_kind beta_nms max_delta counters_per_class resize obj_normalizer delta_normalizer uc_normalizer
 label_smooth_eps objectness_smooth focal_loss iou_thresh_kind`)

@@ -15,7 +15,7 @@ type Truth struct {
 	Class int
 	Box   box.Box
 	// Weight multiplies every loss term of the object (1; mixup sets lambda
-	// or 1-lambda, freebies.md).
+	// or 1-lambda, docs/FREEBIES.md).
 	Weight float32
 }
 
@@ -25,7 +25,7 @@ type Head struct {
 	Anchors      [][2]float64 // all anchors of the network, (w,h) in input pixels
 	Mask         []int        // indices into Anchors predicted by this head
 	Classes      int
-	IgnoreThresh float64 // 0.7 by default (freebies.md)
+	IgnoreThresh float64 // 0.7 by default (docs/FREEBIES.md)
 	// ScaleXY is darknet's scale_x_y (YOLOv4): the centre offset in its cell
 	// is sigmoid(tx)*ScaleXY - (ScaleXY-1)/2, so that it can reach 0 and 1.
 	// 1 (or 0, read as 1) is YOLOv3's sigmoid(tx).
@@ -65,7 +65,7 @@ func (l *LossParts) Add(o LossParts) {
 	l.Positives += o.Positives
 }
 
-// yoloLossOp is the YOLOv3 loss of one head, as freebies.md specifies
+// yoloLossOp is the YOLOv3 loss of one head, as docs/FREEBIES.md specifies
 // (GluonCV's YOLOV3TargetMerger + YOLOV3Loss). The input is the head's raw
 // output p of shape (N, len(Mask)*(5+C), H, W), channel a*(5+C)+k holding, for
 // anchor a: k=0,1 tx,ty; 2,3 tw,th; 4 objectness; 5.. class logits. For each

@@ -119,7 +119,7 @@ func TestScaleXYTarget(t *testing.T) {
 }
 
 // TestYOLOLossMixupWeights: a mixed sample's loss is the weighted sum of its
-// objects' losses (freebies.md: the mix weight multiplies every term of the
+// objects' losses (docs/FREEBIES.md: the mix weight multiplies every term of the
 // object). Two truths on a 2x1 grid, weights lambda and 1-lambda, each alone
 // at weight 1 for comparison; with both cells positive there are no
 // negative objectness terms, so every part must add up exactly.

@@ -1,6 +1,6 @@
 // Package tricks holds the training tricks of "Bag of Freebies for Training
 // Object Detection Neural Networks" (Zhang et al. 2019) as small pure
-// functions; ../shared/notes/freebies.md is their spec.
+// functions; docs/FREEBIES.md is their spec.
 package tricks
 
 import "math"

@@ -2,7 +2,7 @@ package tricks
 
 import "math"
 
-// Shapes is multi-scale training (freebies.md "random shapes"): every Every
+// Shapes is multi-scale training (docs/FREEBIES.md "random shapes"): every Every
 // iterations a new square input size is drawn from Sizes; all images of a
 // batch share it. The draw for block b = iter/Every is a pure function of
 // (Seed, b), so a resumed run draws the same sizes.

@@ -10,7 +10,7 @@ import (
 //
 //	"none":    t
 //	"gluoncv": 1-eps for the true class, eps for the others, eps = min(1/k, 1/40)
-//	           (freebies.md: GluonCV's YOLOv3 rule for sigmoid heads)
+//	           (docs/FREEBIES.md: GluonCV's YOLOv3 rule for sigmoid heads)
 //	"darknet": 1-eps/2 and eps/2 with the given eps (darknet's label_smooth_eps,
 //	           also Ultralytics' rule)
 //
