@@ -89,8 +89,10 @@ if [[ ${DOCKER_TEST_REBUILD_BASE:-0} != 1 ]] && podman image exists "$BASE"; the
 else
   [[ $(id -u) == 0 ]] || { say "making $BASE needs root (debootstrap)"; exit 2; }
   command -v debootstrap >/dev/null || { say "debootstrap is not installed (apt-get install debootstrap)"; exit 2; }
+  # The first Debian archive (not -security) in apt's sources: one-line
+  # (.list) or deb822 (.sources) entries.
   mirror=${DEBIAN_MIRROR:-$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-    grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -1 | tr -d ' ')}
+    grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?( |$)' | tr -d ' ' | awk 'NR == 1' || true)}
   mirror=${mirror:-http://deb.debian.org/debian}
   say "   debootstrap --variant=minbase bookworm from $mirror"
   rootfs=$WORK/rootfs
