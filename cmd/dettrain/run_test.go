@@ -212,4 +212,10 @@ func TestNonSquareRun(t *testing.T) {
 			t.Errorf("export --run did not write %s: %v", f, err)
 		}
 	}
+	// bench --run: the run's model at its own size, with its class count.
+	code, out, errs = run(t, "bench", "--run", runDir, "--iters", "1", "--warmup", "0", "--batch", "1", "--json")
+	var bj map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &bj) != nil || bj["size"] != "96x64" {
+		t.Fatalf("bench --run: exit %d, %q %s", code, out, errs)
+	}
 }
