@@ -25,6 +25,9 @@ import (
 type Arena struct {
 	bufs  []arenaBuf
 	slots [][]float32
+	bools arenaSeq[bool]    // dropout masks
+	ints  arenaSeq[int32]   // maxpool argmax
+	f64s  arenaSeq[float64] // YOLO loss gradients
 	next  int
 }
 
@@ -41,7 +44,7 @@ func NewArena() *Arena { return &Arena{} }
 // concurrently.
 func WithArena(a *Arena) GraphOption { return func(o *graphOptions) { o.arena = a } }
 
-func (a *Arena) begin() { a.next = 0 }
+func (a *Arena) begin() { a.next, a.bools.next, a.ints.next, a.f64s.next = 0, 0, 0, 0 }
 
 // buffer is the arena's version of buffer for a float32 tensor of shape.
 func (a *Arena) buffer(t **tensor.Dense, shape ...int) *tensor.Dense {
@@ -75,6 +78,46 @@ func (a *Arena) buffer(t **tensor.Dense, shape ...int) *tensor.Dense {
 		b.holders = append(b.holders, t)
 	}
 	return *t
+}
+
+// arenaSeq is the arena's memory for one element type outside tensors
+// (dropout masks, maxpool argmax indices, the YOLO loss's float64
+// gradient): the k-th request of a Run, grown to the largest, the views
+// other graphs hold dropped when it grows (as buffer does).
+type arenaSeq[T any] struct {
+	vecs []arenaVec[T]
+	next int
+}
+
+type arenaVec[T any] struct {
+	mem     []T
+	holders []*[]T
+}
+
+// get sets *p to n elements of the sequence's next memory.
+func (s *arenaSeq[T]) get(p *[]T, n int) {
+	k := s.next
+	s.next++
+	if k == len(s.vecs) {
+		s.vecs = append(s.vecs, arenaVec[T]{})
+	}
+	v := &s.vecs[k]
+	if len(v.mem) < n {
+		for _, h := range v.holders {
+			*h = nil
+		}
+		v.holders = v.holders[:0]
+		v.mem = nil
+		v.mem = make([]T, n)
+	}
+	known := false
+	for _, h := range v.holders {
+		known = known || h == p
+	}
+	if !known {
+		v.holders = append(v.holders, p)
+	}
+	*p = v.mem[:n]
 }
 
 // slot returns gradient slot i's memory with at least size floats.

@@ -116,7 +116,10 @@ func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	n := x.Shape().TotalSize()
-	if len(o.st.keep) != n {
+	switch {
+	case o.arena != nil:
+		o.arena.bools.get(&o.st.keep, n)
+	case len(o.st.keep) != n:
 		o.st.keep = make([]bool, n)
 	}
 	if o.st.set {

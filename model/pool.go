@@ -58,7 +58,10 @@ func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
 	n, c, h, w := dims4(x.Shape())
 	ho, wo := o.outDim(h), o.outDim(w)
 	y := o.buffer(&o.st.y, x.Dtype(), n, c, ho, wo)
-	if len(o.st.arg) != n*c*ho*wo {
+	switch {
+	case o.arena != nil:
+		o.arena.ints.get(&o.st.arg, n*c*ho*wo)
+	case len(o.st.arg) != n*c*ho*wo:
 		o.st.arg = make([]int32, n*c*ho*wo)
 	}
 	switch x.Dtype() {

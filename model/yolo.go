@@ -127,6 +127,9 @@ func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	var total float64
+	if o.arena != nil {
+		o.arena.f64s.get(&o.st.grad, x.Shape().TotalSize())
+	}
 	switch x.Dtype() {
 	case tensor.Float32:
 		total = yoloLoss(o.head, o.st, x.Shape(), f32s(x))
