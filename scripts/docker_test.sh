@@ -118,7 +118,8 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
   tar -C "$rootfs" --numeric-owner -c . |
     podman import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-      --change 'CMD ["bash"]' - "$BASE" >/dev/null
+      --change 'CMD ["bash"]' - "$BASE" >/dev/null 2>"$LOGDIR/import.log" ||
+    { cat "$LOGDIR/import.log"; die "podman import"; }
   rm -rf "$rootfs"
 fi
 say "   $BASE: $(podman image inspect --format '{{.Id}}' "$BASE" | cut -c1-12), $(podman run --rm "${rt[@]}" "${ulimits[@]}" --network none "$BASE" sh -c '. /etc/os-release; echo "$PRETTY_NAME, Debian $(cat /etc/debian_version)"')"
