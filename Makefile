@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/dettrain
 DEMO    ?= demo/shapes
 
-.PHONY: all build deps demo test fuzz bench vet fmt clean
+.PHONY: all build deps demo test fuzz bench docker-test vet fmt clean
 
 all: build
 
@@ -43,6 +43,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCOCO$$' -fuzztime $(FUZZTIME) ./data
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTxtDetections$$' -fuzztime $(FUZZTIME) ./eval
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCOCOResults$$' -fuzztime $(FUZZTIME) ./eval
+
+# docker-test: build the Dockerfile on a local Debian 12 base with podman
+# (as root) and run the demo in it (~14 min cold, ~1 min cached).
+docker-test:
+	bash scripts/docker_test.sh
 
 # bench: the CPU speed table against the PyTorch peer -> docs/BENCHMARKS.md.
 bench: build
