@@ -23,17 +23,18 @@ import (
 // dropped (they are rebuilt at their next Run), so that the old memory is
 // garbage as soon as the request that outgrew it returns.
 type Arena struct {
-	bufs  []arenaBuf
-	slots [][]float32
-	bools arenaSeq[bool]    // dropout masks
-	ints  arenaSeq[int32]   // maxpool argmax
-	f64s  arenaSeq[float64] // YOLO loss gradients
-	next  int
+	graphs int // graphs registered so far (their ids)
+	bufs   []arenaBuf
+	slots  [][]float32
+	bools  arenaSeq[bool]    // dropout masks
+	ints   arenaSeq[int32]   // maxpool argmax
+	f64s   arenaSeq[float64] // YOLO loss gradients
+	next   int
 }
 
 type arenaBuf struct {
 	mem     []float32
-	holders []**tensor.Dense // every graph's view of mem
+	holders []holder[*tensor.Dense] // every graph's view of mem
 }
 
 // NewArena returns an empty arena (WithArena).
@@ -44,10 +45,60 @@ func NewArena() *Arena { return &Arena{} }
 // concurrently.
 func WithArena(a *Arena) GraphOption { return func(o *graphOptions) { o.arena = a } }
 
+// holder is a graph's pointer to its view of arena memory.
+type holder[T any] struct {
+	graph int
+	p     *T
+}
+
+// arenaRef is what an op holds: the arena and its graph's id there.
+type arenaRef struct {
+	*Arena
+	graph int
+}
+
 func (a *Arena) begin() { a.next, a.bools.next, a.ints.next, a.f64s.next = 0, 0, 0, 0 }
 
+// register gives a new graph its id.
+func (a *Arena) register() *arenaRef {
+	a.graphs++
+	return &arenaRef{a, a.graphs}
+}
+
+// release forgets graph id's views (Graph.Close), so that a long run that
+// builds and drops graphs does not keep their states.
+func (a *Arena) release(id int) {
+	for i := range a.bufs {
+		a.bufs[i].holders = dropGraph(a.bufs[i].holders, id)
+	}
+	a.bools.release(id)
+	a.ints.release(id)
+	a.f64s.release(id)
+}
+
+func dropGraph[T any](hs []holder[T], id int) []holder[T] {
+	out := hs[:0]
+	for _, h := range hs {
+		if h.graph != id {
+			out = append(out, h)
+		}
+	}
+	clear(hs[len(out):])
+	return out
+}
+
+// hold adds graph id's pointer p to hs unless it is there.
+func hold[T any](hs []holder[T], id int, p *T) []holder[T] {
+	for _, h := range hs {
+		if h.p == p {
+			return hs
+		}
+	}
+	return append(hs, holder[T]{id, p})
+}
+
 // buffer is the arena's version of buffer for a float32 tensor of shape.
-func (a *Arena) buffer(t **tensor.Dense, shape ...int) *tensor.Dense {
+func (a *Arena) buffer(id int, t **tensor.Dense, shape ...int) *tensor.Dense {
 	k := a.next
 	a.next++
 	if k == len(a.bufs) {
@@ -57,7 +108,7 @@ func (a *Arena) buffer(t **tensor.Dense, shape ...int) *tensor.Dense {
 	size := tensor.Shape(shape).TotalSize()
 	if len(b.mem) < size {
 		for _, h := range b.holders {
-			*h = nil
+			*h.p = nil
 		}
 		b.holders = b.holders[:0]
 		b.mem = nil // the old memory is garbage now
@@ -70,13 +121,7 @@ func (a *Arena) buffer(t **tensor.Dense, shape ...int) *tensor.Dense {
 		}
 	}
 	*t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(mem))
-	known := false
-	for _, h := range b.holders {
-		known = known || h == t
-	}
-	if !known {
-		b.holders = append(b.holders, t)
-	}
+	b.holders = hold(b.holders, id, t)
 	return *t
 }
 
@@ -91,11 +136,17 @@ type arenaSeq[T any] struct {
 
 type arenaVec[T any] struct {
 	mem     []T
-	holders []*[]T
+	holders []holder[[]T]
+}
+
+func (s *arenaSeq[T]) release(id int) {
+	for i := range s.vecs {
+		s.vecs[i].holders = dropGraph(s.vecs[i].holders, id)
+	}
 }
 
 // get sets *p to n elements of the sequence's next memory.
-func (s *arenaSeq[T]) get(p *[]T, n int) {
+func (s *arenaSeq[T]) get(id int, p *[]T, n int) {
 	k := s.next
 	s.next++
 	if k == len(s.vecs) {
@@ -104,19 +155,13 @@ func (s *arenaSeq[T]) get(p *[]T, n int) {
 	v := &s.vecs[k]
 	if len(v.mem) < n {
 		for _, h := range v.holders {
-			*h = nil
+			*h.p = nil
 		}
 		v.holders = v.holders[:0]
 		v.mem = nil
 		v.mem = make([]T, n)
 	}
-	known := false
-	for _, h := range v.holders {
-		known = known || h == p
-	}
-	if !known {
-		v.holders = append(v.holders, p)
-	}
+	v.holders = hold(v.holders, id, p)
 	*p = v.mem[:n]
 }
 
@@ -134,9 +179,9 @@ func (a *Arena) slot(i, size int) []float32 {
 
 // arenaUser is implemented by dettrain's ops (opBase): NewGraph hands them
 // the graph's arena.
-type arenaUser interface{ setArena(*Arena) }
+type arenaUser interface{ setArena(*arenaRef) }
 
-func (o *opBase) setArena(a *Arena) { o.arena = a }
+func (o *opBase) setArena(a *arenaRef) { o.arena = a }
 
 // buffer returns *t reshaped or reallocated to shape with dtype dt, from
 // the op's arena when it has one (float32 only). Its contents are
@@ -145,5 +190,5 @@ func (o *opBase) buffer(t **tensor.Dense, dt tensor.Dtype, shape ...int) *tensor
 	if o.arena == nil || dt != tensor.Float32 {
 		return buffer(t, dt, shape...)
 	}
-	return o.arena.buffer(t, shape...)
+	return o.arena.buffer(o.arena.graph, t, shape...)
 }

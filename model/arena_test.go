@@ -139,3 +139,43 @@ func TestArenaSharesAndMatches(t *testing.T) {
 		t.Errorf("graphs sharing an arena cost %.2fx the larger alone, want <= 1.25x", float64(both)/float64(alone))
 	}
 }
+
+// TestArenaForgetsClosedGraphs: a closed graph's views leave the arena, so
+// that a long run that keeps building and dropping graphs (random shapes
+// with shape_graphs below the number of sizes) does not accumulate them.
+func TestArenaForgetsClosedGraphs(t *testing.T) {
+	net := arenaNet(t)
+	a := NewArena()
+	count := func() int {
+		n := 0
+		for _, b := range a.bufs {
+			n += len(b.holders)
+		}
+		for _, v := range a.bools.vecs {
+			n += len(v.holders)
+		}
+		for _, v := range a.ints.vecs {
+			n += len(v.holders)
+		}
+		for _, v := range a.f64s.vecs {
+			n += len(v.holders)
+		}
+		return n
+	}
+	g1, _ := net.NewGraph(2, Size{W: 64, H: 64}, true, WithArena(a))
+	arenaStep(t, g1, 1)
+	one := count()
+	g2, _ := net.NewGraph(2, Size{W: 32, H: 32}, true, WithArena(a))
+	arenaStep(t, g2, 2)
+	if one == 0 || count() != 2*one {
+		t.Fatalf("views held: %d after one graph, %d after two", one, count())
+	}
+	g1.Close()
+	if count() != one {
+		t.Fatalf("after closing one of two graphs %d views are held, want %d", count(), one)
+	}
+	g2.Close()
+	if count() != 0 {
+		t.Fatalf("after closing both %d views are held", count())
+	}
+}

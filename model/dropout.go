@@ -118,7 +118,7 @@ func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
 	n := x.Shape().TotalSize()
 	switch {
 	case o.arena != nil:
-		o.arena.bools.get(&o.st.keep, n)
+		o.arena.bools.get(o.arena.graph, &o.st.keep, n)
 	case len(o.st.keep) != n:
 		o.st.keep = make([]bool, n)
 	}

@@ -25,7 +25,7 @@ type Graph struct {
 	grads    G.Nodes // the gradient node of each param (training)
 	slots    []*gradSlot
 	outs     []*G.Node // per layer
-	arena    *Arena    // shared buffers (WithArena), or nil
+	arena    *arenaRef // shared buffers (WithArena), or nil
 }
 
 // GraphOption changes how NewGraph builds.
@@ -164,14 +164,14 @@ func (net *Network) NewGraph(n int, size Size, training bool, opts ...GraphOptio
 			return nil, err
 		}
 		if gopt.arena != nil { // every op is made by now, the backward ones too
-			gr.arena = gopt.arena
+			gr.arena = gopt.arena.register()
 			for _, n := range g.AllNodes() {
 				if u, ok := n.Op().(arenaUser); ok {
 					u.setArena(gr.arena)
 				}
 			}
 			for i, s := range gr.slots {
-				s.arena, s.idx = gr.arena, i
+				s.arena, s.idx = gr.arena.Arena, i
 			}
 		}
 		gr.vm = G.NewTapeMachine(g)
@@ -275,6 +275,9 @@ func (gr *Graph) LayerOutput(i int) ([]float32, []int) {
 func (gr *Graph) Close() {
 	gr.vm.Close()
 	releaseSlots(gr.slots)
+	if gr.arena != nil {
+		gr.arena.release(gr.arena.graph)
+	}
 }
 
 // HeadOutput is one YOLO head's raw output for a batch.

@@ -31,7 +31,7 @@ type opBase struct {
 	// in and out are the ranks of the inputs and of the output.
 	in      []int
 	outRank int
-	arena   *Arena // the graph's arena (WithArena), or nil
+	arena   *arenaRef // the graph's arena (WithArena), or nil
 }
 
 func (o opBase) Arity() int { return o.arity }

@@ -60,7 +60,7 @@ func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
 	y := o.buffer(&o.st.y, x.Dtype(), n, c, ho, wo)
 	switch {
 	case o.arena != nil:
-		o.arena.ints.get(&o.st.arg, n*c*ho*wo)
+		o.arena.ints.get(o.arena.graph, &o.st.arg, n*c*ho*wo)
 	case len(o.st.arg) != n*c*ho*wo:
 		o.st.arg = make([]int32, n*c*ho*wo)
 	}

@@ -128,7 +128,7 @@ func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	var total float64
 	if o.arena != nil {
-		o.arena.f64s.get(&o.st.grad, x.Shape().TotalSize())
+		o.arena.f64s.get(o.arena.graph, &o.st.grad, x.Shape().TotalSize())
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
