@@ -53,8 +53,13 @@ output:
 		t.Fatalf("ablation.csv: %d records (%v), want a header and 6 runs", len(recs), err)
 	}
 	seeds := map[string]int{}
+	learnt := false
 	for _, r := range recs[1:] {
 		seeds[r[0]+"/"+r[1]]++
+		learnt = learnt || (r[2] != "0.000000" && r[2] != "")
+	}
+	if !learnt {
+		t.Fatalf("every run scored mAP 0: the reuse check below could not tell runs apart:\n%v", recs)
 	}
 	for _, v := range []string{"baseline", "+syncbn", "+cosine"} {
 		for _, s := range []string{"1", "2"} {
