@@ -105,15 +105,9 @@ See docs/ONNX.md.`,
 
 // exportONNX writes the model as one ONNX file (package onnx).
 func exportONNX(io *IO, o *ExportOptions) error {
-	run, err := resolveRun(o.Run, &o.Weights, io.Err)
+	run, err := resolveModel(o.Run, &o.Model, &o.Weights, io.Err)
 	if err != nil {
 		return err
-	}
-	if run != nil && o.Model == "" {
-		o.Model = run.Cfg
-	}
-	if o.Model == "" {
-		return usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", o.Weights)
 	}
 	cfg, err := model.ReadCfg(o.Model)
 	if err != nil {
@@ -186,15 +180,9 @@ func exportONNX(io *IO, o *ExportOptions) error {
 }
 
 func exportRun(io *IO, o *ExportOptions) error {
-	run, err := resolveRun(o.Run, &o.Weights, io.Err)
+	run, err := resolveModel(o.Run, &o.Model, &o.Weights, io.Err)
 	if err != nil {
 		return err
-	}
-	if run != nil && o.Model == "" {
-		o.Model = run.Cfg
-	}
-	if o.Model == "" {
-		return usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", o.Weights)
 	}
 	cfg, err := model.ReadCfg(o.Model)
 	if err != nil {

@@ -208,15 +208,9 @@ func predictRun(io *IO, o *PredictOptions) error {
 	if err != nil {
 		return err
 	}
-	run, err := resolveRun(o.Run, &o.Weights, io.Err)
+	run, err := resolveModel(o.Run, &o.Model, &o.Weights, io.Err)
 	if err != nil {
 		return err
-	}
-	if run != nil && o.Model == "" {
-		o.Model = run.Cfg
-	}
-	if o.Model == "" {
-		return usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", o.Weights)
 	}
 	net, err := buildNetwork(o.Model, o.Weights, 0, 1)
 	if err != nil {

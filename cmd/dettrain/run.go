@@ -148,3 +148,19 @@ func resolveRun(dir string, weights *string, w io.Writer) (*trainedRun, error) {
 	fmt.Fprintf(w, "model of run %s (from %s): %s, %d class names, weights %s\n", r.Dir, from, r.Cfg, len(r.Names), *weights)
 	return r, nil
 }
+
+// resolveModel is resolveRun for commands that take --model too: the cfg
+// defaults to the run's model.cfg, and without a run --model is required.
+func resolveModel(dir string, cfg, weights *string, w io.Writer) (*trainedRun, error) {
+	run, err := resolveRun(dir, weights, w)
+	if err != nil {
+		return nil, err
+	}
+	if run != nil && *cfg == "" {
+		*cfg = run.Cfg
+	}
+	if *cfg == "" {
+		return nil, usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", *weights)
+	}
+	return run, nil
+}
