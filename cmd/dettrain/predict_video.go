@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	goimage "image"
-	"image/color"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,28 +142,9 @@ func predictVideo(io *IO, o *PredictOptions, p *infer.Predictor, path string, na
 // drawMat draws each detection on m as image.Draw draws on an image file:
 // the box in its class colour and "name score" on a filled label above it.
 func drawMat(m *gocv.Mat, dets []eval.Detection, names []string) {
-	W, H := m.Cols(), m.Rows()
-	thick := max(1, int(math.Round(float64(min(W, H))/300)))
-	scale := math.Max(0.4, float64(min(W, H))/800)
-	for _, d := range dets {
-		c := image.ClassColour(d.Class)
-		bb := d.Box.Clip(float64(W), float64(H))
-		r := goimage.Rect(int(math.Round(bb.X1)), int(math.Round(bb.Y1)), int(math.Round(bb.X2)), int(math.Round(bb.Y2)))
-		gocv.RectangleWithParams(m, r, c, thick, gocv.Line8, 0)
-		text := fmt.Sprintf("%s %.2f", names[d.Class], d.Score)
-		sz, base := gocv.GetTextSizeWithBaseline(text, gocv.FontHersheySimplex, scale, 1)
-		pad := 2
-		th := sz.Y + base + 2*pad
-		top := r.Min.Y - th
-		if top < 0 {
-			top = r.Min.Y
-		}
-		bg := goimage.Rect(r.Min.X, top, min(r.Min.X+sz.X+2*pad, W), min(top+th, H))
-		gocv.RectangleWithParams(m, bg, c, -1, gocv.Line8, 0)
-		tc := color.RGBA{255, 255, 255, 255}
-		if 0.299*float64(c.R)+0.587*float64(c.G)+0.114*float64(c.B) > 140 {
-			tc = color.RGBA{0, 0, 0, 255}
-		}
-		gocv.PutText(m, text, goimage.Pt(bg.Min.X+pad, bg.Min.Y+pad+sz.Y), gocv.FontHersheySimplex, scale, tc, 1)
+	ls := make([]image.Labelled, len(dets))
+	for i, d := range dets {
+		ls[i] = image.Labelled{Box: d.Box, Label: names[d.Class], Score: d.Score, Class: d.Class}
 	}
+	image.DrawMat(m, ls)
 }

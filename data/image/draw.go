@@ -38,16 +38,24 @@ func ClassColour(c int) color.RGBA {
 	return palette[c%len(palette)]
 }
 
-// Draw reads the image at path, draws each box in its class colour with its
-// label and score ("label 0.87", white or black text on a filled box of the
-// class colour) above it (inside when there is no room), and writes the
-// result to out, in the format its extension names.
+// Draw reads the image at path, draws dets on it as DrawMat does, and writes
+// the result to out, in the format its extension names.
 func Draw(path string, dets []Labelled, out string) error {
 	m, err := read(path)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	DrawMat(&m, dets)
+	return write(out, m)
+}
+
+// DrawMat draws each box on m (8-bit BGR, as gocv decodes) in its class
+// colour with its label and score ("label 0.87", white or black text on a
+// filled box of the class colour) above it (inside when there is no room).
+// Lines are max(1, round(min(W,H)/300)) pixels thick and the text scale is
+// max(0.4, min(W,H)/800), so the drawing looks the same at any resolution.
+func DrawMat(m *gocv.Mat, dets []Labelled) {
 	W, H := m.Cols(), m.Rows()
 	thick := max(1, int(math.Round(float64(min(W, H))/300)))
 	scale := math.Max(0.4, float64(min(W, H))/800)
@@ -57,7 +65,7 @@ func Draw(path string, dets []Labelled, out string) error {
 		// gocv draws cv::Rect(x, y, w, h) over pixels x..x+w-1: the
 		// continuous corners (X1,Y1)-(X2,Y2) of box.Box, rounded.
 		r := image.Rect(int(math.Round(b.X1)), int(math.Round(b.Y1)), int(math.Round(b.X2)), int(math.Round(b.Y2)))
-		gocv.RectangleWithParams(&m, r, c, thick, gocv.Line8, 0)
+		gocv.RectangleWithParams(m, r, c, thick, gocv.Line8, 0)
 
 		text := d.Label
 		if d.Score >= 0 {
@@ -74,10 +82,9 @@ func Draw(path string, dets []Labelled, out string) error {
 			top = r.Min.Y
 		}
 		bg := image.Rect(r.Min.X, top, min(r.Min.X+sz.X+2*pad, W), min(top+th, H))
-		gocv.RectangleWithParams(&m, bg, c, -1, gocv.Line8, 0)
-		gocv.PutText(&m, text, image.Pt(bg.Min.X+pad, bg.Min.Y+pad+sz.Y), gocv.FontHersheySimplex, scale, textColour(c), 1)
+		gocv.RectangleWithParams(m, bg, c, -1, gocv.Line8, 0)
+		gocv.PutText(m, text, image.Pt(bg.Min.X+pad, bg.Min.Y+pad+sz.Y), gocv.FontHersheySimplex, scale, textColour(c), 1)
 	}
-	return write(out, m)
 }
 
 // writable lists the extensions write accepts: cv::imencode throws, which
