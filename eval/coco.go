@@ -120,39 +120,22 @@ func (r COCOResult) AP50() float64 { return r.Stats[1] }
 //
 // The inputs are not modified.
 func COCO(dets []Detection, gts []GroundTruth, names []string) COCOResult {
-	n := len(names)
-	for _, d := range dets {
-		n = max(n, d.Class+1)
-	}
-	for _, g := range gts {
-		n = max(n, g.Class+1)
-	}
-	type key struct{ image, class int }
-	gtOf := make(map[key][]GroundTruth)
-	dtOf := make(map[key][]Detection)
+	n := classCount(names, dets, gts)
+	g := groupGT(gts, n)
+	dtOf := make(map[imageClass][]Detection)
 	imageSet := make(map[int]bool)
 	res := COCOResult{PerClass: make([]COCOClass, n)}
 	for c := range n {
-		res.PerClass[c] = COCOClass{Class: c, Name: className(names, c), AP: -1, AP50: -1, AP75: -1, AR100: -1}
+		res.PerClass[c] = COCOClass{Class: c, Name: className(names, c), NumGT: g.numGT[c], NumCrowd: g.numDifficult[c], AP: -1, AP50: -1, AP75: -1, AR100: -1}
 	}
-	for _, g := range gts {
-		if g.Class < 0 {
-			continue
-		}
-		k := key{g.Image, g.Class}
-		gtOf[k] = append(gtOf[k], g)
-		imageSet[g.Image] = true
-		if g.Difficult {
-			res.PerClass[g.Class].NumCrowd++
-		} else {
-			res.PerClass[g.Class].NumGT++
-		}
+	for k := range g.of {
+		imageSet[k.image] = true
 	}
 	for _, d := range dets {
 		if d.Class < 0 {
 			continue
 		}
-		k := key{d.Image, d.Class}
+		k := imageClass{d.Image, d.Class}
 		dtOf[k] = append(dtOf[k], d)
 		imageSet[d.Image] = true
 		res.PerClass[d.Class].NumDet++
@@ -180,9 +163,13 @@ func COCO(dets []Detection, gts []GroundTruth, names []string) COCOResult {
 		}
 		var ims []perImage
 		for _, im := range images {
-			gt, dt := gtOf[key{im, k}], dtOf[key{im, k}]
-			if len(gt) == 0 && len(dt) == 0 {
+			idx, dt := g.of[imageClass{im, k}], dtOf[imageClass{im, k}]
+			if len(idx) == 0 && len(dt) == 0 {
 				continue // evaluateImg returns None
+			}
+			gt := make([]GroundTruth, len(idx))
+			for i, j := range idx {
+				gt[i] = gts[j]
 			}
 			dt = slices.Clone(dt)
 			slices.SortStableFunc(dt, byScoreDesc)

@@ -99,27 +99,9 @@ func byScoreDesc(a, b Detection) int { return cmp.Compare(b.Score, a.Score) }
 // by its index. Detections and ground truths with a negative class are
 // ignored. The inputs are not modified.
 func VOC(dets []Detection, gts []GroundTruth, names []string, iou float64) Result {
-	n := len(names)
-	for _, d := range dets {
-		n = max(n, d.Class+1)
-	}
-	for _, g := range gts {
-		n = max(n, g.Class+1)
-	}
-
-	type key struct{ image, class int }
-	gtOf := make(map[key][]int) // indices into gts, in input order
-	npos := make([]int, n)
-	for j, g := range gts {
-		if g.Class < 0 {
-			continue
-		}
-		k := key{g.Image, g.Class}
-		gtOf[k] = append(gtOf[k], j)
-		if !g.Difficult {
-			npos[g.Class]++
-		}
-	}
+	n := classCount(names, dets, gts)
+	g := groupGT(gts, n)
+	npos := g.numGT
 	byClass := make([][]Detection, n)
 	for _, d := range dets {
 		if d.Class >= 0 {
@@ -139,7 +121,7 @@ func VOC(dets []Detection, gts []GroundTruth, names []string, iou float64) Resul
 		var tp, fp float64
 		for i, d := range cd {
 			ovmax, jmax := math.Inf(-1), -1
-			for _, j := range gtOf[key{d.Image, c}] {
+			for _, j := range g.of[imageClass{d.Image, c}] {
 				if ov := box.IoU(d.Box, gts[j].Box); ov > ovmax {
 					ovmax, jmax = ov, j
 				}
@@ -176,6 +158,50 @@ func VOC(dets []Detection, gts []GroundTruth, names []string, iou float64) Resul
 		res.MAP = sum / float64(counted)
 	}
 	return res
+}
+
+// imageClass identifies the objects of one class in one image.
+type imageClass struct{ image, class int }
+
+// classCount is the number of classes VOC and COCO report: max(len(names),
+// 1 + the largest class index in dets and gts).
+func classCount(names []string, dets []Detection, gts []GroundTruth) int {
+	n := len(names)
+	for _, d := range dets {
+		n = max(n, d.Class+1)
+	}
+	for _, g := range gts {
+		n = max(n, g.Class+1)
+	}
+	return n
+}
+
+// gtGroups is the ground truth as VOC and COCO match against it: grouped
+// by image and class, and counted per class.
+type gtGroups struct {
+	of map[imageClass][]int // indices into gts, in input order
+	// numGT counts each class's ground truths that are not Difficult
+	// (voc_eval's npos; COCO's not crowd), numDifficult the others.
+	numGT, numDifficult []int
+}
+
+// groupGT groups gts by image and class for n classes (n > every class
+// index); ground truths with a negative class are left out.
+func groupGT(gts []GroundTruth, n int) gtGroups {
+	g := gtGroups{of: make(map[imageClass][]int), numGT: make([]int, n), numDifficult: make([]int, n)}
+	for j, t := range gts {
+		if t.Class < 0 {
+			continue
+		}
+		k := imageClass{t.Image, t.Class}
+		g.of[k] = append(g.of[k], j)
+		if t.Difficult {
+			g.numDifficult[t.Class]++
+		} else {
+			g.numGT[t.Class]++
+		}
+	}
+	return g
 }
 
 func className(names []string, c int) string {

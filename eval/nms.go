@@ -25,11 +25,10 @@ func NMS(dets []Detection, iou float64, maxPerImage int) []Detection {
 	order := slices.Clone(dets)
 	slices.SortStableFunc(order, byScoreDesc)
 
-	type key struct{ image, class int }
-	kept := make(map[key][]box.Box)
+	kept := make(map[imageClass][]box.Box)
 	out := make([]Detection, 0, len(order))
 	for _, d := range order {
-		k := key{d.Image, d.Class}
+		k := imageClass{d.Image, d.Class}
 		suppressed := false
 		for _, b := range kept[k] {
 			if box.IoU(d.Box, b) > iou {
