@@ -656,3 +656,65 @@ func (f *COCOFile) COCONames() []string {
 	}
 	return names
 }
+
+// writeCOCO is Write for format coco: images/SPLIT/ID.ext and
+// annotations/instances_SPLIT.json, read back by LoadCOCO.
+func writeCOCO(out string, names []string, splits []SplitData, rep *WriteReport) error {
+	for _, sp := range splits {
+		f := COCOFile{Images: []COCOImage{}, Annotations: []COCOAnnotation{}, Categories: []COCOCategory{}}
+		// Category ids: the source file's where known, else after the
+		// largest one, in class order.
+		catIDs := make([]int64, len(names))
+		var maxID int64
+		if sp.COCO != nil {
+			for c := range names {
+				if c < len(sp.COCO.CategoryIDs) {
+					catIDs[c] = sp.COCO.CategoryIDs[c]
+					maxID = max(maxID, catIDs[c])
+				}
+			}
+		}
+		for c, n := range names {
+			if catIDs[c] == 0 {
+				maxID++
+				catIDs[c] = maxID
+			}
+			f.Categories = append(f.Categories, COCOCategory{ID: catIDs[c], Name: n})
+		}
+		var annID int64
+		for i, s := range sp.Dataset.Samples {
+			imgID := int64(i + 1)
+			if sp.COCO != nil && i < len(sp.COCO.ImageIDs) {
+				imgID = sp.COCO.ImageIDs[i]
+			}
+			img := imageName(s)
+			if err := placeImage(s.ImagePath, filepath.Join(out, "images", sp.Name, filepath.FromSlash(img))); err != nil {
+				return err
+			}
+			f.Images = append(f.Images, COCOImage{ID: imgID, FileName: img, Width: s.Width, Height: s.Height})
+			rep.Images++
+			for j, o := range s.Objects {
+				annID++
+				xy := o.Box.XYWH()
+				area := xy[2] * xy[3]
+				if sp.COCO != nil && i < len(sp.COCO.Areas) && j < len(sp.COCO.Areas[i]) && sp.COCO.Areas[i][j] > 0 {
+					area = sp.COCO.Areas[i][j]
+				}
+				f.Annotations = append(f.Annotations, COCOAnnotation{ID: annID, ImageID: imgID, CategoryID: catIDs[o.Class],
+					BBox: xy[:], Area: area, IsCrowd: b2i(o.Difficult)})
+				rep.Objects++
+			}
+		}
+		p := filepath.Join(out, "annotations", "instances_"+sp.Name+".json")
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(p, append(b, '\n')); err != nil {
+			return err
+		}
+		rep.Files = append(rep.Files, p)
+	}
+	rep.Config = fmt.Sprintf("data:\n  format: coco\n  root: %s\n  images: images\n  annotations: annotations\n  names: %s\n", out, namesYAML(names))
+	return nil
+}

@@ -2,14 +2,10 @@ package data
 
 import (
 	"bytes"
-	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -35,28 +31,18 @@ var Formats = []string{FormatVOC, FormatCOCO, FormatYOLO}
 func Load(format string, l VOCLayout, split string, names []string, probe Prober, check bool) (*Dataset, *COCOSplit, *Report, error) {
 	switch format {
 	case FormatVOC:
-		var (
-			ds  *Dataset
-			rep *Report
-			err error
-		)
+		read := LoadVOC
 		if check {
-			ds, rep, err = Check(l, split, names, probe)
-		} else {
-			ds, rep, err = LoadVOC(l, split, names, probe)
+			read = Check
 		}
+		ds, rep, err := read(l, split, names, probe)
 		return ds, nil, rep, err
 	case FormatCOCO:
-		var (
-			cs  *COCOSplit
-			rep *Report
-			err error
-		)
+		read := LoadCOCO
 		if check {
-			cs, rep, err = CheckCOCO(l, split, names, probe)
-		} else {
-			cs, rep, err = LoadCOCO(l, split, names, probe)
+			read = CheckCOCO
 		}
+		cs, rep, err := read(l, split, names, probe)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -144,6 +130,14 @@ func writeNames(out string, names []string, rep *WriteReport) error {
 	return os.WriteFile(p, []byte(strings.Join(names, "\n")+"\n"), 0o644)
 }
 
+// writeFile writes b to the file p, creating p's folder.
+func writeFile(p string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, b, 0o644)
+}
+
 // placeImage links or copies src to dst, creating dst's folder.
 func placeImage(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -202,203 +196,12 @@ func sameFile(a, b string) (bool, error) {
 // extension.
 func imageName(s Sample) string { return s.ID + filepath.Ext(s.ImagePath) }
 
-// fmtCoord writes a coordinate: an integer when within 1e-9 of one, else
-// the shortest decimal that parses back to v.
-func fmtCoord(v float64) string {
-	if r := math.Round(v); math.Abs(v-r) < 1e-9 {
-		return strconv.FormatFloat(r, 'f', -1, 64)
-	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
-}
-
-func writeVOC(out string, names []string, splits []SplitData, rep *WriteReport) error {
-	type written struct{ split, image string }
-	done := map[string]written{}
-	for _, sp := range splits {
-		var ids bytes.Buffer
-		for _, s := range sp.Dataset.Samples {
-			if s.Width <= 0 || s.Height <= 0 {
-				return fmt.Errorf("split %s: %s: image size unknown", sp.Name, s.ID)
-			}
-			fmt.Fprintln(&ids, s.ID)
-			if w, ok := done[s.ID]; ok {
-				if w.image != s.ImagePath && !sameContent(w.image, s.ImagePath) {
-					return fmt.Errorf("image id %q is in split %s (%s) and in split %s (%s): VOC keeps every split's images in one folder", s.ID, w.split, w.image, sp.Name, s.ImagePath)
-				}
-				continue
-			}
-			done[s.ID] = written{sp.Name, s.ImagePath}
-			img := imageName(s)
-			if err := placeImage(s.ImagePath, filepath.Join(out, "JPEGImages", filepath.FromSlash(img))); err != nil {
-				return err
-			}
-			var b bytes.Buffer
-			b.WriteString("<annotation>\n\t<folder>JPEGImages</folder>\n")
-			fmt.Fprintf(&b, "\t<filename>%s</filename>\n", xmlText(path.Base(img)))
-			fmt.Fprintf(&b, "\t<size>\n\t\t<width>%d</width>\n\t\t<height>%d</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n", s.Width, s.Height)
-			for _, o := range s.Objects {
-				x1, y1, x2, y2 := o.Box.VOC()
-				fmt.Fprintf(&b, "\t<object>\n\t\t<name>%s</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n\t\t<difficult>%d</difficult>\n", xmlText(o.Name), b2i(o.Difficult))
-				fmt.Fprintf(&b, "\t\t<bndbox>\n\t\t\t<xmin>%s</xmin>\n\t\t\t<ymin>%s</ymin>\n\t\t\t<xmax>%s</xmax>\n\t\t\t<ymax>%s</ymax>\n\t\t</bndbox>\n\t</object>\n",
-					fmtCoord(x1), fmtCoord(y1), fmtCoord(x2), fmtCoord(y2))
-				rep.Objects++
-			}
-			b.WriteString("</annotation>\n")
-			p := filepath.Join(out, "Annotations", filepath.FromSlash(s.ID)+".xml")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-				return err
-			}
-			rep.Images++
-		}
-		p := filepath.Join(out, "ImageSets", "Main", sp.Name+".txt")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, ids.Bytes(), 0o644); err != nil {
-			return err
-		}
-		rep.Files = append(rep.Files, p)
-	}
-	rep.Config = fmt.Sprintf("data:\n  format: voc\n  root: %s\n  images: JPEGImages\n  annotations: Annotations\n  splits: ImageSets/Main\n  names_file: %s\n",
-		out, filepath.Join(out, "classes.txt"))
-	return writeNames(out, names, rep)
-}
-
-func xmlText(s string) string {
-	var b bytes.Buffer
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
 func b2i(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
 }
-
-func writeCOCO(out string, names []string, splits []SplitData, rep *WriteReport) error {
-	for _, sp := range splits {
-		f := COCOFile{Images: []COCOImage{}, Annotations: []COCOAnnotation{}, Categories: []COCOCategory{}}
-		// Category ids: the source file's where known, else after the
-		// largest one, in class order.
-		catIDs := make([]int64, len(names))
-		var maxID int64
-		if sp.COCO != nil {
-			for c := range names {
-				if c < len(sp.COCO.CategoryIDs) {
-					catIDs[c] = sp.COCO.CategoryIDs[c]
-					maxID = max(maxID, catIDs[c])
-				}
-			}
-		}
-		for c, n := range names {
-			if catIDs[c] == 0 {
-				maxID++
-				catIDs[c] = maxID
-			}
-			f.Categories = append(f.Categories, COCOCategory{ID: catIDs[c], Name: n})
-		}
-		var annID int64
-		for i, s := range sp.Dataset.Samples {
-			imgID := int64(i + 1)
-			if sp.COCO != nil && i < len(sp.COCO.ImageIDs) {
-				imgID = sp.COCO.ImageIDs[i]
-			}
-			img := imageName(s)
-			if err := placeImage(s.ImagePath, filepath.Join(out, "images", sp.Name, filepath.FromSlash(img))); err != nil {
-				return err
-			}
-			f.Images = append(f.Images, COCOImage{ID: imgID, FileName: img, Width: s.Width, Height: s.Height})
-			rep.Images++
-			for j, o := range s.Objects {
-				annID++
-				xy := o.Box.XYWH()
-				area := xy[2] * xy[3]
-				if sp.COCO != nil && i < len(sp.COCO.Areas) && j < len(sp.COCO.Areas[i]) && sp.COCO.Areas[i][j] > 0 {
-					area = sp.COCO.Areas[i][j]
-				}
-				f.Annotations = append(f.Annotations, COCOAnnotation{ID: annID, ImageID: imgID, CategoryID: catIDs[o.Class],
-					BBox: xy[:], Area: area, IsCrowd: b2i(o.Difficult)})
-				rep.Objects++
-			}
-		}
-		p := filepath.Join(out, "annotations", "instances_"+sp.Name+".json")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		b, err := json.Marshal(f)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		rep.Files = append(rep.Files, p)
-	}
-	rep.Config = fmt.Sprintf("data:\n  format: coco\n  root: %s\n  images: images\n  annotations: annotations\n  names: %s\n", out, namesYAML(names))
-	return nil
-}
-
-func writeYOLO(out string, names []string, splits []SplitData, rep *WriteReport) error {
-	var y bytes.Buffer
-	fmt.Fprintf(&y, "# written by dettrain data convert\npath: .\n")
-	for _, sp := range splits {
-		fmt.Fprintf(&y, "%s: images/%s\n", yamlKey(sp.Name), sp.Name)
-		for _, s := range sp.Dataset.Samples {
-			if s.Width <= 0 || s.Height <= 0 {
-				return fmt.Errorf("split %s: %s: image size unknown", sp.Name, s.ID)
-			}
-			img := imageName(s)
-			if err := placeImage(s.ImagePath, filepath.Join(out, "images", sp.Name, filepath.FromSlash(img))); err != nil {
-				return err
-			}
-			var b bytes.Buffer
-			W, H := float64(s.Width), float64(s.Height)
-			for _, o := range s.Objects {
-				if o.Difficult {
-					rep.LeftOut++
-					continue
-				}
-				cx, cy, bw, bh := o.Box.RelCXCYWH(W, H)
-				fmt.Fprintf(&b, "%d %s %s %s %s\n", o.Class, fmtRel(cx), fmtRel(cy), fmtRel(bw), fmtRel(bh))
-				rep.Objects++
-			}
-			p := filepath.Join(out, "labels", sp.Name, filepath.FromSlash(s.ID)+".txt")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-				return err
-			}
-			rep.Images++
-		}
-	}
-	fmt.Fprintf(&y, "nc: %d\nnames: %s\n", len(names), namesYAML(names))
-	p := filepath.Join(out, "data.yaml")
-	if err := os.WriteFile(p, y.Bytes(), 0o644); err != nil {
-		return err
-	}
-	rep.Files = append(rep.Files, p)
-	rep.Config = fmt.Sprintf("data:\n  format: yolo\n  root: %s\n  images: images\n  annotations: labels\n  names_file: %s\n", out, p)
-	return writeNames(out, names, rep)
-}
-
-// yamlKey quotes a split name when YAML would not read it as a plain string.
-func yamlKey(s string) string {
-	for _, r := range s {
-		if !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
-// fmtRel is the shortest decimal that parses back to v.
-func fmtRel(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // Source is a data set found on disk by Detect: its format, where its
 // files are, its splits and its class names.

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -490,4 +492,72 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// fmtCoord writes a coordinate: an integer when within 1e-9 of one, else
+// the shortest decimal that parses back to v.
+func fmtCoord(v float64) string {
+	if r := math.Round(v); math.Abs(v-r) < 1e-9 {
+		return strconv.FormatFloat(r, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// writeVOC is Write for format voc: JPEGImages/ID.ext, Annotations/ID.xml,
+// ImageSets/Main/SPLIT.txt and classes.txt, read back by LoadVOC.
+func writeVOC(out string, names []string, splits []SplitData, rep *WriteReport) error {
+	type written struct{ split, image string }
+	done := map[string]written{}
+	for _, sp := range splits {
+		var ids bytes.Buffer
+		for _, s := range sp.Dataset.Samples {
+			if s.Width <= 0 || s.Height <= 0 {
+				return fmt.Errorf("split %s: %s: image size unknown", sp.Name, s.ID)
+			}
+			fmt.Fprintln(&ids, s.ID)
+			if w, ok := done[s.ID]; ok {
+				if w.image != s.ImagePath && !sameContent(w.image, s.ImagePath) {
+					return fmt.Errorf("image id %q is in split %s (%s) and in split %s (%s): VOC keeps every split's images in one folder", s.ID, w.split, w.image, sp.Name, s.ImagePath)
+				}
+				continue
+			}
+			done[s.ID] = written{sp.Name, s.ImagePath}
+			img := imageName(s)
+			if err := placeImage(s.ImagePath, filepath.Join(out, "JPEGImages", filepath.FromSlash(img))); err != nil {
+				return err
+			}
+			var b bytes.Buffer
+			b.WriteString("<annotation>\n\t<folder>JPEGImages</folder>\n")
+			fmt.Fprintf(&b, "\t<filename>%s</filename>\n", xmlText(path.Base(img)))
+			fmt.Fprintf(&b, "\t<size>\n\t\t<width>%d</width>\n\t\t<height>%d</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n", s.Width, s.Height)
+			for _, o := range s.Objects {
+				x1, y1, x2, y2 := o.Box.VOC()
+				fmt.Fprintf(&b, "\t<object>\n\t\t<name>%s</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n\t\t<difficult>%d</difficult>\n", xmlText(o.Name), b2i(o.Difficult))
+				fmt.Fprintf(&b, "\t\t<bndbox>\n\t\t\t<xmin>%s</xmin>\n\t\t\t<ymin>%s</ymin>\n\t\t\t<xmax>%s</xmax>\n\t\t\t<ymax>%s</ymax>\n\t\t</bndbox>\n\t</object>\n",
+					fmtCoord(x1), fmtCoord(y1), fmtCoord(x2), fmtCoord(y2))
+				rep.Objects++
+			}
+			b.WriteString("</annotation>\n")
+			p := filepath.Join(out, "Annotations", filepath.FromSlash(s.ID)+".xml")
+			if err := writeFile(p, b.Bytes()); err != nil {
+				return err
+			}
+			rep.Images++
+		}
+		p := filepath.Join(out, "ImageSets", "Main", sp.Name+".txt")
+		if err := writeFile(p, ids.Bytes()); err != nil {
+			return err
+		}
+		rep.Files = append(rep.Files, p)
+	}
+	rep.Config = fmt.Sprintf("data:\n  format: voc\n  root: %s\n  images: JPEGImages\n  annotations: Annotations\n  splits: ImageSets/Main\n  names_file: %s\n",
+		out, filepath.Join(out, "classes.txt"))
+	return writeNames(out, names, rep)
+}
+
+// xmlText escapes s for XML character data.
+func xmlText(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
 }

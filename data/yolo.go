@@ -330,3 +330,59 @@ func readYOLOSample(img, lbl, id string, names []string, probe Prober) (s Sample
 	}
 	return
 }
+
+// writeYOLO is Write for format yolo: images/SPLIT/ID.ext,
+// labels/SPLIT/ID.txt, data.yaml and classes.txt, read back by LoadYOLO.
+func writeYOLO(out string, names []string, splits []SplitData, rep *WriteReport) error {
+	var y bytes.Buffer
+	fmt.Fprintf(&y, "# written by dettrain data convert\npath: .\n")
+	for _, sp := range splits {
+		fmt.Fprintf(&y, "%s: images/%s\n", yamlKey(sp.Name), sp.Name)
+		for _, s := range sp.Dataset.Samples {
+			if s.Width <= 0 || s.Height <= 0 {
+				return fmt.Errorf("split %s: %s: image size unknown", sp.Name, s.ID)
+			}
+			img := imageName(s)
+			if err := placeImage(s.ImagePath, filepath.Join(out, "images", sp.Name, filepath.FromSlash(img))); err != nil {
+				return err
+			}
+			var b bytes.Buffer
+			W, H := float64(s.Width), float64(s.Height)
+			for _, o := range s.Objects {
+				if o.Difficult {
+					rep.LeftOut++
+					continue
+				}
+				cx, cy, bw, bh := o.Box.RelCXCYWH(W, H)
+				fmt.Fprintf(&b, "%d %s %s %s %s\n", o.Class, fmtRel(cx), fmtRel(cy), fmtRel(bw), fmtRel(bh))
+				rep.Objects++
+			}
+			p := filepath.Join(out, "labels", sp.Name, filepath.FromSlash(s.ID)+".txt")
+			if err := writeFile(p, b.Bytes()); err != nil {
+				return err
+			}
+			rep.Images++
+		}
+	}
+	fmt.Fprintf(&y, "nc: %d\nnames: %s\n", len(names), namesYAML(names))
+	p := filepath.Join(out, "data.yaml")
+	if err := os.WriteFile(p, y.Bytes(), 0o644); err != nil {
+		return err
+	}
+	rep.Files = append(rep.Files, p)
+	rep.Config = fmt.Sprintf("data:\n  format: yolo\n  root: %s\n  images: images\n  annotations: labels\n  names_file: %s\n", out, p)
+	return writeNames(out, names, rep)
+}
+
+// yamlKey quotes a split name when YAML would not read it as a plain string.
+func yamlKey(s string) string {
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// fmtRel is the shortest decimal that parses back to v.
+func fmtRel(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
