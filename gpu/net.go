@@ -1167,12 +1167,6 @@ func (nt *Net) downloadAct(p Ptr, n int) ([]float32, error) {
 	return d, nil
 }
 
-// InputGrad downloads the gradient of layer i's output (tests). Call inside Do.
-func (nt *Net) OutputGrad(i int) ([]float32, error) {
-	b := nt.bufs[i+1]
-	return nt.downloadAct(b.dy, b.size(nt.N))
-}
-
 // ConvAlgos describes the cuDNN algorithms chosen per conv layer.
 func (nt *Net) ConvAlgos() []string {
 	var out []string
