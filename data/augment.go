@@ -3,6 +3,8 @@ package data
 import (
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/dettrain/dettrain/tricks"
 )
 
 // mixes reports whether images of epoch e are mixed.
@@ -57,9 +59,8 @@ func (l *Loader) fillTrain(j job, e int, r *rand.Rand, flipDraw bool) error {
 	}
 	if l.mixes(e) {
 		m := l.o.Mixup
-		lambda := min(1, max(0, Beta(r, m.Alpha, m.Beta)))
-		if lambda < 1 { // GluonCV: lambda >= 1 leaves the image alone
-			p := &l.ds.Samples[MixPartner(r, idx, len(l.ds.Samples))]
+		if lambda, pi := tricks.MixupDraw(r, m.Alpha, m.Beta, idx, len(l.ds.Samples)); pi >= 0 {
+			p := &l.ds.Samples[pi]
 			img2, err := decodeFull(fd, p.ImagePath)
 			if err != nil {
 				return fmt.Errorf("mixup partner: %w", err)

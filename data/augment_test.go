@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dettrain/dettrain/tricks"
 )
 
 // TestTrainTransformMatchesSteps: TrainTransform.Apply, which expands,
@@ -153,8 +155,8 @@ func TestLoaderMixupTargets(t *testing.T) {
 		for pos, b := range bs {
 			r := SampleRand(5, e, pos)
 			flip := r.Float64() < 0.5
-			lambda := Beta(r, 1.5, 1.5)
-			p := MixPartner(r, pos, len(ds.Samples))
+			lambda := tricks.Beta(r, 1.5, 1.5)
+			p := tricks.MixPartner(r, pos, len(ds.Samples))
 			if p == pos {
 				t.Fatalf("image %d mixed with itself", pos)
 			}

@@ -174,7 +174,8 @@ func (l *Loader) EpochOrder(e int) []int {
 // else, which makes augmentation independent of scheduling. The draws, in
 // order: the flip (r.Float64() < 0.5, drawn first whether or not it is
 // used, so that runs from before Augment and Mixup keep their flips); with
-// mixup, lambda (Beta) and the partner (MixPartner, only when lambda < 1);
+// mixup, lambda and the partner (tricks.MixupDraw: the partner only when
+// lambda < 1);
 // with Augment, RandomColorJitter, RandomExpand, RandomCrop and the
 // interpolation (r.IntN(NumInterps)).
 func SampleRand(seed int64, e, pos int) *randv2.Rand {

@@ -1,15 +1,11 @@
 package data
 
-import (
-	"math"
-	"math/rand/v2"
-)
-
 // MixupOptions turn on visually coherent mixup (Zhang et al. 2019, "Bag of
 // Freebies for Training Object Detection Neural Networks", section 3.1;
 // GluonCV's MixupDetection): every training image is mixed with a partner
 // drawn uniformly from the other images of the data set, with
-// lambda ~ Beta(Alpha, Beta), before the other augmentations. See Mixup.
+// lambda ~ Beta(Alpha, Beta), before the other augmentations. See Mixup for
+// the mixing and tricks.MixupDraw for the draws.
 type MixupOptions struct {
 	Alpha, Beta float64 // Beta distribution parameters (default 1.5 and 1.5)
 	// OffFromEpoch is the first epoch without mixup: images are mixed in
@@ -79,53 +75,4 @@ func mixup(a *Image, ta []Target, b *Image, tb []Target, lambda float64, reuse b
 		ts = append(ts, t)
 	}
 	return out, ts
-}
-
-// MixPartner draws the partner of image self uniformly from the n-1 other
-// images 0..n-1 (GluonCV: np.random.choice(np.delete(np.arange(n), idx))).
-// n must be at least 2.
-func MixPartner(r *rand.Rand, self, n int) int {
-	j := r.IntN(n - 1)
-	if j >= self {
-		j++
-	}
-	return j
-}
-
-// Beta draws from the Beta(a, b) distribution as X/(X+Y) with X ~ Gamma(a)
-// and Y ~ Gamma(b), both of scale 1 (a, b > 0).
-func Beta(r *rand.Rand, a, b float64) float64 {
-	x := Gamma(r, a)
-	y := Gamma(r, b)
-	if x+y == 0 {
-		return 0.5 // both underflowed (a, b << 1): the two are equally likely
-	}
-	return x / (x + y)
-}
-
-// Gamma draws from the Gamma(k, 1) distribution (k > 0) by Marsaglia and
-// Tsang's method ("A simple method for generating gamma variables", ACM
-// TOMS 26(3), 2000): d = k - 1/3, c = 1/sqrt(9d); repeat x ~ N(0,1),
-// v = (1+cx)^3 until v > 0 and, with u ~ U(0,1), u < 1 - 0.0331x^4 or
-// log u < x^2/2 + d(1 - v + log v); return d*v. For k < 1,
-// Gamma(k) = Gamma(k+1) * u^(1/k).
-func Gamma(r *rand.Rand, k float64) float64 {
-	if k < 1 {
-		g := Gamma(r, k+1)
-		return g * math.Pow(r.Float64(), 1/k)
-	}
-	d := k - 1.0/3
-	c := 1 / math.Sqrt(9*d)
-	for {
-		x := r.NormFloat64()
-		v := 1 + c*x
-		if v <= 0 {
-			continue
-		}
-		v = v * v * v
-		u := r.Float64()
-		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
-			return d * v
-		}
-	}
 }

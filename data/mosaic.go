@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/dettrain/dettrain/box"
+	"github.com/dettrain/dettrain/tricks"
 )
 
 // MosaicOptions turn on mosaic augmentation (Bochkovskiy et al., YOLOv4,
@@ -36,7 +37,7 @@ func DrawMosaic(r *rand.Rand, self, n, w, h int) MosaicDraw {
 	d := MosaicDraw{XC: w/2 + r.IntN(w), YC: h/2 + r.IntN(h)}
 	for k := range d.Partners {
 		if n > 1 {
-			d.Partners[k] = MixPartner(r, self, n)
+			d.Partners[k] = tricks.MixPartner(r, self, n)
 		} else {
 			d.Partners[k] = self
 		}
