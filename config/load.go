@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 )
 
@@ -97,18 +98,50 @@ func yamlName(sf reflect.StructField) string {
 	return name
 }
 
-// origin records which layer last set a key.
+// origin records which layer a key's value came from.
 type origin struct {
 	src  string // "" default, "file", "env", "set"
 	line int    // file line
 	text string // the --set string or the environment variable's name
 }
 
+// The values Load hands to viper, one type per layer, so that the value
+// viper picks (v.Get) says which layer it came from. Each is decoded
+// strictly, with its source, before viper sees it: viper only chooses the
+// winner. The environment's values are viper's own strings.
+type (
+	// fileValue is a key of the file (viper's config layer).
+	fileValue struct {
+		line int           // the key's line
+		val  reflect.Value // decoded into the field's type
+	}
+	// setValue is a --set (viper's override layer, v.Set).
+	setValue struct {
+		text string // the whole --set string
+		val  reflect.Value
+	}
+)
+
+// envFlag is one variable of an explicit LoadOptions.Env. Viper reads the
+// environment with os.LookupEnv only, so an explicit list is handed to it as
+// a changed flag (BindFlagValue): viper's flag layer sits where its
+// environment layer does, above the file and below Set, and the process
+// environment is then not bound at all.
+type envFlag struct{ name, val string }
+
+func (e envFlag) HasChanged() bool    { return true }
+func (e envFlag) Name() string        { return e.name }
+func (e envFlag) ValueString() string { return e.val }
+func (e envFlag) ValueType() string   { return "string" }
+
 // loader accumulates one Load.
 type loader struct {
+	v        *viper.Viper // this Load's own; never the global one
 	cfg      Config
 	origins  map[string]origin
-	problems []string // in the order found
+	file     map[string]fileValue     // the file's decoded keys, by "section.key"
+	env      map[string]reflect.Value // the environment's decoded values
+	problems []string                 // in the order found
 	lined    []linedProblem
 	broken   bool // the file is not valid YAML: skip validation
 }
@@ -124,6 +157,11 @@ func (l *loader) fileProblem(line int, format string, args ...any) {
 
 func (l *loader) value(f *field) reflect.Value {
 	return reflect.ValueOf(&l.cfg).Elem().FieldByIndex(f.index)
+}
+
+// zero returns a new, settable zero value of f's type.
+func (f *field) zero() reflect.Value {
+	return reflect.New(reflect.TypeFor[Config]().FieldByIndex(f.index).Type).Elem()
 }
 
 // Load reads the YAML file at path strictly and applies the overlays, in
@@ -156,7 +194,13 @@ func Parse(raw []byte) (*Config, error) {
 }
 
 func load(path string, raw []byte, opts LoadOptions) (*Config, error) {
-	l := &loader{cfg: Default(), origins: map[string]origin{}}
+	l := &loader{
+		v:       viper.New(),
+		cfg:     Default(),
+		origins: map[string]origin{},
+		file:    map[string]fileValue{},
+		env:     map[string]reflect.Value{},
+	}
 	fileDir := ""
 	if path != "" {
 		var err error
@@ -164,17 +208,18 @@ func load(path string, raw []byte, opts LoadOptions) (*Config, error) {
 			return nil, err
 		}
 	}
+	// The layers go into this Load's viper, lowest first; each value is
+	// checked as it goes in, so that every bad one is reported, even one a
+	// higher layer hides.
 	if raw != nil {
 		l.decodeFile(raw)
 	}
-	env := opts.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	l.applyEnv(env)
+	l.mergeFile()
+	l.bindEnv(opts.Env)
 	for _, s := range opts.Sets {
 		l.applySet(s)
 	}
+	l.resolve()
 	if err := l.resolvePaths(fileDir); err != nil {
 		return nil, err
 	}
@@ -316,33 +361,121 @@ func (l *loader) decodeSection(sec string, n *yaml.Node) {
 			l.fileProblem(k.Line, "unknown key %q in %s%s", k.Value, sec, suggestIn(sec, k.Value))
 			continue
 		}
-		if line, msg := assign(l.value(f), f.name(), v); msg != "" {
+		val := f.zero()
+		if line, msg := assign(val, f.name(), v); msg != "" {
 			l.fileProblem(line, "%s", msg)
 			continue
 		}
-		l.origins[f.name()] = origin{src: "file", line: k.Line}
+		l.file[f.name()] = fileValue{line: k.Line, val: val}
 	}
 }
 
-func (l *loader) applyEnv(env []string) {
-	vars := map[string]string{}
-	for _, kv := range env {
-		if name, val, ok := strings.Cut(kv, "="); ok {
-			vars[name] = val
+// mergeFile hands the file's keys to viper's config layer. The file is not
+// read by viper itself (v.ReadConfig): viper's YAML decoding keeps no line
+// numbers and its UnmarshalExact names no key's position (spf13/viper#1724),
+// so the yaml.v3 node walk above checks the file and viper gets its decoded
+// values.
+func (l *loader) mergeFile() {
+	layer := map[string]any{}
+	for _, f := range fields {
+		fv, ok := l.file[f.name()]
+		if !ok {
+			continue
+		}
+		sec, _ := layer[f.section].(map[string]any)
+		if sec == nil {
+			sec = map[string]any{}
+			layer[f.section] = sec
+		}
+		sec[f.key] = fv
+	}
+	if len(layer) > 0 {
+		if err := l.v.MergeConfigMap(layer); err != nil {
+			panic("config: viper refused the file's keys: " + err.Error()) // it never does (v1.21)
+		}
+	}
+}
+
+// bindEnv binds the environment: env nil means the process's, read by viper
+// itself (SetEnvPrefix(EnvPrefix), "." replaced by "_", every key bound with
+// BindEnv); an explicit list goes through viper's flag layer instead (see
+// envFlag). Either way viper ignores an empty variable, as its AllowEmptyEnv
+// false does. Every variable of a key is then read through viper and decoded,
+// before --set is applied, so that a bad one is reported even where a --set
+// hides it; then variables with a section's prefix that name no key are
+// refused.
+func (l *loader) bindEnv(env []string) {
+	if env == nil {
+		l.v.SetEnvPrefix(EnvPrefix)
+		l.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+		for _, f := range fields {
+			if err := l.v.BindEnv(f.name()); err != nil {
+				panic("config: " + err.Error()) // only for a missing key
+			}
+		}
+		env = os.Environ()
+	} else {
+		vars := map[string]string{}
+		for _, kv := range env {
+			if name, val, ok := strings.Cut(kv, "="); ok {
+				vars[name] = val
+			}
+		}
+		for _, f := range fields {
+			if val := vars[f.envName()]; val != "" {
+				if err := l.v.BindFlagValue(f.name(), envFlag{f.envName(), val}); err != nil {
+					panic("config: " + err.Error()) // only for a nil flag
+				}
+			}
 		}
 	}
 	for _, f := range fields {
-		name := f.envName()
-		val := vars[name]
-		if val == "" { // viper ignores empty variables (AllowEmptyEnv false)
+		// --set is not applied yet, so a string can only be the environment's.
+		text, ok := l.v.Get(f.name()).(string)
+		if !ok {
 			continue
 		}
-		if msg := l.overlay(f, val); msg != "" {
-			l.problems = append(l.problems, "environment "+name+": "+msg)
+		val := f.zero()
+		if msg := overlay(val, f.name(), text); msg != "" {
+			l.problems = append(l.problems, "environment "+f.envName()+": "+msg)
 			continue
 		}
-		l.origins[f.name()] = origin{src: "env", text: name}
+		l.env[f.name()] = val
 	}
+	l.unknownEnv(env)
+}
+
+// unknownEnv refuses the variables DETTRAIN_<SECTION>_<KEY> (SECTION one of
+// the config's sections) that name no key, sorted by name. Only the
+// sections' prefixes are the config's: other DETTRAIN_ variables
+// (DETTRAIN_CACHE, DETTRAIN_CUDA_PATH, ...) belong to other parts of the
+// program. Names are case-sensitive, as viper reads them: dettrain_train_lr
+// is not one of ours and is ignored.
+func (l *loader) unknownEnv(env []string) {
+	known := map[string]bool{}
+	for _, f := range fields {
+		known[f.envName()] = true
+	}
+	seen := map[string]bool{}
+	var bad []string
+	for _, kv := range env {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || val == "" || known[name] || seen[name] {
+			continue
+		}
+		for _, sec := range sections {
+			rest, ok := strings.CutPrefix(name, EnvPrefix+"_"+strings.ToUpper(sec)+"_")
+			if !ok {
+				continue
+			}
+			seen[name] = true
+			key := strings.ToLower(rest)
+			bad = append(bad, fmt.Sprintf("environment %s: unknown key %q%s", name, sec+"."+key, suggestEnv(sec, key)))
+			break
+		}
+	}
+	slices.Sort(bad)
+	l.problems = append(l.problems, bad...)
 }
 
 func (l *loader) applySet(s string) {
@@ -357,16 +490,49 @@ func (l *loader) applySet(s string) {
 		l.problems = append(l.problems, fmt.Sprintf("--set %s: unknown key %q%s", s, key, suggestKey(key)))
 		return
 	}
-	if msg := l.overlay(f, val); msg != "" {
+	v := f.zero()
+	if msg := overlay(v, f.name(), val); msg != "" {
 		l.problems = append(l.problems, "--set "+s+": "+msg)
 		return
 	}
-	l.origins[f.name()] = origin{src: "set", text: s}
+	l.v.Set(f.name(), setValue{text: s, val: v})
 }
 
-// overlay parses text, from the environment or --set, as f's value.
-func (l *loader) overlay(f *field, text string) string {
-	v := l.value(f)
+// resolve copies into the Config, key by key, the value viper picks: its
+// override layer (--set) over its flag or environment layer over its config
+// layer (the file); a key none of them has keeps Default()'s value. The
+// defaults are not given to viper (SetDefault): Default() is where they are
+// written and documented.
+func (l *loader) resolve() {
+	for _, f := range fields {
+		switch x := l.v.Get(f.name()).(type) {
+		case nil:
+		case fileValue:
+			l.value(f).Set(x.val)
+			l.origins[f.name()] = origin{src: "file", line: x.line}
+		case string:
+			val, ok := l.env[f.name()]
+			if !ok { // refused in bindEnv: the file's value stands, as it did
+				if fv, ok := l.file[f.name()]; ok {
+					l.value(f).Set(fv.val)
+					l.origins[f.name()] = origin{src: "file", line: fv.line}
+				}
+				continue
+			}
+			l.value(f).Set(val)
+			l.origins[f.name()] = origin{src: "env", text: f.envName()}
+		case setValue:
+			l.value(f).Set(x.val)
+			l.origins[f.name()] = origin{src: "set", text: x.text}
+		default:
+			panic(fmt.Sprintf("config: viper gave %s a %T", f.name(), x))
+		}
+	}
+}
+
+// overlay parses text, from the environment or --set, into v, the value of
+// key.
+func overlay(v reflect.Value, key, text string) string {
 	n := parseScalarText(text)
 	switch v.Kind() {
 	case reflect.String:
@@ -386,7 +552,7 @@ func (l *loader) overlay(f *field, text string) string {
 			n = seq
 		}
 	}
-	_, msg := assign(v, f.name(), n)
+	_, msg := assign(v, key, n)
 	return msg
 }
 
@@ -607,6 +773,33 @@ func suggestIn(sec, key string) string {
 	}
 	if len(elsewhere) > 0 {
 		return fmt.Sprintf(" (did you mean %s?)", strings.Join(elsewhere, " or "))
+	}
+	return ""
+}
+
+// suggestEnv is suggestIn for an environment variable: it names the
+// variables.
+func suggestEnv(sec, key string) string {
+	if f := fieldsBy[sec+"."+key]; f != nil {
+		return " (names are upper case: " + f.envName() + ")"
+	}
+	var keys []string
+	for _, f := range fields {
+		if f.section == sec {
+			keys = append(keys, f.key)
+		}
+	}
+	if s := closest(key, keys); s != "" {
+		return " (did you mean " + fieldsBy[sec+"."+s].envName() + "?)"
+	}
+	var elsewhere []string
+	for _, f := range fields {
+		if f.key == key {
+			elsewhere = append(elsewhere, f.envName())
+		}
+	}
+	if len(elsewhere) > 0 {
+		return " (did you mean " + strings.Join(elsewhere, " or ") + "?)"
 	}
 	return ""
 }
