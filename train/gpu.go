@@ -21,12 +21,16 @@ type GPUOptions struct {
 	AMP bool
 }
 
-// gpuRun is the GPU side of a training run.
-type gpuRun struct {
-	tr *gpu.Trainer
+// gpuStepper is the GPU backend (package gpu): the whole step, the SGD and
+// EMA updates included, runs on the devices; the host model is refreshed
+// only by Store.
+type gpuStepper struct {
+	tr  *gpu.Trainer
+	opt *SGD
+	ema *EMA
 }
 
-func newGPURun(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuRun, error) {
+func newGPUStepper(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuStepper, error) {
 	devs := o.GPU.Devices
 	if len(devs) == 0 {
 		devs = []int{0}
@@ -44,20 +48,19 @@ func newGPURun(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuRun, erro
 	if err != nil {
 		return nil, err
 	}
-	g := &gpuRun{tr: tr}
-	if err := g.load(opt, ema); err != nil {
+	g := &gpuStepper{tr: tr, opt: opt, ema: ema}
+	if err := g.Load(); err != nil {
 		tr.Close()
 		return nil, err
 	}
 	return g, nil
 }
 
-// step trains on b on the GPU, the SGD and EMA updates included. bad is
-// non-empty when the loss or a gradient was not finite (the step was then
-// skipped on the device). next, when it gives a batch, is called while the
-// step runs and that batch's images are sent to the device meanwhile (the
-// copy overlaps the step).
-func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA, next func() *data.Batch) (model.LossParts, string, error) {
+// Step trains on b on the GPU. A non-finite step is skipped on the device.
+// next's batch, when it gives one, is sent to the device while the step
+// runs (the copy overlaps the step).
+func (g *gpuStepper) Step(b *data.Batch, _ int, lr float64, next func() *data.Batch) (model.LossParts, string, error) {
+	ema := g.ema
 	var ea, eb float32
 	if ema != nil {
 		ea, eb = ema.next()
@@ -89,32 +92,18 @@ func (g *gpuRun) step(b *data.Batch, lr float64, ema *EMA, next func() *data.Bat
 	return loss, "", nil
 }
 
-// load copies the host model, velocity and EMA to the devices (nil g: no-op).
-func (g *gpuRun) load(opt *SGD, ema *EMA) error {
-	if g == nil {
+// Load copies the host model, velocity and EMA to the devices.
+func (g *gpuStepper) Load() error { return g.tr.Load(g.opt.velocity, g.emaVals()) }
+
+// Store copies the devices' model, velocity and EMA back to the host.
+func (g *gpuStepper) Store() error { return g.tr.Store(g.opt.velocity, g.emaVals()) }
+
+func (g *gpuStepper) emaVals() [][]float32 {
+	if g.ema == nil {
 		return nil
 	}
-	var ev [][]float32
-	if ema != nil {
-		ev = ema.vals
-	}
-	return g.tr.Load(opt.velocity, ev)
+	return g.ema.vals
 }
 
-// store copies the devices' model, velocity and EMA back to the host (nil g: no-op).
-func (g *gpuRun) store(opt *SGD, ema *EMA) error {
-	if g == nil {
-		return nil
-	}
-	var ev [][]float32
-	if ema != nil {
-		ev = ema.vals
-	}
-	return g.tr.Store(opt.velocity, ev)
-}
-
-func (g *gpuRun) close() {
-	if g != nil {
-		g.tr.Close()
-	}
-}
+func (g *gpuStepper) Describe() string { return g.tr.Describe() }
+func (g *gpuStepper) Close()           { g.tr.Close() }

@@ -10,6 +10,82 @@ import (
 	"github.com/dettrain/dettrain/model"
 )
 
+// cpuStepper is the CPU backend: Options.Replicas goroutine replicas, each
+// with its own graph over the host model's weights, whose gradients are
+// averaged into replica 0's buffers and applied by SGD on the host.
+type cpuStepper struct {
+	net    *model.Network
+	graphs *graphCache
+	opt    *SGD
+	ema    *EMA
+	fault  func(iter int, loss *model.LossParts, grads [][]float32) // seams.fault
+	built  *int                                                     // seams.built
+}
+
+func newCPUStepper(net *model.Network, o Options, opt *SGD, ema *EMA, s seams) (*cpuStepper, error) {
+	c := &graphCache{net: net, r: o.Replicas, n: o.Batch / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget}
+	if o.SyncBN && o.Replicas > 1 {
+		c.group = model.NewSyncGroup(o.Replicas)
+	}
+	st := &cpuStepper{net: net, graphs: c, opt: opt, ema: ema, fault: s.fault, built: s.built}
+	if _, err := c.get(o.Size); err != nil { // fail early on a bad size
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s *cpuStepper) Step(b *data.Batch, iter int, lr float64, _ func() *data.Batch) (model.LossParts, string, error) {
+	reps, err := s.graphs.get(model.Size{W: b.W, H: b.H})
+	if err != nil {
+		return model.LossParts{}, "", err
+	}
+	// Dropout masks are a pure function of (dropout seed, layer, image of
+	// the batch, iteration), so that a resumed run draws what the
+	// uninterrupted one drew, and R replicas what one batch draws.
+	for i, r := range reps {
+		r.g.SetDropoutStep(s.net.DropoutSeed(), i*(b.N/len(reps)), iter)
+	}
+	loss, grads, err := runReplicas(reps, b, s.graphs.group)
+	if err != nil {
+		return loss, "", err
+	}
+	if s.fault != nil {
+		s.fault(iter, &loss, grads)
+	}
+	if bad := nonFinite(loss, grads); bad != "" {
+		zero(grads)
+		return loss, bad, nil
+	}
+	s.opt.Step(grads, lr)
+	zero(grads)
+	if s.ema != nil {
+		s.ema.Update(s.net)
+	}
+	return loss, "", nil
+}
+
+func (s *cpuStepper) Load() error  { return nil } // the CPU trains the host model
+func (s *cpuStepper) Store() error { return nil }
+
+func (s *cpuStepper) Describe() string {
+	bn := "local BN"
+	if s.graphs.group != nil {
+		bn = "SyncBN"
+	}
+	if s.graphs.r == 1 {
+		return "the CPU"
+	}
+	return fmt.Sprintf("the CPU, %d replicas of %d images (%s)", s.graphs.r, s.graphs.n, bn)
+}
+
+func (s *cpuStepper) Close() {
+	if s.built != nil {
+		*s.built = s.graphs.Built
+	}
+	s.graphs.close()
+}
+
 // replica is one data-parallel worker: its own graph (and buffers) over
 // the shared weights. On CPU replicas are goroutines; a GPU replica will be a
 // device with its own graph, behind the same step.

@@ -194,15 +194,15 @@ func checkResumeIsExact(t *testing.T, newNet func() *model.Network, newLoader fu
 	ctx, cancel := context.WithCancel(context.Background())
 	dirB := t.TempDir()
 	o := options(dirB, epochs)
-	o.Fault = func(iter int, _ *model.LossParts, _ [][]float32) {
+	cancelAt2 := seams{fault: func(iter int, _ *model.LossParts, _ [][]float32) {
 		if iter == 2 {
 			cancel()
 		}
-	}
+	}}
 	lb := newLoader()
 	defer lb.Close()
 	var logB bytes.Buffer
-	_, err := Run(ctx, newNet(), lb, o, nil, io.Discard, &logB)
+	_, err := run(ctx, newNet(), lb, o, nil, io.Discard, &logB, cancelAt2)
 	if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("stopped run: %v", err)
 	}
@@ -279,11 +279,11 @@ func TestOnNaN(t *testing.T) {
 	}
 	run := func(policy string) (Summary, string, error) {
 		o := s.options(t.TempDir(), 2)
-		o.OnNaN, o.Fault = policy, inject
+		o.OnNaN = policy
 		l := s.loader()
 		defer l.Close()
 		var human, log bytes.Buffer
-		sum, err := Run(context.Background(), s.net(t), l, o, nil, &human, &log)
+		sum, err := run(context.Background(), s.net(t), l, o, nil, &human, &log, seams{fault: inject})
 		return sum, human.String() + log.String(), err
 	}
 	_, _, err := run("stop")

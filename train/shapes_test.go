@@ -58,8 +58,7 @@ func TestRandomShapesShareWeights(t *testing.T) {
 	o := s.options(t.TempDir(), 5)
 	o.Size = model.Square(64)
 	var built int
-	o.Fault = nil
-	sum, err := runWithCache(context.Background(), net, src, o, &built)
+	sum, err := run(context.Background(), net, src, o, nil, io.Discard, io.Discard, seams{built: &built})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,8 +79,6 @@ type Options struct {
 	// Without it a failed load writes a checkpoint of the last completed
 	// step and ends the run with an error naming the file.
 	SkipBad bool
-	// Fault, when set, may poison a step (tests inject NaN through it).
-	Fault func(iter int, loss *model.LossParts, grads [][]float32)
 	// OnEpoch, when set, is called after every epoch (results.csv, charts).
 	OnEpoch func(EpochInfo) error
 }
@@ -138,7 +136,7 @@ type trainer struct {
 	net      *model.Network
 	src      Batches
 	o        Options
-	graphs   *graphCache
+	step     Stepper
 	opt      *SGD
 	ema      *EMA
 	st       State
@@ -147,31 +145,18 @@ type trainer struct {
 	enc      *json.Encoder
 	human    io.Writer
 	start    time.Time
-	gpu      *gpuRun // nil on the CPU
 }
 
 // Run trains net on src. When ctx is cancelled (SIGINT, SIGTERM) it
 // finishes the current step, writes a checkpoint and returns an error
 // wrapping ErrStopped that says how to resume.
 func Run(ctx context.Context, net *model.Network, src Batches, o Options, evaluate Evaluator, human io.Writer, jsonl io.Writer) (Summary, error) {
-	return run(ctx, net, src, o, evaluate, human, jsonl, nil)
+	return run(ctx, net, src, o, evaluate, human, jsonl, seams{})
 }
 
-// runWithCache is Run for tests that count graph constructions.
-func runWithCache(ctx context.Context, net *model.Network, src Batches, o Options, built *int) (Summary, error) {
-	return run(ctx, net, src, o, nil, io.Discard, io.Discard, built)
-}
-
-func run(ctx context.Context, net *model.Network, src Batches, o Options, evaluate Evaluator, human io.Writer, jsonl io.Writer, built *int) (Summary, error) {
-	if o.KeepCheckpoints <= 0 {
-		o.KeepCheckpoints = 3
-	}
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
-	if o.LogInterval <= 0 {
-		o.LogInterval = 10
-	}
+// run is Run with test seams: build, resume, then epoch after epoch.
+func run(ctx context.Context, net *model.Network, src Batches, o Options, evaluate Evaluator, human io.Writer, jsonl io.Writer, hooks seams) (Summary, error) {
+	o = o.withDefaults()
 	t := &trainer{net: net, src: src, o: o, lrScale: 1, enc: json.NewEncoder(jsonl), human: human, start: time.Now()}
 	sum := Summary{}
 	if src.BatchesPerEpoch() < 1 {
@@ -179,22 +164,6 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 	}
 	if o.Batch%o.Replicas != 0 {
 		return sum, fmt.Errorf("train.batch %d is not divisible by %d replicas", o.Batch, o.Replicas)
-	}
-	if o.MaxGraphs <= 0 {
-		o.MaxGraphs = 2
-	}
-	t.graphs = &graphCache{net: net, r: o.Replicas, n: o.Batch / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget}
-	if o.SyncBN && o.Replicas > 1 {
-		t.graphs.group = model.NewSyncGroup(o.Replicas)
-	}
-	defer t.graphs.close()
-	if built != nil {
-		defer func() { *built = t.graphs.Built }()
-	}
-	if o.GPU == nil {
-		if _, err := t.graphs.get(o.Size); err != nil { // fail early on a bad size
-			return sum, err
-		}
 	}
 	t.opt = NewSGD(net.Params(), o.Momentum, o.Decay)
 	if o.EMA != nil {
@@ -213,15 +182,13 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 		t.lastGood = ck
 		t.log(Record{Kind: "resume", Epoch: t.st.Epoch, Iter: t.st.Iter, Message: fmt.Sprintf("resumed at epoch %d batch %d", t.st.Epoch, t.st.Batch)})
 	}
-	if o.GPU != nil {
-		g, err := newGPURun(net, o, t.opt, t.ema)
-		if err != nil {
-			return sum, err
-		}
-		defer g.close()
-		t.gpu = g
-		fmt.Fprintf(human, "training on %s\n", g.tr.Describe())
+	step, err := newStepper(net, o, t.opt, t.ema, hooks)
+	if err != nil {
+		return sum, err
 	}
+	defer step.Close()
+	t.step = step
+	fmt.Fprintf(human, "training on %s\n", step.Describe())
 	for t.st.Epoch < o.Epochs {
 		if err := t.epoch(ctx, evaluate, &sum); err != nil {
 			return sum, err
@@ -242,6 +209,22 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 	return sum, nil
 }
 
+func (o Options) withDefaults() Options {
+	if o.KeepCheckpoints <= 0 {
+		o.KeepCheckpoints = 3
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.LogInterval <= 0 {
+		o.LogInterval = 10
+	}
+	if o.MaxGraphs <= 0 {
+		o.MaxGraphs = 2
+	}
+	return o
+}
+
 func (t *trainer) imagesThisRun() uint64 {
 	if t.o.Resume != nil {
 		return t.st.Seen - t.o.Resume.State.Seen
@@ -254,172 +237,217 @@ func (t *trainer) log(r Record) {
 	t.enc.Encode(r)
 }
 
-// epoch runs the rest of epoch t.st.Epoch.
+// epoch runs the rest of epoch t.st.Epoch: take a batch, step, apply the
+// NaN policy, log, stop on a signal; then the end of the epoch.
 func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) error {
-	o := t.o
 	e := t.st.Epoch
 	t.src.EpochFrom(e, t.st.Batch)
-	var ep model.LossParts
-	steps, skipped := 0, 0
-	tick := time.Now()
-	mode := progress.Silent // plain log lines only, when not on a terminal
-	if progress.IsTerminal(t.human) {
-		mode = progress.Redraw
-	}
-	bar := progress.New(t.human, t.src.BatchesPerEpoch()-t.st.Batch, progress.Options{Label: fmt.Sprintf("epoch %d/%d", e+1, o.Epochs), Mode: mode})
-	defer bar.Finish()
-	// One batch of lookahead on the GPU: the next batch is taken from the
-	// source while a step runs, so that its images travel to the device
-	// meanwhile. The source allocates every batch, and positions are kept
-	// by t.st, so taking it early changes nothing else.
-	var ahead *data.Batch
-	var aheadErr error
-	peek := func() *data.Batch {
-		if ahead == nil && aheadErr == nil {
-			ahead, aheadErr = t.src.Next()
-		}
-		return ahead
-	}
+	m := t.newMeter(e)
+	defer m.bar.Finish()
+	in := lookahead{src: t.src}
 	for {
-		b, err := ahead, aheadErr
-		if b == nil && err == nil {
-			b, err = t.src.Next()
-		}
-		ahead, aheadErr = nil, nil
+		b, err := in.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if b, err = t.admit(b, err, m, sum); err != nil {
+			return err
+		}
+		if b == nil {
+			continue // skipped (data.skip_bad)
+		}
+		lr := t.o.Schedule.LR(t.st.Iter) * t.lrScale
+		loss, bad, err := t.step.Step(b, t.st.Iter, lr, in.peek)
 		if err != nil {
-			var le *data.LoadError
-			if o.SkipBad && errors.As(err, &le) {
-				// No image of the batch loaded: skip the batch. The loader
-				// goes on with the next one, so the position moves on too.
-				msg := fmt.Sprintf("%v: no image of batch %d of epoch %d loaded; batch skipped (data.skip_bad)", err, t.st.Batch, e+1)
-				fmt.Fprintf(t.human, "warning: %s\n", msg)
-				t.log(Record{Kind: "skip", Epoch: e, Iter: t.st.Iter, Skipped: o.Batch, Message: msg})
-				skipped += o.Batch
-				sum.Skipped += o.Batch
-				t.st.Batch++
-				continue
-			}
-			return t.stopOnData(err)
-		}
-		for _, le := range b.Skipped {
-			msg := fmt.Sprintf("%v: image skipped (data.skip_bad)", le)
-			fmt.Fprintf(t.human, "warning: %s\n", msg)
-			t.log(Record{Kind: "skip", Epoch: e, Iter: t.st.Iter, Skipped: 1, Message: msg})
-			skipped++
-			sum.Skipped++
-		}
-		if b.N != o.Batch {
-			return fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, o.Batch)
-		}
-		lr := o.Schedule.LR(t.st.Iter) * t.lrScale
-		var loss model.LossParts
-		var grads [][]float32
-		bad := ""
-		if t.gpu != nil {
-			// The whole step, update included, runs on the GPU; a
-			// non-finite step leaves the weights unchanged there.
-			if loss, bad, err = t.gpu.step(b, lr, t.ema, peek); err != nil {
-				return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
-			}
-		} else {
-			if loss, grads, err = t.step(b); err != nil {
-				return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
-			}
-			if o.Fault != nil {
-				o.Fault(t.st.Iter, &loss, grads)
-			}
-			bad = nonFinite(loss, grads)
+			return fmt.Errorf("iteration %d: %w", t.st.Iter, err)
 		}
 		if bad != "" {
-			msg := fmt.Sprintf("iteration %d (epoch %d): %s (loss %v: obj %v, xy %v, wh %v, cls %v)", t.st.Iter, e+1, bad, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls)
-			t.log(Record{Kind: "nan", Epoch: e, Iter: t.st.Iter, Message: msg})
-			switch o.OnNaN {
-			case "skip":
-				fmt.Fprintf(t.human, "warning: %s: step skipped (train.on_nan: skip)\n", msg)
-				zero(grads)
-				t.st.Iter++
-				t.st.Batch++
-				continue
-			case "rollback":
-				if t.lastGood == nil {
-					return fmt.Errorf("%s, and there is no checkpoint to roll back to yet", msg)
-				}
-				if err := t.lastGood.restore(t.net, t.opt, t.ema); err != nil {
-					return err
-				}
-				if err := t.gpu.load(t.opt, t.ema); err != nil {
-					return err
-				}
-				t.st = t.lastGood.State
-				t.lrScale /= 2
-				fmt.Fprintf(t.human, "warning: %s: rolled back to iteration %d, learning rate now x%g (train.on_nan: rollback)\n", msg, t.st.Iter, t.lrScale)
-				return nil // the caller restarts the epoch from the restored position
-			default:
-				return fmt.Errorf("%s: stopped (train.on_nan: stop); lower train.lr or raise train.warmup_epochs, or resume from the last checkpoint", msg)
+			restart, err := t.nonFinite(bad, loss)
+			if err != nil || restart {
+				return err // restart: the caller reruns the epoch from the restored position
 			}
+			continue
 		}
-		if t.gpu == nil {
-			t.opt.Step(grads, lr)
-			zero(grads)
-			if t.ema != nil {
-				t.ema.Update(t.net)
-			}
-		}
-		ep.Add(loss)
-		steps++
 		t.st.Iter++
 		t.st.Batch++
 		t.st.Seen += uint64(b.N)
-		if t.st.Iter%o.LogInterval == 0 || steps == 1 {
-			ips := float64(b.N*steps) / time.Since(tick).Seconds()
-			t.log(Record{Kind: "iter", Epoch: e, Iter: t.st.Iter, LR: lr, Loss: loss.Total(), Obj: loss.Obj, XY: loss.XY, WH: loss.WH, Cls: loss.Cls, ImgPerSec: ips})
-			line := fmt.Sprintf("epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s",
-				e+1, o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips)
-			if mode == progress.Silent {
-				fmt.Fprintln(t.human, line)
-			} else {
-				bar.Log(line)
-			}
-		}
-		bar.Add(1)
-		bar.SetSuffix(fmt.Sprintf("loss %.3f", loss.Total()))
+		m.add(t, loss, lr, b.N)
 		if ctx.Err() != nil {
-			if err := t.gpu.store(t.opt, t.ema); err != nil {
-				return err
-			}
-			path, err := t.checkpoint()
-			if err != nil {
-				return err
-			}
-			if err := t.writeWeights("last.weights", false); err != nil {
-				return err
-			}
-			stop := fmt.Errorf("%w at iteration %d (epoch %d): checkpoint %s written; continue with: dettrain train --resume %s", ErrStopped, t.st.Iter, e+1, path, o.Dir)
-			if c := context.Cause(ctx); c != nil && c != ctx.Err() {
-				return fmt.Errorf("%w: %w", c, stop) // the signal, for the exit status (StopSignal)
-			}
-			return stop
+			return t.interrupted(ctx)
 		}
 	}
-	// End of the epoch.
-	bar.Finish()
-	info := EpochInfo{Epoch: e + 1, LR: o.Schedule.LR(max(t.st.Iter-1, 0)) * t.lrScale, Steps: steps}
-	if steps > 0 {
-		n := float64(steps)
+	return t.endEpoch(evaluate, m, sum)
+}
+
+// lookahead is the batch source with one batch of lookahead: on the GPU the
+// next batch is taken while a step runs, so that its images travel to the
+// device meanwhile. The source allocates every batch, and positions are
+// kept by the trainer's State, so taking it early changes nothing else.
+type lookahead struct {
+	src   Batches
+	ahead *data.Batch
+	err   error
+}
+
+func (l *lookahead) peek() *data.Batch {
+	if l.ahead == nil && l.err == nil {
+		l.ahead, l.err = l.src.Next()
+	}
+	return l.ahead
+}
+
+func (l *lookahead) next() (*data.Batch, error) {
+	b, err := l.ahead, l.err
+	if b == nil && err == nil {
+		b, err = l.src.Next()
+	}
+	l.ahead, l.err = nil, nil
+	return b, err
+}
+
+// admit applies the data.skip_bad policy to what the source gave: it
+// returns the batch to train on, nil (with no error) for a batch skipped
+// whole, or the error that ends the run.
+func (t *trainer) admit(b *data.Batch, err error, m *meter, sum *Summary) (*data.Batch, error) {
+	e := t.st.Epoch
+	if err != nil {
+		var le *data.LoadError
+		if t.o.SkipBad && errors.As(err, &le) {
+			// No image of the batch loaded: skip the batch. The loader
+			// goes on with the next one, so the position moves on too.
+			msg := fmt.Sprintf("%v: no image of batch %d of epoch %d loaded; batch skipped (data.skip_bad)", err, t.st.Batch, e+1)
+			fmt.Fprintf(t.human, "warning: %s\n", msg)
+			t.log(Record{Kind: "skip", Epoch: e, Iter: t.st.Iter, Skipped: t.o.Batch, Message: msg})
+			m.skipped += t.o.Batch
+			sum.Skipped += t.o.Batch
+			t.st.Batch++
+			return nil, nil
+		}
+		return nil, t.stopOnData(err)
+	}
+	for _, le := range b.Skipped {
+		msg := fmt.Sprintf("%v: image skipped (data.skip_bad)", le)
+		fmt.Fprintf(t.human, "warning: %s\n", msg)
+		t.log(Record{Kind: "skip", Epoch: e, Iter: t.st.Iter, Skipped: 1, Message: msg})
+		m.skipped++
+		sum.Skipped++
+	}
+	if b.N != t.o.Batch {
+		return nil, fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, t.o.Batch)
+	}
+	return b, nil
+}
+
+// nonFinite applies train.on_nan to a step whose loss or gradients were
+// not finite (bad says which). restart is true after a rollback: the epoch
+// starts again from the restored position.
+func (t *trainer) nonFinite(bad string, loss model.LossParts) (restart bool, err error) {
+	e := t.st.Epoch
+	msg := fmt.Sprintf("iteration %d (epoch %d): %s (loss %v: obj %v, xy %v, wh %v, cls %v)", t.st.Iter, e+1, bad, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls)
+	t.log(Record{Kind: "nan", Epoch: e, Iter: t.st.Iter, Message: msg})
+	switch t.o.OnNaN {
+	case "skip":
+		fmt.Fprintf(t.human, "warning: %s: step skipped (train.on_nan: skip)\n", msg)
+		t.st.Iter++
+		t.st.Batch++
+		return false, nil
+	case "rollback":
+		if t.lastGood == nil {
+			return false, fmt.Errorf("%s, and there is no checkpoint to roll back to yet", msg)
+		}
+		if err := t.lastGood.restore(t.net, t.opt, t.ema); err != nil {
+			return false, err
+		}
+		if err := t.step.Load(); err != nil {
+			return false, err
+		}
+		t.st = t.lastGood.State
+		t.lrScale /= 2
+		fmt.Fprintf(t.human, "warning: %s: rolled back to iteration %d, learning rate now x%g (train.on_nan: rollback)\n", msg, t.st.Iter, t.lrScale)
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s: stopped (train.on_nan: stop); lower train.lr or raise train.warmup_epochs, or resume from the last checkpoint", msg)
+	}
+}
+
+// meter is an epoch's running sums, its progress bar and its log lines.
+type meter struct {
+	loss    model.LossParts // summed over the steps
+	steps   int
+	skipped int // images left out (data.skip_bad)
+	tick    time.Time
+	mode    progress.Mode
+	bar     *progress.Bar
+}
+
+func (t *trainer) newMeter(e int) *meter {
+	m := &meter{tick: time.Now(), mode: progress.Silent} // plain log lines only, when not on a terminal
+	if progress.IsTerminal(t.human) {
+		m.mode = progress.Redraw
+	}
+	m.bar = progress.New(t.human, t.src.BatchesPerEpoch()-t.st.Batch, progress.Options{Label: fmt.Sprintf("epoch %d/%d", e+1, t.o.Epochs), Mode: m.mode})
+	return m
+}
+
+// add counts a finished step of n images and logs it every
+// train.log_interval iterations (and at the epoch's first step).
+func (m *meter) add(t *trainer, loss model.LossParts, lr float64, n int) {
+	m.loss.Add(loss)
+	m.steps++
+	e := t.st.Epoch
+	if t.st.Iter%t.o.LogInterval == 0 || m.steps == 1 {
+		ips := float64(n*m.steps) / time.Since(m.tick).Seconds()
+		t.log(Record{Kind: "iter", Epoch: e, Iter: t.st.Iter, LR: lr, Loss: loss.Total(), Obj: loss.Obj, XY: loss.XY, WH: loss.WH, Cls: loss.Cls, ImgPerSec: ips})
+		line := fmt.Sprintf("epoch %d/%d iter %d lr %.5f loss %.3f (obj %.3f xy %.3f wh %.3f cls %.3f) %.1f img/s",
+			e+1, t.o.Epochs, t.st.Iter, lr, loss.Total(), loss.Obj, loss.XY, loss.WH, loss.Cls, ips)
+		if m.mode == progress.Silent {
+			fmt.Fprintln(t.human, line)
+		} else {
+			m.bar.Log(line)
+		}
+	}
+	m.bar.Add(1)
+	m.bar.SetSuffix(fmt.Sprintf("loss %.3f", loss.Total()))
+}
+
+// interrupted ends the run on a signal after the current step: checkpoint,
+// last.weights, and an error saying how to resume.
+func (t *trainer) interrupted(ctx context.Context) error {
+	if err := t.step.Store(); err != nil {
+		return err
+	}
+	path, err := t.checkpoint()
+	if err != nil {
+		return err
+	}
+	if err := t.writeWeights("last.weights", false); err != nil {
+		return err
+	}
+	stop := fmt.Errorf("%w at iteration %d (epoch %d): checkpoint %s written; continue with: dettrain train --resume %s", ErrStopped, t.st.Iter, t.st.Epoch+1, path, t.o.Dir)
+	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+		return fmt.Errorf("%w: %w", c, stop) // the signal, for the exit status (StopSignal)
+	}
+	return stop
+}
+
+// endEpoch closes epoch t.st.Epoch: last.weights, the evaluation (and
+// best.weights, best.ckpt) when due, the epoch's log line and callback, and
+// a checkpoint.
+func (t *trainer) endEpoch(evaluate Evaluator, m *meter, sum *Summary) error {
+	o := t.o
+	e := t.st.Epoch
+	m.bar.Finish()
+	info := EpochInfo{Epoch: e + 1, LR: o.Schedule.LR(max(t.st.Iter-1, 0)) * t.lrScale, Steps: m.steps}
+	rec := Record{Kind: "epoch", Epoch: e, Iter: t.st.Iter, Skipped: m.skipped}
+	if m.steps > 0 {
+		n, ep := float64(m.steps), m.loss
 		info.Loss = model.LossParts{Obj: ep.Obj / n, XY: ep.XY / n, WH: ep.WH / n, Cls: ep.Cls / n, Positives: ep.Positives}
-		info.ImgPerSec = float64(steps*o.Batch) / time.Since(tick).Seconds()
+		info.ImgPerSec = float64(m.steps*o.Batch) / time.Since(m.tick).Seconds()
+		rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
 	}
 	t.st.Epoch++
 	t.st.Batch = 0
-	rec := Record{Kind: "epoch", Epoch: e, Iter: t.st.Iter, Skipped: skipped}
-	if steps > 0 {
-		n := float64(steps)
-		rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
-	}
-	if err := t.gpu.store(t.opt, t.ema); err != nil {
+	if err := t.step.Store(); err != nil {
 		return err
 	}
 	if err := t.writeWeights("last.weights", false); err != nil {
@@ -427,29 +455,12 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	}
 	last := t.st.Epoch == o.Epochs
 	if evaluate != nil && (last || (o.EvalInterval > 0 && t.st.Epoch%o.EvalInterval == 0)) {
-		if t.ema != nil {
-			t.ema.Swap(t.net)
-		}
-		m, err := evaluate(e)
-		if err == nil && m > t.st.BestMetric {
-			t.st.BestMetric, t.st.BestEpoch = m, e+1
-			err = t.writeWeights("best.weights", false)
-		}
-		if t.ema != nil {
-			t.ema.Swap(t.net)
-		}
+		m, err := t.evaluate(evaluate, e)
 		if err != nil {
-			return fmt.Errorf("evaluating after epoch %d: %w", e+1, err)
+			return err
 		}
 		rec.MAP = &m
 		sum.LastMetric = m
-		fmt.Fprintf(t.human, "epoch %d/%d: mAP@0.5 %.4f (best %.4f, epoch %d)\n", e+1, o.Epochs, m, t.st.BestMetric, t.st.BestEpoch)
-		if t.st.BestEpoch == e+1 {
-			ck := capture(t.net, t.opt, t.ema, t.st, t.o.Identity)
-			if err := writeAtomicCheckpoint(filepath.Join(o.Dir, "checkpoints", "best.ckpt"), ck); err != nil {
-				return err
-			}
-		}
 	}
 	t.log(rec)
 	if o.OnEpoch != nil {
@@ -462,27 +473,38 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 	return err
 }
 
-// step runs forward and backward on every replica's shard and returns the
-// loss and gradients averaged over the replicas.
-func (t *trainer) step(b *data.Batch) (model.LossParts, [][]float32, error) {
-	reps, err := t.graphs.get(model.Size{W: b.W, H: b.H})
+// evaluate scores the weights after epoch e (the EMA's when on) and keeps
+// best.weights and best.ckpt.
+func (t *trainer) evaluate(evaluate Evaluator, e int) (float64, error) {
+	if t.ema != nil {
+		t.ema.Swap(t.net)
+	}
+	m, err := evaluate(e)
+	if err == nil && m > t.st.BestMetric {
+		t.st.BestMetric, t.st.BestEpoch = m, e+1
+		err = t.writeWeights("best.weights", false)
+	}
+	if t.ema != nil {
+		t.ema.Swap(t.net)
+	}
 	if err != nil {
-		return model.LossParts{}, nil, err
+		return 0, fmt.Errorf("evaluating after epoch %d: %w", e+1, err)
 	}
-	// Dropout masks are a pure function of (dropout seed, layer, image of
-	// the batch, iteration), so that a resumed run draws what the
-	// uninterrupted one drew, and R replicas what one batch draws.
-	for i, r := range reps {
-		r.g.SetDropoutStep(t.net.DropoutSeed(), i*(b.N/len(reps)), t.st.Iter)
+	fmt.Fprintf(t.human, "epoch %d/%d: mAP@0.5 %.4f (best %.4f, epoch %d)\n", e+1, t.o.Epochs, m, t.st.BestMetric, t.st.BestEpoch)
+	if t.st.BestEpoch == e+1 {
+		ck := capture(t.net, t.opt, t.ema, t.st, t.o.Identity)
+		if err := writeAtomicCheckpoint(filepath.Join(t.o.Dir, "checkpoints", "best.ckpt"), ck); err != nil {
+			return 0, err
+		}
 	}
-	return runReplicas(reps, b, t.graphs.group)
+	return m, nil
 }
 
 // stopOnData ends the run on a batch that failed to load (without SkipBad):
 // it writes a checkpoint of the last completed step, so that nothing done is
 // lost, and returns an error naming the file and saying how to go on.
 func (t *trainer) stopOnData(err error) error {
-	if serr := t.gpu.store(t.opt, t.ema); serr != nil {
+	if serr := t.step.Store(); serr != nil {
 		return fmt.Errorf("%w (and saving the run failed: %v)", err, serr)
 	}
 	path, cerr := t.checkpoint()
