@@ -1,9 +1,34 @@
-// Package config holds dettrain's configuration: typed structs with
-// documented defaults, a strict YAML loader with environment and --set
-// overlays, and one Validate that checks every rule at once.
+// Package config holds dettrain's configuration: the typed structs (Config
+// and one struct per section: Model, Data, Train, Eval, Output), each field
+// documenting its default (Default), the loader (Load, and Parse for a run's
+// own config.yaml), one Validate that checks every rule at once, Size (N or
+// WxH), ClassNames, and YAML to write a Config back.
 //
-// Precedence, lowest first: Default(), the YAML file, DETTRAIN_* environment
-// variables, --set flags. Each layer only changes the keys it names.
+// Load builds one viper.New() per call, never the global viper, and puts the
+// layers into it; precedence, lowest first:
+//
+//  1. Default();
+//  2. the YAML file (viper's config layer);
+//  3. DETTRAIN_SECTION_KEY environment variables, e.g. DETTRAIN_TRAIN_LR or
+//     DETTRAIN_TRAIN_WEIGHT_DECAY (viper's environment layer: SetEnvPrefix,
+//     "." replaced by "_", every key bound); empty ones are ignored;
+//  4. --set section.key=value, in order, the last one winning (viper's Set).
+//
+// Each layer only changes the keys it names. Viper picks the winning layer of
+// each key; it decodes nothing. Every value is decoded strictly where it
+// enters, with its source: the file by gopkg.in/yaml.v3's node walk, which
+// knows each key's line (viper's own YAML reading and UnmarshalExact do not:
+// spf13/viper#1724), the environment and --set as one YAML value each (a
+// list also as a,b,c). Nothing is coerced: a quoted "16" is not an integer,
+// 2.5 is not one either, null is not a number.
+//
+// Load reports every problem at once, in one *Error: first those of the file,
+// in line order, each as file:line (an unknown key with a suggestion, a
+// duplicate key, a value of the wrong type, a rule broken by a value written
+// there), then each bad environment variable by name (a bad value, or a
+// DETTRAIN_<SECTION>_ name that is no key), then each bad --set, then the
+// rules broken by values from the environment or --set, naming that source.
+// A bad value is reported even where a higher layer hides it.
 //
 // Callers should hand each package only its own section (Model, Data, Train,
 // Eval, Output), not the whole Config.

@@ -27,8 +27,9 @@ type LoadOptions struct {
 	// accepts comma-separated items (data.names=a,b). A string value that is
 	// not a YAML scalar is taken verbatim.
 	Sets []string
-	// Env is the environment, as "NAME=value" strings; nil means
-	// os.Environ(). Use an empty, non-nil slice for none.
+	// Env is the environment, as "NAME=value" strings; nil means the
+	// process's, read by viper (tests set it with t.Setenv). A non-nil list
+	// replaces the process environment; use an empty, non-nil slice for none.
 	Env []string
 }
 
@@ -45,10 +46,10 @@ type field struct {
 
 func (f *field) name() string { return f.section + "." + f.key }
 
-// envName is the environment variable that overrides f, named as viper does
-// with SetEnvPrefix(EnvPrefix), SetEnvKeyReplacer(strings.NewReplacer(".",
-// "_")) and AutomaticEnv: upper-cased prefix, "_", upper-cased key with "."
-// replaced by "_".
+// envName is the environment variable that overrides f, named as the
+// loader's viper names it (SetEnvPrefix(EnvPrefix), SetEnvKeyReplacer(
+// strings.NewReplacer(".", "_")), BindEnv(f.name())): upper-cased prefix,
+// "_", upper-cased key with "." replaced by "_".
 func (f *field) envName() string {
 	return strings.ReplaceAll(strings.ToUpper(EnvPrefix+"_"+f.name()), ".", "_")
 }
@@ -165,12 +166,13 @@ func (f *field) zero() reflect.Value {
 }
 
 // Load reads the YAML file at path strictly and applies the overlays, in
-// the order Default() < file < DETTRAIN_* environment < opts.Sets, then
-// validates the result. path "" means no file.
+// the order Default() < file < DETTRAIN_* environment < opts.Sets, through
+// one viper.New() of its own, then validates the result. path "" means no
+// file.
 //
 // Unknown keys, duplicate keys and values of the wrong type are reported
-// with the file's line, all at once and together with the validation
-// problems, in one *Error. Relative paths (model.cfg, model.weights,
+// with the file's line, all at once and together with the bad environment
+// variables and --set flags and the validation problems, in one *Error. Relative paths (model.cfg, model.weights,
 // data.root, data.names_file, output.dir) written in the file are resolved
 // against the file's folder; those from the environment, --set or the
 // defaults against the working directory. Every non-empty path of the
