@@ -91,6 +91,39 @@ type LoaderOptions struct {
 	// image's *LoadError. Without SkipBad a failed image makes Next return
 	// its *LoadError.
 	SkipBad bool
+
+	// Shard and Shards split every batch between Shards processes (data
+	// parallel training, one process per device): with Shards = N > 1 the
+	// loader gives only shard Shard (0 <= Shard < N) of each global batch
+	// of Batch images, images [Shard*Batch/N, (Shard+1)*Batch/N) of it, so
+	// its Batch.N is Batch/N. Each image is made exactly as at its position
+	// in the unsharded loader (the same sample, SampleRand(Seed, e, pos)
+	// with pos its position in the whole epoch, the same mixup and mosaic
+	// partners, the batch's SizeAt size), so the N shards of a batch,
+	// concatenated in Shard order, are the unsharded batch bit for bit;
+	// BatchesPerEpoch and EpochOrder do not change. A short last batch of
+	// m < Batch images (without DropLast) is split the same way,
+	// [Shard*m/N, (Shard+1)*m/N), and may leave a shard empty (N = 0)
+	// when m < N. Under SkipBad a failed image's slot takes a copy of its
+	// shard's first image that loaded. Batch must be a multiple of N (see
+	// Validate). 0 and 1 (the default) mean no sharding: the whole batch.
+	Shard, Shards int
+}
+
+// Validate reports options NewLoader cannot use (after the defaults):
+// Shards < 0, Shard outside 0..Shards-1, or Batch not a multiple of
+// Shards. A loader made with such options returns the error from Next.
+func (o LoaderOptions) Validate() error {
+	o = o.withDefaults()
+	switch {
+	case o.Shards < 1:
+		return fmt.Errorf("data.Loader: %d shards, want at least 1", o.Shards)
+	case o.Shard < 0 || o.Shard >= o.Shards:
+		return fmt.Errorf("data.Loader: shard %d of %d, want 0..%d", o.Shard, o.Shards, o.Shards-1)
+	case o.Batch%o.Shards != 0:
+		return fmt.Errorf("data.Loader: batch %d is not a multiple of the %d shards", o.Batch, o.Shards)
+	}
+	return nil
 }
 
 func (o LoaderOptions) withDefaults() LoaderOptions {
@@ -108,6 +141,9 @@ func (o LoaderOptions) withDefaults() LoaderOptions {
 	}
 	if o.Prefetch <= 0 {
 		o.Prefetch = 2
+	}
+	if o.Shards == 0 {
+		o.Shards = 1
 	}
 	if o.Mixup != nil {
 		m := o.Mixup.withDefaults()
@@ -133,20 +169,23 @@ type Loader struct {
 	dec Decoder
 	o   LoaderOptions
 
+	err    error // o.Validate()
 	ep     *epochRun
 	next   int
 	closed bool
 }
 
-// NewLoader returns a loader over ds; call Epoch before Next.
+// NewLoader returns a loader over ds; call Epoch before Next. Options that
+// fail Validate make Next return that error.
 func NewLoader(ds *Dataset, dec Decoder, o LoaderOptions) *Loader {
-	return &Loader{ds: ds, dec: dec, o: o.withDefaults()}
+	return &Loader{ds: ds, dec: dec, o: o.withDefaults(), err: o.Validate()}
 }
 
 // Options returns the options in use, defaults filled in.
 func (l *Loader) Options() LoaderOptions { return l.o }
 
-// BatchesPerEpoch is ceil(n/Batch), or floor(n/Batch) with DropLast.
+// BatchesPerEpoch is ceil(n/Batch), or floor(n/Batch) with DropLast,
+// whatever the shard.
 func (l *Loader) BatchesPerEpoch() int {
 	n := len(l.ds.Samples)
 	if l.o.DropLast {
@@ -170,8 +209,8 @@ func (l *Loader) EpochOrder(e int) []int {
 }
 
 // SampleRand returns the random generator for the image at position pos of
-// epoch e (pos counts from 0 over the whole epoch). It depends on nothing
-// else, which makes augmentation independent of scheduling. The draws, in
+// epoch e (pos counts from 0 over the whole epoch, the global batch
+// included: a shard does not renumber). It depends on nothing else, which makes augmentation independent of scheduling. The draws, in
 // order: the flip (r.Float64() < 0.5, drawn first whether or not it is
 // used, so that runs from before Augment and Mixup keep their flips); with
 // mixup, lambda and the partner (tricks.MixupDraw: the partner only when
@@ -190,7 +229,7 @@ func (l *Loader) Epoch(e int) { l.EpochFrom(e, 0) }
 // Resuming a run in the middle of an epoch uses it.
 func (l *Loader) EpochFrom(e, k int) {
 	l.stop()
-	if l.closed {
+	if l.closed || l.err != nil {
 		return
 	}
 	k = max(0, min(k, l.BatchesPerEpoch()))
@@ -206,6 +245,9 @@ func (l *Loader) EpochFrom(e, k int) {
 func (l *Loader) Next() (*Batch, error) {
 	if l.closed {
 		return nil, errors.New("data.Loader: Next after Close")
+	}
+	if l.err != nil {
+		return nil, l.err
 	}
 	if l.ep == nil {
 		return nil, errors.New("data.Loader: Next before Epoch")
@@ -292,14 +334,17 @@ func startEpoch(l *Loader, e, first int) *epochRun {
 			case <-er.done:
 				return
 			}
-			lo := bi * l.o.Batch
-			hi := min(lo+l.o.Batch, len(order))
+			lo, hi := l.shardOf(bi, len(order))
 			w, h := l.o.W, l.o.H
 			if l.o.SizeAt != nil {
 				w, h = l.o.SizeAt(e, bi)
 			}
 			if w <= 0 || h <= 0 {
 				er.results[bi] <- batchResult{err: fmt.Errorf("data.Loader: SizeAt(%d, %d) = %dx%d, want both > 0", e, bi, w, h)}
+				continue
+			}
+			if hi == lo { // a shard of a short last batch can be empty
+				er.results[bi] <- batchResult{b: l.newBatch(nil, w, h)}
 				continue
 			}
 			p := &pending{b: l.newBatch(order[lo:hi], w, h), result: er.results[bi]}
@@ -330,6 +375,16 @@ func startEpoch(l *Loader, e, first int) *epochRun {
 		}()
 	}
 	return er
+}
+
+// shardOf is the part of the epoch's order that batch bi of this shard
+// holds, [lo, hi): the global batch [bi*Batch, min((bi+1)*Batch, n)) of m
+// images, of which shard s of N takes [s*m/N, (s+1)*m/N).
+func (l *Loader) shardOf(bi, n int) (lo, hi int) {
+	glo := bi * l.o.Batch
+	m := min(glo+l.o.Batch, n) - glo
+	s, N := l.o.Shard, l.o.Shards
+	return glo + s*m/N, glo + (s+1)*m/N
 }
 
 func (l *Loader) newBatch(idx []int, w, h int) *Batch {

@@ -305,3 +305,93 @@ func TestEpochFrom(t *testing.T) {
 		t.Fatalf("want EOF, got %v", err)
 	}
 }
+
+// TestLoaderShards: with augmentation, mosaic (epoch 0), mixup (epochs 0
+// and 1) and random shapes, the N shards of every batch, concatenated in
+// shard order, are the unsharded batch bit for bit (pixels, targets,
+// indices, sizes); each full shard holds Batch/N images, no sample is in
+// two shards of an epoch, and BatchesPerEpoch does not change. 23 images
+// in batches of 4 end with a batch of 3: N = 2 splits it 1+2, N = 4 leaves
+// shard 0 empty.
+func TestLoaderShards(t *testing.T) {
+	ds := testDataset(23)
+	dec := &fakeDecoder{w: 80, h: 40}
+	o := augOptions(2)
+	o.Flip = true
+	o.Mosaic = &MosaicOptions{OffFromEpoch: 1}
+	const epochs = 3
+	whole := NewLoader(ds, dec, o)
+	defer whole.Close()
+	want := allBatches(t, whole, epochs)
+	for _, n := range []int{2, 4} {
+		shards := make([][][]*Batch, n)
+		for s := range n {
+			o := o
+			o.Shard, o.Shards = s, n
+			l := NewLoader(ds, dec, o)
+			if l.BatchesPerEpoch() != whole.BatchesPerEpoch() {
+				t.Fatalf("%d shards: %d batches per epoch, unsharded %d", n, l.BatchesPerEpoch(), whole.BatchesPerEpoch())
+			}
+			shards[s] = allBatches(t, l, epochs)
+			l.Close()
+		}
+		for e := range epochs {
+			owner := map[int]int{}
+			for k, wb := range want[e] {
+				cat := &Batch{C: wb.C, H: wb.H, W: wb.W}
+				for s := range n {
+					b := shards[s][e][k]
+					if b.H != wb.H || b.W != wb.W {
+						t.Fatalf("%d shards, epoch %d batch %d shard %d: %dx%d, unsharded %dx%d", n, e, k, s, b.W, b.H, wb.W, wb.H)
+					}
+					if wb.N == o.Batch && b.N != o.Batch/n {
+						t.Errorf("%d shards, epoch %d batch %d shard %d: N = %d, want %d", n, e, k, s, b.N, o.Batch/n)
+					}
+					for _, i := range b.Index {
+						if r, ok := owner[i]; ok && r != s {
+							t.Errorf("%d shards, epoch %d: sample %d in shards %d and %d", n, e, i, r, s)
+						}
+						owner[i] = s
+					}
+					cat.N += b.N
+					cat.Images = append(cat.Images, b.Images...)
+					cat.Targets = append(cat.Targets, b.Targets...)
+					cat.Index = append(cat.Index, b.Index...)
+					cat.OrigW = append(cat.OrigW, b.OrigW...)
+					cat.OrigH = append(cat.OrigH, b.OrigH...)
+				}
+				if !reflect.DeepEqual(cat, wb) {
+					t.Errorf("%d shards, epoch %d batch %d: the shards concatenated differ from the unsharded batch", n, e, k)
+				}
+			}
+		}
+	}
+}
+
+// TestLoaderShardOptions: a batch that is not a multiple of Shards, or a
+// shard out of range, fails Validate, and Next returns that error.
+func TestLoaderShardOptions(t *testing.T) {
+	for _, o := range []LoaderOptions{
+		{Batch: 6, Shards: 4},
+		{Batch: 4, Shard: 2, Shards: 2},
+		{Batch: 4, Shard: -1, Shards: 2},
+		{Batch: 4, Shards: -2},
+	} {
+		err := o.Validate()
+		if err == nil {
+			t.Errorf("%+v: Validate passed", o)
+			continue
+		}
+		l := NewLoader(testDataset(8), &fakeDecoder{w: 8, h: 8}, o)
+		l.Epoch(0)
+		if _, nerr := l.Next(); nerr == nil || nerr.Error() != err.Error() {
+			t.Errorf("%+v: Next returned %v, want %v", o, nerr, err)
+		}
+		l.Close()
+	}
+	for _, o := range []LoaderOptions{{}, {Shards: 1}, {Batch: 6, Shard: 2, Shards: 3}} {
+		if err := o.Validate(); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+}
