@@ -2,11 +2,14 @@
 # Installs the optional runtimes that `make test` checks dettrain against
 # (their tests skip with a message when they are absent): Debian's Open CV
 # and ONNX Python packages (onnx.checker, the ONNX example's shim) and
-# node with onnxruntime-node from npm (a second ONNX runtime), plus the
-# libraries of `make deps`. One apt-get update, then only what is missing.
+# node with onnxruntime-node from npm (a second ONNX runtime), Open MPI
+# (mpirun and libmpi.so.40, for the mpi package's tests under
+# `mpirun -np 2`; libopenmpi-dev adds mpi.h, the ABI the binding follows),
+# plus the libraries of `make deps`. One apt-get update, then only what is
+# missing.
 set -euo pipefail
 need=()
-for p in libopencv-dev libopenblas-dev pkg-config gcc python3-onnx python3-opencv; do
+for p in libopencv-dev libopenblas-dev pkg-config gcc python3-onnx python3-opencv openmpi-bin libopenmpi-dev; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # node and npm: Debian's packages, unless a node with its own npm is there.
