@@ -104,26 +104,11 @@ func ParseCOCO(raw []byte) (*COCOFile, error) {
 		var err2 error
 		switch key {
 		case "images":
-			f.imageLines, err2 = decodeArray(dec, raw, key, func(d *json.Decoder) error {
-				var im COCOImage
-				err := d.Decode(&im)
-				f.Images = append(f.Images, im)
-				return err
-			})
+			f.imageLines, err2 = decodeArray(dec, raw, key, appendDecoded(&f.Images))
 		case "annotations":
-			f.annLines, err2 = decodeArray(dec, raw, key, func(d *json.Decoder) error {
-				var a COCOAnnotation
-				err := d.Decode(&a)
-				f.Annotations = append(f.Annotations, a)
-				return err
-			})
+			f.annLines, err2 = decodeArray(dec, raw, key, appendDecoded(&f.Annotations))
 		case "categories":
-			f.catLines, err2 = decodeArray(dec, raw, key, func(d *json.Decoder) error {
-				var c COCOCategory
-				err := d.Decode(&c)
-				f.Categories = append(f.Categories, c)
-				return err
-			})
+			f.catLines, err2 = decodeArray(dec, raw, key, appendDecoded(&f.Categories))
 		case "info":
 			err2 = dec.Decode(&f.Info)
 		case "licenses":
@@ -146,6 +131,17 @@ func ParseCOCO(raw []byte) (*COCOFile, error) {
 		return nil, errors.New(`not a COCO detection file: no "images" or no "categories"`)
 	}
 	return f, nil
+}
+
+// appendDecoded is decodeArray's one for elements of type T: it decodes
+// one element and appends it to *dst, even when decoding fails.
+func appendDecoded[T any](dst *[]T) func(*json.Decoder) error {
+	return func(d *json.Decoder) error {
+		var v T
+		err := d.Decode(&v)
+		*dst = append(*dst, v)
+		return err
+	}
 }
 
 // decodeArray reads a JSON array element by element, returning the line of
@@ -583,24 +579,12 @@ func (f *COCOFile) toSplit(l VOCLayout, file string, imgDirs []string, names []s
 				areas = append(areas, a.Area)
 			}
 		}
-		if len(probs) > 0 {
-			rep.Problems = append(rep.Problems, probs...)
-			rep.Skipped++
+		if !rep.add(s, probs, zero, clipped) {
 			continue
 		}
 		cs.Samples = append(cs.Samples, s)
 		cs.ImageIDs = append(cs.ImageIDs, im.ID)
 		cs.Areas = append(cs.Areas, areas)
-		rep.Images++
-		rep.ZeroAreaDropped += zero
-		rep.Clipped += clipped
-		for _, o := range s.Objects {
-			rep.Objects++
-			rep.PerClass[o.Class]++
-			if o.Difficult {
-				rep.Difficult++
-			}
-		}
 	}
 	return cs, rep, nil
 }

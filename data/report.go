@@ -20,6 +20,28 @@ type Report struct {
 	Skipped         int       // samples left out because of problems
 }
 
+// add counts one sample of a split: with problems it is skipped and its
+// problems listed; else it loaded, and its objects, zero-area boxes and
+// clipped boxes are counted. add reports whether it loaded.
+func (r *Report) add(s Sample, probs []Problem, zero, clipped int) bool {
+	if len(probs) > 0 {
+		r.Problems = append(r.Problems, probs...)
+		r.Skipped++
+		return false
+	}
+	r.Images++
+	r.ZeroAreaDropped += zero
+	r.Clipped += clipped
+	for _, o := range s.Objects {
+		r.Objects++
+		r.PerClass[o.Class]++
+		if o.Difficult {
+			r.Difficult++
+		}
+	}
+	return true
+}
+
 // maxListed is how many problems Summary lists.
 const maxListed = 50
 

@@ -191,21 +191,8 @@ func loadEntries(l VOCLayout, entries []splitEntry, names []string, probe Prober
 	rep := &Report{PerClass: make([]int, len(names))}
 	for _, e := range entries {
 		sr := readSample(e, names, classOf, probe, probeAll)
-		if len(sr.problems) > 0 {
-			rep.Problems = append(rep.Problems, sr.problems...)
-			rep.Skipped++
-			continue
-		}
-		ds.Samples = append(ds.Samples, sr.sample)
-		rep.Images++
-		rep.ZeroAreaDropped += sr.zeroArea
-		rep.Clipped += sr.clipped
-		for _, o := range sr.sample.Objects {
-			rep.Objects++
-			rep.PerClass[o.Class]++
-			if o.Difficult {
-				rep.Difficult++
-			}
+		if rep.add(sr.sample, sr.problems, sr.zeroArea, sr.clipped) {
+			ds.Samples = append(ds.Samples, sr.sample)
 		}
 	}
 	return ds, rep

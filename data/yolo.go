@@ -205,18 +205,8 @@ func loadYOLOItems(l VOCLayout, items []yoloItem, names []string, probe Prober) 
 			continue
 		}
 		s, probs, zero, clipped := readYOLOSample(it.img, it.lbl, it.id, names, probe)
-		if len(probs) > 0 {
-			rep.Problems = append(rep.Problems, probs...)
-			rep.Skipped++
-			continue
-		}
-		ds.Samples = append(ds.Samples, s)
-		rep.Images++
-		rep.ZeroAreaDropped += zero
-		rep.Clipped += clipped
-		for _, o := range s.Objects {
-			rep.Objects++
-			rep.PerClass[o.Class]++
+		if rep.add(s, probs, zero, clipped) {
+			ds.Samples = append(ds.Samples, s)
 		}
 	}
 	return ds, rep

@@ -5,6 +5,8 @@ import (
 	"image/color"
 	"math"
 	"math/rand"
+
+	"github.com/dettrain/dettrain/box"
 )
 
 // Shape classes, in the order of Classes.
@@ -85,19 +87,7 @@ func (s *shape) pixels(size int, f func(x, y int)) {
 }
 
 // rect is the continuous rectangle a shape is inscribed in.
-type rect struct{ x1, y1, x2, y2 float64 }
-
-func (s *shape) rect() rect { return rect{s.x0, s.y0, s.x0 + s.w, s.y0 + s.h} }
-
-func iou(a, b rect) float64 {
-	iw := math.Min(a.x2, b.x2) - math.Max(a.x1, b.x1)
-	ih := math.Min(a.y2, b.y2) - math.Max(a.y1, b.y1)
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	in := iw * ih
-	return in / ((a.x2-a.x1)*(a.y2-a.y1) + (b.x2-b.x1)*(b.y2-b.y1) - in)
-}
+func (s *shape) rect() box.Box { return box.Box{X1: s.x0, Y1: s.y0, X2: s.x0 + s.w, Y2: s.y0 + s.h} }
 
 func colourDist(a, b color.RGBA) float64 {
 	dr, dg, db := float64(a.R)-float64(b.R), float64(a.G)-float64(b.G), float64(a.B)-float64(b.B)
@@ -135,7 +125,7 @@ func render(r *rand.Rand, size int) *scene {
 			s := randomShape(r, size, scale)
 			ok := true
 			for i := range sc.shapes {
-				if iou(s.rect(), sc.shapes[i].rect()) > maxIoU {
+				if box.IoU(s.rect(), sc.shapes[i].rect()) > maxIoU {
 					ok = false
 					break
 				}
@@ -220,7 +210,7 @@ func randomColour(r *rand.Rand, base color.RGBA, s *shape, earlier []shape) colo
 		c = color.RGBA{uint8(r.Intn(256)), uint8(r.Intn(256)), uint8(r.Intn(256)), 255}
 		ok := colourDist(c, base) > minContrast
 		for i := range earlier {
-			if ok && iou(s.rect(), earlier[i].rect()) > 0 && colourDist(c, earlier[i].col) <= minApart {
+			if ok && box.IoU(s.rect(), earlier[i].rect()) > 0 && colourDist(c, earlier[i].col) <= minApart {
 				ok = false
 			}
 		}
