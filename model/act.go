@@ -126,16 +126,14 @@ func Activate(x *G.Node, a Activation) (*G.Node, error) {
 	if a == Linear {
 		return x, nil
 	}
-	return G.ApplyOp(&actOp{opBase{uniqueName("act"), 1, []int{x.Dims()}, x.Dims(), nil}, a, &actState{}}, x)
+	return G.ApplyOp(&actOp{newOpBase("act", x.Dims(), x.Dims()), a, &actState{}}, x)
 }
 
 func (o *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *actOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	x, err := dense(vs[0])
-	if err != nil {
-		return nil, err
-	}
+
+func (o *actOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *actOp) forward(t []*tensor.Dense) (G.Value, error) {
+	x := t[0]
 	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
@@ -156,34 +154,19 @@ func actForward[T float](a Activation, x, y []T) {
 
 func (o *actOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *actOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	d := in[0].Dims()
-	dx, err := G.ApplyOp(&actGradOp{opBase{uniqueName("actgrad"), 3, []int{d, d, d}, d, nil}, o, gradBuf{}}, in[0], out, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	return gradOf(newBack("actgrad", actBack{o}, 0, in[0], out, grad))
 }
 
-// actGradOp takes (x, y, dy) and returns dx = dy * act'(x).
-type actGradOp struct {
-	opBase
-	fw *actOp
-	gradBuf
-}
+// actBack takes (x, y, dy) and returns dx = dy * act'(x).
+type actBack struct{ fw *actOp }
 
-func (o *actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *actGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 3)
-	if err != nil {
-		return nil, err
-	}
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, t[0].Dtype(), t[0].Shape()...)
+func (k actBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
+	dx := o.grad(&k.fw.st.dx, t[0])
 	switch t[0].Dtype() {
 	case tensor.Float32:
-		actBackward(o.fw.act, f32s(t[0]), f32s(t[1]), f32s(t[2]), f32s(dx))
+		actBackward(k.fw.act, f32s(t[0]), f32s(t[1]), f32s(t[2]), f32s(dx))
 	case tensor.Float64:
-		actBackward(o.fw.act, t[0].Float64s(), t[1].Float64s(), t[2].Float64s(), dx.Float64s())
+		actBackward(k.fw.act, t[0].Float64s(), t[1].Float64s(), t[2].Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }

@@ -126,19 +126,15 @@ func newGradSum(rank, k int) *gradSumOp {
 	for i := range in {
 		in[i] = rank
 	}
-	return &gradSumOp{opBase: opBase{uniqueName("gradsum"), k, in, rank, nil}, into: -1}
+	return &gradSumOp{opBase: newOpBase("gradsum", rank, in...), into: -1}
 }
 
 func (o *gradSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return sameShapes("gradsum: term", in)
 }
 
-func (o *gradSumOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	ts, err := densen(vs, o.arity)
-	if err != nil {
-		return nil, err
-	}
+func (o *gradSumOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *gradSumOp) forward(ts []*tensor.Dense) (G.Value, error) {
 	var y *tensor.Dense
 	if o.into >= 0 && !ts[o.into].IsView() {
 		y = ts[o.into]

@@ -57,19 +57,16 @@ func BNAct(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool) (*G
 // BNActSync is BNAct whose training statistics are reduced over the
 // replicas of coll (nil: this batch alone).
 func BNActSync(x, gamma, beta *G.Node, a Activation, bn *BNState, training bool, coll Collective) (*G.Node, error) {
-	op := &bnActOp{opBase{uniqueName("bnact"), 3, []int{4, 1, 1}, 4, nil}, a, training, bn, &bnActState{}, coll, false}
+	op := &bnActOp{newOpBase("bnact", 4, 4, 1, 1), a, training, bn, &bnActState{}, coll, false}
 	return G.ApplyOp(op, x, gamma, beta)
 }
 
 func (o *bnActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
 
-func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 3)
-	if err != nil {
-		return nil, err
-	}
+func (o *bnActOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *bnActOp) forward(t []*tensor.Dense) (G.Value, error) {
 	x := t[0]
+	var err error
 	var y *tensor.Dense
 	if o.overwrite && !o.training && !x.IsView() {
 		y = x // element-wise: each y[j] depends on x[j] only
@@ -173,8 +170,7 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	if !o.training {
 		return nil, fmt.Errorf("%s: no gradient in inference mode", o.name)
 	}
-	bw := &bnActGradOp{opBase: opBase{uniqueName("bnactgrad"), 5, []int{4, 1, 1, 4, 4}, 4, nil}, fw: o, dy: grad}
-	dx, err := G.ApplyOp(bw, in[0], in[1], in[2], out, grad)
+	dx, err := newBack("bnactgrad", &bnActBack{fw: o, dy: grad}, 0, in[0], in[1], in[2], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -190,46 +186,42 @@ func (o *bnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dg, db}, nil
 }
 
-// bnActGradOp takes (x, gamma, beta, y, dy) and returns dx, leaving dgamma and
+// bnActBack takes (x, gamma, beta, y, dy) and returns dx, leaving dgamma and
 // dbeta in the forward op's state. With g = dy * act'(z), z = gamma*xhat + beta,
 // xhat = (x-mean)*invstd, M = N*H*W:
 //
 //	dbeta = sum g,  dgamma = sum g*xhat,
 //	dx = gamma*invstd/M * (M*g - dbeta - xhat*dgamma)
-type bnActGradOp struct {
-	opBase
+type bnActBack struct {
 	fw *bnActOp
 	// dy is the gradient node this op reads. inPlace (set by
 	// planInPlace) makes the op write dx over dy's buffer, which only this
 	// op reads: one activation-sized buffer less per BN layer.
 	dy      *G.Node
 	inPlace bool
-	gradBuf
 }
 
-func (o *bnActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *bnActGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 5)
-	if err != nil {
-		return nil, err
-	}
+// bnActGradOp is the BN backward op (planInPlace and inPlaceSource look for it).
+type bnActGradOp = backOp[*bnActBack]
+
+func (k *bnActBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x := t[0]
-	st := o.fw.st
+	st := k.fw.st
 	var dx *tensor.Dense
-	if o.inPlace && o.fw.sync == nil && t[4].Dtype() == x.Dtype() && t[4].Shape().Eq(x.Shape()) && !t[4].IsView() {
+	if k.inPlace && k.fw.sync == nil && t[4].Dtype() == x.Dtype() && t[4].Shape().Eq(x.Shape()) && !t[4].IsView() {
 		dx = t[4]
 	} else {
-		dx = o.gradBuffer(o.slot, &st.dx, x.Dtype(), x.Shape()...)
+		dx = o.grad(&st.dx, x)
 	}
 	c := x.Shape()[1]
 	dg := o.buffer(&st.dgamma, x.Dtype(), c)
 	db := o.buffer(&st.dbeta, x.Dtype(), c)
+	var err error
 	switch x.Dtype() {
 	case tensor.Float32:
-		err = bnBackward(o.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(t[4]), f32s(dx), f32s(dg), f32s(db))
+		err = bnBackward(k.fw, x.Shape(), f32s(x), f32s(t[1]), f32s(t[2]), f32s(t[3]), f32s(t[4]), f32s(dx), f32s(dg), f32s(db))
 	case tensor.Float64:
-		err = bnBackward(o.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(), t[4].Float64s(),
+		err = bnBackward(k.fw, x.Shape(), x.Float64s(), t[1].Float64s(), t[2].Float64s(), t[3].Float64s(), t[4].Float64s(),
 			dx.Float64s(), dg.Float64s(), db.Float64s())
 	}
 	return dx, err
@@ -342,16 +334,13 @@ type biasActState struct {
 
 // BiasAct adds a per-channel bias and applies the activation.
 func BiasAct(x, bias *G.Node, a Activation) (*G.Node, error) {
-	return G.ApplyOp(&biasActOp{opBase{uniqueName("biasact"), 2, []int{4, 1}, 4, nil}, a, &biasActState{}}, x, bias)
+	return G.ApplyOp(&biasActOp{newOpBase("biasact", 4, 4, 1), a, &biasActState{}}, x, bias)
 }
 
 func (o *biasActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+
+func (o *biasActOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *biasActOp) forward(t []*tensor.Dense) (G.Value, error) {
 	x := t[0]
 	var y *tensor.Dense
 	if o.st.overwrite && !x.IsView() {
@@ -384,7 +373,7 @@ func biasForward[T float](a Activation, s tensor.Shape, x, b, y []T) {
 
 func (o *biasActOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&biasActGradOp{opBase{uniqueName("biasactgrad"), 4, []int{4, 1, 4, 4}, 4, nil}, o, gradBuf{}}, in[0], in[1], out, grad)
+	dx, err := newBack("biasactgrad", biasActBack{o}, 0, in[0], in[1], out, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -395,29 +384,19 @@ func (o *biasActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, db}, nil
 }
 
-// biasActGradOp takes (x, bias, y, dy) and returns dx = dy*act'(x+bias);
+// biasActBack takes (x, bias, y, dy) and returns dx = dy*act'(x+bias);
 // dbias = sum over N,H,W of dx.
-type biasActGradOp struct {
-	opBase
-	fw *biasActOp
-	gradBuf
-}
+type biasActBack struct{ fw *biasActOp }
 
-func (o *biasActGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *biasActGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 4)
-	if err != nil {
-		return nil, err
-	}
+func (k biasActBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	y := t[2]
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, y.Dtype(), y.Shape()...)
-	db := o.buffer(&o.fw.st.db, y.Dtype(), y.Shape()[1])
+	dx := o.grad(&k.fw.st.dx, y)
+	db := o.buffer(&k.fw.st.db, y.Dtype(), y.Shape()[1])
 	switch y.Dtype() {
 	case tensor.Float32:
-		biasBackward(o.fw.act, y.Shape(), f32s(t[0]), f32s(t[1]), f32s(y), f32s(t[3]), f32s(dx), f32s(db))
+		biasBackward(k.fw.act, y.Shape(), f32s(t[0]), f32s(t[1]), f32s(y), f32s(t[3]), f32s(dx), f32s(db))
 	case tensor.Float64:
-		biasBackward(o.fw.act, y.Shape(), t[0].Float64s(), t[1].Float64s(), y.Float64s(), t[3].Float64s(), dx.Float64s(), db.Float64s())
+		biasBackward(k.fw.act, y.Shape(), t[0].Float64s(), t[1].Float64s(), y.Float64s(), t[3].Float64s(), dx.Float64s(), db.Float64s())
 	}
 	return dx, nil
 }
@@ -557,7 +536,7 @@ func planInPlace(g *G.ExprGraph) {
 	}
 	ownBuffer := func(n *G.Node) bool {
 		switch n.Op().(type) {
-		case *maxPoolGradOp, *convGradXOp, *upsampleGradOp, *routeGradOp, *bnActGradOp, *gradSumOp, *biasActGradOp:
+		case *backOp[maxPoolBack], *backOp[convBackX], *backOp[upsampleBack], *backOp[routeBack], *bnActGradOp, *gradSumOp, *backOp[biasActBack]:
 			return g.To(n.ID()).Len() == 1
 		}
 		return false
@@ -565,7 +544,7 @@ func planInPlace(g *G.ExprGraph) {
 	for _, n := range g.AllNodes() {
 		switch op := n.Op().(type) {
 		case *bnActGradOp:
-			op.inPlace = op.dy != nil && ownBuffer(op.dy)
+			op.k.inPlace = op.k.dy != nil && ownBuffer(op.k.dy)
 		case *gradSumOp:
 			op.into = -1
 			for i, k := range graph.NodesOf(g.From(n.ID())) {

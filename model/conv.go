@@ -42,19 +42,16 @@ func Conv2D(x, w *G.Node, size, stride, pad, groups int) (*G.Node, error) {
 }
 
 func conv2D(x, w *G.Node, size, stride, pad, groups int, noDX bool) (*G.Node, error) {
-	op := &convOp{opBase{uniqueName("conv"), 2, []int{4, 4}, 4, nil}, convGeom{size, stride, pad, groups}, &convState{}, noDX}
+	op := &convOp{newOpBase("conv", 4, 4, 4), convGeom{size, stride, pad, groups}, &convState{}, noDX}
 	return G.ApplyOp(op, x, w)
 }
 
 func (o *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	xs, err := shapeOf(in[0])
+	ss, err := shapes(in)
 	if err != nil {
 		return nil, err
 	}
-	ws, err := shapeOf(in[1])
-	if err != nil {
-		return nil, err
-	}
+	xs, ws := ss[0], ss[1]
 	if len(xs) != 4 || len(ws) != 4 {
 		return nil, fmt.Errorf("conv: want 4-D input and weights, got %v and %v", xs, ws)
 	}
@@ -68,12 +65,8 @@ func (o *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{xs[0], ws[0], ho, wo}, nil
 }
 
-func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (o *convOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *convOp) forward(t []*tensor.Dense) (G.Value, error) {
 	x, w := t[0], t[1]
 	n, _, h, wd := dims4(x.Shape())
 	f := w.Shape()[0]
@@ -92,72 +85,48 @@ func (o *convOp) Do(vs ...G.Value) (G.Value, error) {
 func (o *convOp) DiffWRT(int) []bool { return []bool{!o.noDX, true} }
 
 func (o *convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	x, w := in[0], in[1]
-	if o.noDX {
-		dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4, nil}, o.convGeom, o.st}, x, w, grad)
-		if err != nil {
+	ins := G.Nodes{in[0], in[1], grad} // x, w, dy
+	var dx *G.Node
+	if !o.noDX {
+		var err error
+		if dx, err = newBack("convdx", convBackX{o}, 0, ins...); err != nil {
 			return nil, err
 		}
-		return G.Nodes{nil, dw}, nil
 	}
-	dx, err := G.ApplyOp(&convGradXOp{opBase{uniqueName("convdx"), 3, []int{4, 4, 4}, 4, nil}, o.convGeom, o.st, gradBuf{}}, x, w, grad)
-	if err != nil {
-		return nil, err
-	}
-	dw, err := G.ApplyOp(&convGradWOp{opBase{uniqueName("convdw"), 3, []int{4, 4, 4}, 4, nil}, o.convGeom, o.st}, x, w, grad)
+	// dW is a parameter's gradient: its own buffer, no gradient slot.
+	dw, err := G.ApplyOp(backOpFor("convdw", convBackW{o}, 1, true, ins), ins...)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dx, dw}, nil
 }
 
-// convGradXOp computes dL/dx from (x, w, dy): per image, dcol = w^T dy, then col2im.
-type convGradXOp struct {
-	opBase
-	convGeom
-	st *convState
-	gradBuf
-}
+// convBackX computes dL/dx from (x, w, dy): per image, dcol = w^T dy, then col2im.
+type convBackX struct{ fw *convOp }
 
-func (o *convGradXOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *convGradXOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 3)
-	if err != nil {
-		return nil, err
-	}
+func (k convBackX) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, w, dy := t[0], t[1], t[2]
-	dx := o.gradBuffer(o.slot, &o.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.grad(&k.fw.st.dx, x)
 	switch x.Dtype() {
 	case tensor.Float32:
-		convBackData(o.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx))
+		convBackData(k.fw.convGeom, x.Shape(), w.Shape(), f32s(w), f32s(dy), f32s(dx))
 	case tensor.Float64:
-		convBackData(o.convGeom, x.Shape(), w.Shape(), w.Float64s(), dy.Float64s(), dx.Float64s())
+		convBackData(k.fw.convGeom, x.Shape(), w.Shape(), w.Float64s(), dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
 
-// convGradWOp computes dL/dw from (x, w, dy): sum over images of dy col^T.
-type convGradWOp struct {
-	opBase
-	convGeom
-	st *convState
-}
+// convBackW computes dL/dw from (x, w, dy): sum over images of dy col^T.
+type convBackW struct{ fw *convOp }
 
-func (o *convGradWOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[1]) }
-func (o *convGradWOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 3)
-	if err != nil {
-		return nil, err
-	}
+func (k convBackW) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, w, dy := t[0], t[1], t[2]
-	dw := o.buffer(&o.st.dw, x.Dtype(), w.Shape()...)
+	dw := o.buffer(&k.fw.st.dw, x.Dtype(), w.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw))
+		convBackFilter(k.fw.convGeom, x.Shape(), w.Shape(), f32s(x), f32s(dy), f32s(dw))
 	case tensor.Float64:
-		convBackFilter(o.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s())
+		convBackFilter(k.fw.convGeom, x.Shape(), w.Shape(), x.Float64s(), dy.Float64s(), dw.Float64s())
 	}
 	return dw, nil
 }

@@ -53,7 +53,7 @@ func Dropout(x *G.Node, p float64, seed int64) (*G.Node, error) {
 		return x, nil
 	}
 	d := x.Dims()
-	return G.ApplyOp(&dropoutOp{opBase{uniqueName("dropout"), 1, []int{d}, d, nil}, p, &dropoutState{seed: seed}}, x)
+	return G.ApplyOp(&dropoutOp{newOpBase("dropout", d, d), p, &dropoutState{seed: seed}}, x)
 }
 
 // DropoutSeed is the seed of the network's dropout masks (the one given to
@@ -108,12 +108,10 @@ func dropoutMask(keep []bool, p float64, key, step uint64) {
 }
 
 func (o *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	x, err := dense(vs[0])
-	if err != nil {
-		return nil, err
-	}
+
+func (o *dropoutOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *dropoutOp) forward(t []*tensor.Dense) (G.Value, error) {
+	x := t[0]
 	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	n := x.Shape().TotalSize()
 	switch {
@@ -154,36 +152,21 @@ func maskScale[T float](keep []bool, scale T, x, y []T) {
 
 func (o *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *dropoutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	d := in[0].Dims()
-	dx, err := G.ApplyOp(&dropoutGradOp{opBase{uniqueName("dropoutgrad"), 2, []int{d, d}, d, nil}, o, gradBuf{}}, out, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	return gradOf(newBack("dropoutgrad", dropoutBack{o}, 1, out, grad))
 }
 
-// dropoutGradOp takes (y, dy) and returns dy * keep / (1-p); y only orders it
+// dropoutBack takes (y, dy) and returns dy * keep / (1-p); y only orders it
 // after the forward pass that drew the mask.
-type dropoutGradOp struct {
-	opBase
-	fw *dropoutOp
-	gradBuf
-}
+type dropoutBack struct{ fw *dropoutOp }
 
-func (o *dropoutGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[1]) }
-func (o *dropoutGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (k dropoutBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	dy := t[1]
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, dy.Dtype(), dy.Shape()...)
+	dx := o.grad(&k.fw.st.dx, dy)
 	switch dy.Dtype() {
 	case tensor.Float32:
-		maskScale(o.fw.st.keep, float32(1/(1-o.fw.p)), f32s(dy), f32s(dx))
+		maskScale(k.fw.st.keep, float32(1/(1-k.fw.p)), f32s(dy), f32s(dx))
 	case tensor.Float64:
-		maskScale(o.fw.st.keep, 1/(1-o.fw.p), dy.Float64s(), dx.Float64s())
+		maskScale(k.fw.st.keep, 1/(1-k.fw.p), dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }

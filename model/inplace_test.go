@@ -25,7 +25,7 @@ func TestInPlaceBNGradsIdentical(t *testing.T) {
 			defer g.Close()
 			marked := 0
 			for _, n := range g.g.AllNodes() {
-				if op, ok := n.Op().(*bnActGradOp); ok && op.inPlace {
+				if op, ok := n.Op().(*bnActGradOp); ok && op.k.inPlace {
 					marked++
 				}
 			}

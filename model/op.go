@@ -61,12 +61,116 @@ func (o opBase) Hashcode() uint32 {
 	return h.Sum32()
 }
 
+// newOpBase is the opBase of an op named kind#k (uniqueName) whose inputs
+// have ranks in and whose output has rank out.
+func newOpBase(kind string, out int, in ...int) opBase {
+	return opBase{uniqueName(kind), len(in), in, out, nil}
+}
+
+// do is the body of every op's Do: it times the op (bench --op-times) and
+// hands fn, the op's own code, its inputs as tensors.
+func (o *opBase) do(vs []G.Value, fn func(t []*tensor.Dense) (G.Value, error)) (G.Value, error) {
+	defer timeOp(o.name)()
+	t, err := densen(vs, o.arity)
+	if err != nil {
+		return nil, err
+	}
+	return fn(t)
+}
+
+// shapes converts an op's input shapes (InferShape's arguments).
+func shapes(in []G.DimSizer) ([]tensor.Shape, error) {
+	out := make([]tensor.Shape, len(in))
+	for i, d := range in {
+		s, err := shapeOf(d)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// allInputs is DiffWRT for an op differentiable in each of its n inputs.
+func allInputs(n int) []bool {
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = true
+	}
+	return out
+}
+
+// backKernel is what a backward op (backOp) computes: its output from its
+// inputs t, through o's buffers (o.grad for the gradient it returns). Side
+// products, such as the gradients of BN's gamma and beta, go to the forward
+// op's state, which the kernel points to; extractOp nodes read them.
+type backKernel interface {
+	backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error)
+}
+
+// backOp is the backward op of every dettrain op that has one: the
+// gorgonia.Op methods here, the computation in its kernel K (actGrad,
+// convGradX, ...), the output shaped as input like.
+type backOp[K backKernel] struct {
+	backBase
+	k K
+}
+
+type backBase struct {
+	opBase
+	like int
+	// param: the output is a parameter's gradient, read after the Run (a
+	// conv's dW): it keeps its own buffer and never gets a slot (planSlots).
+	param bool
+	gradBuf
+}
+
+// newBack applies the backward op of k to in (named kind#n); its output has
+// in[like]'s shape.
+func newBack[K backKernel](kind string, k K, like int, in ...*G.Node) (*G.Node, error) {
+	return G.ApplyOp(backOpFor(kind, k, like, false, in), in...)
+}
+
+func backOpFor[K backKernel](kind string, k K, like int, param bool, in G.Nodes) *backOp[K] {
+	ranks := make([]int, len(in))
+	for i, n := range in {
+		ranks[i] = n.Dims()
+	}
+	return &backOp[K]{backBase{newOpBase(kind, in[like].Dims(), ranks...), like, param, gradBuf{}}, k}
+}
+
+// gradOf is a SymDiff's result for an op with one input.
+func gradOf(dx *G.Node, err error) (G.Nodes, error) {
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+func (o *backOp[K]) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[o.like]) }
+func (o *backOp[K]) Do(vs ...G.Value) (G.Value, error) {
+	return o.do(vs, func(t []*tensor.Dense) (G.Value, error) { return o.k.backward(&o.backBase, t) })
+}
+
+// gradSlotRef is nil for a parameter's gradient: planSlots leaves it alone.
+func (o *backOp[K]) gradSlotRef() **gradSlot {
+	if o.param {
+		return nil
+	}
+	return &o.slot
+}
+
+// grad returns the backward op's output buffer *t, shaped and typed as like:
+// the op's gradient slot (planSlots) when it has one.
+func (o *backBase) grad(t **tensor.Dense, like *tensor.Dense) *tensor.Dense {
+	return o.gradBuffer(o.slot, t, like.Dtype(), like.Shape()...)
+}
+
 // uniqueName makes op names distinct per node: gorgonia deduplicates nodes
 // whose op hashes and children are equal, and two layers must never merge.
 var opCounter atomic.Int64
 
 func uniqueName(kind string) string {
-
 	return fmt.Sprintf("%s#%d", kind, opCounter.Add(1))
 }
 
@@ -126,7 +230,7 @@ type extractOp struct {
 }
 
 func newExtract(name string, inRank int, shape tensor.Shape, get func() *tensor.Dense) *extractOp {
-	return &extractOp{opBase{uniqueName(name), 1, []int{inRank}, len(shape), nil}, get, shape}
+	return &extractOp{newOpBase(name, len(shape), inRank), get, shape}
 }
 func (o *extractOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
 func (o *extractOp) Do(...G.Value) (G.Value, error) {

@@ -240,7 +240,8 @@ func TestPoolUpsampleGradient(t *testing.T) {
 }
 
 // TestMaxPoolDarknetPadding: darknet's size-2 stride-1 pool on [[1..9]] pads
-// bottom/right and gives [5 6 6 8 9 9 8 9 9] (../shared/notes/stack.md).
+// bottom/right and gives [5 6 6 8 9 9 8 9 9] (darknet's output on this
+// input; gorgonia's MaxPool2D with padding {0,1,0,1} pads top/left instead).
 func TestMaxPoolDarknetPadding(t *testing.T) {
 	g := G.NewGraph()
 	x := tensor.New(tensor.WithShape(1, 1, 3, 3), tensor.WithBacking([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9}))

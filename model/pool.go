@@ -13,8 +13,8 @@ import (
 //	out = (in + p - size)/stride + 1,  y[i,j] = max over x[i*stride-p/2+u, j*stride-p/2+v], 0 <= u,v < size
 //
 // taken over positions inside the image only. For size 2 stride 1 this pads
-// one row/column at the bottom/right (gorgonia's MaxPool2D pads the wrong
-// side, ../shared/notes/stack.md). The backward pass routes each output
+// one row/column at the bottom/right (gorgonia's MaxPool2D, given the
+// padding {0,1,0,1}, pads the top/left instead). The backward pass routes each output
 // gradient to the input that held the maximum (the first one on ties).
 type maxPoolOp struct {
 	opBase
@@ -29,7 +29,7 @@ type poolState struct {
 
 // MaxPool applies darknet's max pooling.
 func MaxPool(x *G.Node, size, stride, pad int) (*G.Node, error) {
-	return G.ApplyOp(&maxPoolOp{opBase{uniqueName("maxpool"), 1, []int{4}, 4, nil}, size, stride, pad, &poolState{}}, x)
+	return G.ApplyOp(&maxPoolOp{newOpBase("maxpool", 4, 4), size, stride, pad, &poolState{}}, x)
 }
 
 func (o *maxPoolOp) outDim(in int) int { return (in+o.pad-o.size)/o.stride + 1 }
@@ -49,12 +49,9 @@ func (o *maxPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{s[0], s[1], h, w}, nil
 }
 
-func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	x, err := dense(vs[0])
-	if err != nil {
-		return nil, err
-	}
+func (o *maxPoolOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *maxPoolOp) forward(t []*tensor.Dense) (G.Value, error) {
+	x := t[0]
 	n, c, h, w := dims4(x.Shape())
 	ho, wo := o.outDim(h), o.outDim(w)
 	y := o.buffer(&o.st.y, x.Dtype(), n, c, ho, wo)
@@ -141,36 +138,22 @@ func pool2x2[T float](xp, yp []T, arg []int32, w, ho, wo int) {
 
 func (o *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *maxPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&maxPoolGradOp{opBase{uniqueName("maxpoolgrad"), 2, []int{4, 4}, 4, nil}, o, gradBuf{}}, in[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	return gradOf(newBack("maxpoolgrad", maxPoolBack{o}, 0, in[0], grad))
 }
 
-// maxPoolGradOp takes (x, dy) and scatters dy to the argmax positions.
-type maxPoolGradOp struct {
-	opBase
-	fw *maxPoolOp
-	gradBuf
-}
+// maxPoolBack takes (x, dy) and scatters dy to the argmax positions.
+type maxPoolBack struct{ fw *maxPoolOp }
 
-func (o *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (k maxPoolBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
 	ho, wo := dy.Shape()[2], dy.Shape()[3]
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.grad(&k.fw.st.dx, x)
 	switch x.Dtype() {
 	case tensor.Float32:
-		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, f32s(dy), f32s(dx))
+		poolBackward(k.fw.st.arg, n*c, h*w, ho*wo, f32s(dy), f32s(dx))
 	case tensor.Float64:
-		poolBackward(o.fw.st.arg, n*c, h*w, ho*wo, dy.Float64s(), dx.Float64s())
+		poolBackward(k.fw.st.arg, n*c, h*w, ho*wo, dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -200,7 +183,7 @@ type upsampleOp struct {
 
 // Upsample repeats every pixel stride x stride times.
 func Upsample(x *G.Node, stride int) (*G.Node, error) {
-	return G.ApplyOp(&upsampleOp{opBase{uniqueName("upsample"), 1, []int{4}, 4, nil}, stride, &poolState{}}, x)
+	return G.ApplyOp(&upsampleOp{newOpBase("upsample", 4, 4), stride, &poolState{}}, x)
 }
 
 func (o *upsampleOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -211,12 +194,9 @@ func (o *upsampleOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{s[0], s[1], s[2] * o.stride, s[3] * o.stride}, nil
 }
 
-func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	x, err := dense(vs[0])
-	if err != nil {
-		return nil, err
-	}
+func (o *upsampleOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *upsampleOp) forward(t []*tensor.Dense) (G.Value, error) {
+	x := t[0]
 	n, c, h, w := dims4(x.Shape())
 	y := o.buffer(&o.st.y, x.Dtype(), n, c, h*o.stride, w*o.stride)
 	switch x.Dtype() {
@@ -257,34 +237,21 @@ func upForward[T float](s, planes, h, w int, x, y []T) {
 
 func (o *upsampleOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *upsampleOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&upsampleGradOp{opBase{uniqueName("upsamplegrad"), 2, []int{4, 4}, 4, nil}, o, gradBuf{}}, in[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	return gradOf(newBack("upsamplegrad", upsampleBack{o}, 0, in[0], grad))
 }
 
-type upsampleGradOp struct {
-	opBase
-	fw *upsampleOp
-	gradBuf
-}
+// upsampleBack takes (x, dy) and sums each stride x stride block of dy.
+type upsampleBack struct{ fw *upsampleOp }
 
-func (o *upsampleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *upsampleGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (k upsampleBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.grad(&k.fw.st.dx, x)
 	switch x.Dtype() {
 	case tensor.Float32:
-		upBackward(o.fw.stride, n*c, h, w, f32s(dy), f32s(dx))
+		upBackward(k.fw.stride, n*c, h, w, f32s(dy), f32s(dx))
 	case tensor.Float64:
-		upBackward(o.fw.stride, n*c, h, w, dy.Float64s(), dx.Float64s())
+		upBackward(k.fw.stride, n*c, h, w, dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -317,7 +284,7 @@ type avgPoolOp struct {
 
 // GlobalAvgPool averages each channel of x over its H x W positions.
 func GlobalAvgPool(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&avgPoolOp{opBase{uniqueName("avgpool"), 1, []int{4}, 4, nil}, &poolState{}}, x)
+	return G.ApplyOp(&avgPoolOp{newOpBase("avgpool", 4, 4), &poolState{}}, x)
 }
 
 func (o *avgPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -331,12 +298,9 @@ func (o *avgPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{s[0], s[1], 1, 1}, nil
 }
 
-func (o *avgPoolOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	x, err := dense(vs[0])
-	if err != nil {
-		return nil, err
-	}
+func (o *avgPoolOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *avgPoolOp) forward(t []*tensor.Dense) (G.Value, error) {
+	x := t[0]
 	n, c, h, w := dims4(x.Shape())
 	y := o.buffer(&o.st.y, x.Dtype(), n, c, 1, 1)
 	switch x.Dtype() {
@@ -360,29 +324,16 @@ func avgForward[T float](planes, hw int, x, y []T) {
 
 func (o *avgPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *avgPoolOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&avgPoolGradOp{opBase{uniqueName("avgpoolgrad"), 2, []int{4, 4}, 4, nil}, o, gradBuf{}}, in[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	return gradOf(newBack("avgpoolgrad", avgPoolBack{o}, 0, in[0], grad))
 }
 
-type avgPoolGradOp struct {
-	opBase
-	fw *avgPoolOp
-	gradBuf
-}
+// avgPoolBack takes (x, dy) and spreads dy/(H*W) over each plane.
+type avgPoolBack struct{ fw *avgPoolOp }
 
-func (o *avgPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *avgPoolGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (k avgPoolBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
+	dx := o.grad(&k.fw.st.dx, x)
 	switch x.Dtype() {
 	case tensor.Float32:
 		avgBackward(n*c, h*w, f32s(dy), f32s(dx))

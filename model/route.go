@@ -27,21 +27,26 @@ type routeState struct {
 
 // RouteGroups concatenates group id of groups of each input's channels.
 func RouteGroups(groups, id int, xs ...*G.Node) (*G.Node, error) {
-	in := make([]int, len(xs))
-	for i := range in {
-		in[i] = 4
-	}
-	op := &routeOp{opBase{uniqueName("route"), len(xs), in, 4, nil}, groups, id, &routeState{dx: make([]*tensor.Dense, len(xs))}}
+	op := &routeOp{newOpBase("route", 4, ranks4(len(xs))...), groups, id, &routeState{dx: make([]*tensor.Dense, len(xs))}}
 	return G.ApplyOp(op, xs...)
 }
 
+// ranks4 is the input ranks of an op of k 4-D inputs.
+func ranks4(k int) []int {
+	in := make([]int, k)
+	for i := range in {
+		in[i] = 4
+	}
+	return in
+}
+
 func (o *routeOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	ss, err := shapes(in)
+	if err != nil {
+		return nil, err
+	}
 	var out tensor.Shape
-	for i, d := range in {
-		s, err := shapeOf(d)
-		if err != nil {
-			return nil, err
-		}
+	for i, s := range ss {
 		if len(s) != 4 || s[1]%o.groups != 0 {
 			return nil, fmt.Errorf("route: input %d has shape %v, want 4-D with channels divisible by %d", i, s, o.groups)
 		}
@@ -55,12 +60,8 @@ func (o *routeOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return out, nil
 }
 
-func (o *routeOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	ts, err := densen(vs, o.arity)
-	if err != nil {
-		return nil, err
-	}
+func (o *routeOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *routeOp) forward(ts []*tensor.Dense) (G.Value, error) {
 	n, _, h, w := dims4(ts[0].Shape())
 	c := 0
 	for _, t := range ts {
@@ -91,20 +92,14 @@ func copyChannels[T float](dst, src []T, n, cd, cs, hw, do, so, k int) {
 	}
 }
 
-func (o *routeOp) DiffWRT(n int) []bool {
-	out := make([]bool, n)
-	for i := range out {
-		out[i] = true
-	}
-	return out
-}
+func (o *routeOp) DiffWRT(n int) []bool { return allInputs(n) }
 
 func (o *routeOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	ds := make(G.Nodes, len(in))
 	off := 0
 	for i, x := range in {
 		k := x.Shape()[1] / o.groups
-		d, err := G.ApplyOp(&routeGradOp{opBase{uniqueName("routegrad"), 2, []int{4, 4}, 4, nil}, o, i, off, o.id * k, k, gradBuf{}}, x, grad)
+		d, err := newBack("routegrad", routeBack{o, i, off, o.id * k, k}, 0, x, grad)
 		if err != nil {
 			return nil, err
 		}
@@ -114,38 +109,30 @@ func (o *routeOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return ds, nil
 }
 
-// routeGradOp takes (x_k, dy) and returns dx_k: zero except for the channels
+// routeBack takes (x_k, dy) and returns dx_k: zero except for the channels
 // the route took, which get their slice of dy.
-type routeGradOp struct {
-	opBase
+type routeBack struct {
 	fw            *routeOp
 	input         int
 	yOff, xOff, k int
-	gradBuf
 }
 
-func (o *routeGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *routeGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (k routeBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, dy := t[0], t[1]
 	n, c, h, w := dims4(x.Shape())
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx[o.input], x.Dtype(), x.Shape()...)
+	dx := o.grad(&k.fw.st.dx[k.input], x)
 	cy := dy.Shape()[1]
 	switch x.Dtype() {
 	case tensor.Float32:
-		if o.k != c {
+		if k.k != c {
 			clear(f32s(dx))
 		}
-		copyChannels(f32s(dx), f32s(dy), n, c, cy, h*w, o.xOff, o.yOff, o.k)
+		copyChannels(f32s(dx), f32s(dy), n, c, cy, h*w, k.xOff, k.yOff, k.k)
 	case tensor.Float64:
-		if o.k != c {
+		if k.k != c {
 			clear(dx.Float64s())
 		}
-		copyChannels(dx.Float64s(), dy.Float64s(), n, c, cy, h*w, o.xOff, o.yOff, o.k)
+		copyChannels(dx.Float64s(), dy.Float64s(), n, c, cy, h*w, k.xOff, k.yOff, k.k)
 	}
 	return dx, nil
 }
@@ -159,11 +146,7 @@ type shortcutOp struct {
 }
 
 func shortcut(xs ...*G.Node) (*G.Node, error) {
-	in := make([]int, len(xs))
-	for i := range in {
-		in[i] = 4
-	}
-	return G.ApplyOp(&shortcutOp{opBase{uniqueName("shortcut"), len(xs), in, 4, nil}, &routeState{}}, xs...)
+	return G.ApplyOp(&shortcutOp{newOpBase("shortcut", 4, ranks4(len(xs))...), &routeState{}}, xs...)
 }
 
 func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -173,15 +156,12 @@ func (o *shortcutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 // sameShapes is the shape of ops whose inputs must all have one shape (the
 // first's); what names an input in the error ("shortcut: input").
 func sameShapes(what string, in []G.DimSizer) (tensor.Shape, error) {
-	s0, err := shapeOf(in[0])
+	ss, err := shapes(in)
 	if err != nil {
 		return nil, err
 	}
-	for i, d := range in[1:] {
-		s, err := shapeOf(d)
-		if err != nil {
-			return nil, err
-		}
+	s0 := ss[0]
+	for i, s := range ss[1:] {
 		if !s.Eq(s0) {
 			return nil, fmt.Errorf("%s %d has shape %v, the first %v", what, i+1, s, s0)
 		}
@@ -189,12 +169,8 @@ func sameShapes(what string, in []G.DimSizer) (tensor.Shape, error) {
 	return s0.Clone(), nil
 }
 
-func (o *shortcutOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	ts, err := densen(vs, o.arity)
-	if err != nil {
-		return nil, err
-	}
+func (o *shortcutOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *shortcutOp) forward(ts []*tensor.Dense) (G.Value, error) {
 	y := o.buffer(&o.st.y, ts[0].Dtype(), ts[0].Shape()...)
 	switch y.Dtype() {
 	case tensor.Float32:
@@ -225,13 +201,7 @@ func addAll[T float](y []T, xs [][]T) {
 	})
 }
 
-func (o *shortcutOp) DiffWRT(n int) []bool {
-	out := make([]bool, n)
-	for i := range out {
-		out[i] = true
-	}
-	return out
-}
+func (o *shortcutOp) DiffWRT(n int) []bool { return allInputs(n) }
 
 func (o *shortcutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	ds := make(G.Nodes, len(in))

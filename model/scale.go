@@ -22,30 +22,23 @@ type scaleState struct{ y, dx, ds *tensor.Dense }
 
 // ScaleChannels multiplies each channel of x by the matching element of s.
 func ScaleChannels(x, s *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&scaleChannelsOp{opBase{uniqueName("scalechannels"), 2, []int{4, 4}, 4, nil}, &scaleState{}}, x, s)
+	return G.ApplyOp(&scaleChannelsOp{newOpBase("scalechannels", 4, 4, 4), &scaleState{}}, x, s)
 }
 
 func (o *scaleChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	xs, err := shapeOf(in[0])
+	ss, err := shapes(in)
 	if err != nil {
 		return nil, err
 	}
-	ss, err := shapeOf(in[1])
-	if err != nil {
-		return nil, err
-	}
-	if len(xs) != 4 || len(ss) != 4 || ss[0] != xs[0] || ss[1] != xs[1] || ss[2] != 1 || ss[3] != 1 {
-		return nil, fmt.Errorf("scale_channels: scales %v do not fit input %v (want (N,C,1,1))", ss, xs)
+	xs, s := ss[0], ss[1]
+	if len(xs) != 4 || len(s) != 4 || s[0] != xs[0] || s[1] != xs[1] || s[2] != 1 || s[3] != 1 {
+		return nil, fmt.Errorf("scale_channels: scales %v do not fit input %v (want (N,C,1,1))", s, xs)
 	}
 	return xs.Clone(), nil
 }
 
-func (o *scaleChannelsOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 2)
-	if err != nil {
-		return nil, err
-	}
+func (o *scaleChannelsOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *scaleChannelsOp) forward(t []*tensor.Dense) (G.Value, error) {
 	x := t[0]
 	y := o.buffer(&o.st.y, x.Dtype(), x.Shape()...)
 	n, c, h, w := dims4(x.Shape())
@@ -71,7 +64,7 @@ func scaleForward[T float](planes, hw int, x, s, y []T) {
 
 func (o *scaleChannelsOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (o *scaleChannelsOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&scaleGradOp{opBase{uniqueName("scalechannelsgrad"), 3, []int{4, 4, 4}, 4, nil}, o, gradBuf{}}, in[0], in[1], grad)
+	dx, err := newBack("scalechannelsgrad", scaleBack{o}, 0, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -82,24 +75,14 @@ func (o *scaleChannelsOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error
 	return G.Nodes{dx, ds}, nil
 }
 
-// scaleGradOp takes (x, s, dy), returns dx and leaves ds in the forward op's state.
-type scaleGradOp struct {
-	opBase
-	fw *scaleChannelsOp
-	gradBuf
-}
+// scaleBack takes (x, s, dy), returns dx and leaves ds in the forward op's state.
+type scaleBack struct{ fw *scaleChannelsOp }
 
-func (o *scaleGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return shapeOf(in[0]) }
-func (o *scaleGradOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	t, err := densen(vs, 3)
-	if err != nil {
-		return nil, err
-	}
+func (k scaleBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, error) {
 	x, s, dy := t[0], t[1], t[2]
 	n, c, h, w := dims4(x.Shape())
-	dx := o.gradBuffer(o.slot, &o.fw.st.dx, x.Dtype(), x.Shape()...)
-	ds := o.buffer(&o.fw.st.ds, x.Dtype(), s.Shape()...)
+	dx := o.grad(&k.fw.st.dx, x)
+	ds := o.buffer(&k.fw.st.ds, x.Dtype(), s.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		scaleBackward(n*c, h*w, f32s(x), f32s(s), f32s(dy), f32s(dx), f32s(ds))

@@ -38,6 +38,15 @@ func (b *gradBuf) gradSlotRef() **gradSlot { return &b.slot }
 
 type slotted interface{ gradSlotRef() **gradSlot }
 
+// slotRef is n's gradient slot field, or nil when planSlots leaves n alone
+// (not a backward op, or one whose output is a parameter's gradient).
+func slotRef(n *G.Node) **gradSlot {
+	if s, ok := n.Op().(slotted); ok {
+		return s.gradSlotRef()
+	}
+	return nil
+}
+
 // slotOf maps each tensor view of a slot's memory to its slot (checkLive).
 var slotOf sync.Map // *tensor.Dense -> *gradSlot
 
@@ -143,7 +152,7 @@ func planSlots(g *G.ExprGraph) ([]*gradSlot, error) {
 	var bufs []*buf
 	for i := len(sorted) - 1; i >= 0; i-- { // execution order
 		n := sorted[i]
-		if _, ok := n.Op().(slotted); !ok {
+		if slotRef(n) == nil {
 			continue
 		}
 		if src := inPlaceSource(g, n); src != nil {
@@ -188,7 +197,7 @@ func planSlots(g *G.ExprGraph) ([]*gradSlot, error) {
 		}
 		best.s.size = max(best.s.size, b.size)
 		best.end = b.end
-		*b.root.Op().(slotted).gradSlotRef() = best.s
+		*slotRef(b.root) = best.s
 	}
 	return out, nil
 }
@@ -197,8 +206,8 @@ func planSlots(g *G.ExprGraph) ([]*gradSlot, error) {
 func inPlaceSource(g *G.ExprGraph, n *G.Node) *G.Node {
 	switch op := n.Op().(type) {
 	case *bnActGradOp:
-		if op.inPlace {
-			return op.dy
+		if op.k.inPlace {
+			return op.k.dy
 		}
 	case *gradSumOp:
 		if op.into >= 0 {
@@ -212,9 +221,9 @@ func inPlaceSource(g *G.ExprGraph, n *G.Node) *G.Node {
 func slotBytes(g *G.ExprGraph) (slots, bytes int) {
 	seen := map[*gradSlot]bool{}
 	for _, n := range g.AllNodes() {
-		if s, ok := n.Op().(slotted); ok && *s.gradSlotRef() != nil && !seen[*s.gradSlotRef()] {
-			seen[*s.gradSlotRef()] = true
-			bytes += 4 * (*s.gradSlotRef()).size
+		if s := slotRef(n); s != nil && *s != nil && !seen[*s] {
+			seen[*s] = true
+			bytes += 4 * (*s).size
 		}
 	}
 	return len(seen), bytes

@@ -21,7 +21,7 @@ func TestSlotsShareMemory(t *testing.T) {
 	defer g.Close()
 	private := 0
 	for _, n := range g.g.AllNodes() {
-		if _, ok := n.Op().(slotted); ok && inPlaceSource(g.g, n) == nil {
+		if slotRef(n) != nil && inPlaceSource(g.g, n) == nil {
 			private += 4 * n.Shape().TotalSize()
 		}
 	}

@@ -104,7 +104,7 @@ type yoloState struct {
 
 func newYOLOLoss(x *G.Node, h *Head, netW, netH int) (*G.Node, *yoloState, error) {
 	st := &yoloState{netW: netW, netH: netH}
-	op := &yoloLossOp{opBase{uniqueName("yololoss"), 1, []int{4}, 0, nil}, h, st}
+	op := &yoloLossOp{newOpBase("yololoss", 0, 4), h, st}
 	n, err := G.ApplyOp(op, x)
 	return n, st, err
 }
@@ -120,12 +120,9 @@ func (o *yoloLossOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
 
-func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) {
-	defer timeOp(o.name)()
-	x, err := dense(vs[0])
-	if err != nil {
-		return nil, err
-	}
+func (o *yoloLossOp) Do(vs ...G.Value) (G.Value, error) { return o.do(vs, o.forward) }
+func (o *yoloLossOp) forward(t []*tensor.Dense) (G.Value, error) {
+	x := t[0]
 	var total float64
 	if o.arena != nil {
 		o.arena.f64s.get(o.arena.graph, &o.st.grad, x.Shape().TotalSize())
@@ -316,11 +313,7 @@ func yoloLoss[T float](h *Head, st *yoloState, s tensor.Shape, x []T) float64 {
 
 func (o *yoloLossOp) DiffWRT(int) []bool { return []bool{true} }
 func (o *yoloLossOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&yoloGradOp{opBase{uniqueName("yolograd"), 2, []int{4, 0}, 4, nil}, o.st, gradBuf{}}, in[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	return gradOf(G.ApplyOp(&yoloGradOp{newOpBase("yolograd", 4, 4, 0), o.st, gradBuf{}}, in[0], grad))
 }
 
 // yoloGradOp takes (x, dL/dloss) and returns the stored gradient times dL/dloss.
