@@ -1,7 +1,6 @@
 package data
 
 import (
-	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -122,19 +121,7 @@ func TestEpochFromAugment(t *testing.T) {
 	want := allBatches(t, full, 2)[1]
 	part := NewLoader(ds, &fakeDecoder{w: 50, h: 30}, augOptions(3))
 	defer part.Close()
-	part.EpochFrom(1, 2)
-	for i := 2; i < len(want); i++ {
-		b, err := part.Next()
-		if err != nil {
-			t.Fatalf("batch %d: %v", i, err)
-		}
-		if !reflect.DeepEqual(b, want[i]) {
-			t.Fatalf("batch %d differs", i)
-		}
-	}
-	if _, err := part.Next(); err != io.EOF {
-		t.Fatalf("want EOF, got %v", err)
-	}
+	resumeEqual(t, part, 1, 2, want)
 }
 
 // TestLoaderMixupTargets follows one image through the loader with mixup

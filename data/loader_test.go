@@ -267,33 +267,13 @@ func TestLoaderClose(t *testing.T) {
 	}
 }
 
-// TestEpochFrom: starting epoch 1 at batch 2 gives exactly the batches
-// Epoch(1) gives from its third on.
-func TestEpochFrom(t *testing.T) {
-	ds := testDataset(10)
-	o := LoaderOptions{Batch: 3, W: 8, Workers: 2, Shuffle: true, Flip: true, Seed: 4}
-	full := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
-	defer full.Close()
-	full.Epoch(1)
-	var want []*Batch
-	for {
-		b, err := full.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, b)
-	}
-	if len(want) != 4 {
-		t.Fatalf("%d batches, want 4", len(want))
-	}
-	part := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
-	defer part.Close()
-	part.EpochFrom(1, 2)
-	for i := 2; i < len(want); i++ {
-		b, err := part.Next()
+// resumeEqual checks that l.EpochFrom(e, k) gives want[k:], the batches of
+// epoch e from its batch k on, and then io.EOF.
+func resumeEqual(t *testing.T, l *Loader, e, k int, want []*Batch) {
+	t.Helper()
+	l.EpochFrom(e, k)
+	for i := k; i < len(want); i++ {
+		b, err := l.Next()
 		if err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
@@ -301,9 +281,25 @@ func TestEpochFrom(t *testing.T) {
 			t.Fatalf("batch %d differs", i)
 		}
 	}
-	if _, err := part.Next(); err != io.EOF {
+	if _, err := l.Next(); err != io.EOF {
 		t.Fatalf("want EOF, got %v", err)
 	}
+}
+
+// TestEpochFrom: starting epoch 1 at batch 2 gives exactly the batches
+// Epoch(1) gives from its third on.
+func TestEpochFrom(t *testing.T) {
+	ds := testDataset(10)
+	o := LoaderOptions{Batch: 3, W: 8, Workers: 2, Shuffle: true, Flip: true, Seed: 4}
+	full := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
+	defer full.Close()
+	want := allBatches(t, full, 2)[1]
+	if len(want) != 4 {
+		t.Fatalf("%d batches, want 4", len(want))
+	}
+	part := NewLoader(ds, &fakeDecoder{w: 20, h: 16}, o)
+	defer part.Close()
+	resumeEqual(t, part, 1, 2, want)
 }
 
 // TestLoaderShards: with augmentation, mosaic (epoch 0), mixup (epochs 0
