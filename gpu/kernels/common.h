@@ -125,3 +125,151 @@ static __device__ __forceinline__ void store(act_t* p, float v, int acc) {
   if (acc) *p = cv(ld(*p) + v); else *p = cv(v);
 }
 #endif
+
+// ---- layer-op helpers ----
+//
+// The layer ops of a darknet network's training step live one file per op,
+// named after its CPU op in model/ (act.cu: model/act.go; bnact.cu:
+// bnact.go and syncbn.go's statistics; pool.cu: pool.go; route.cu:
+// route.go; scale.cu: scale.go; dropout.cu: dropout.go; sgd.cu: the SGD and
+// EMA updates of train/sgd.go and train/ema.go), with their Go wrappers in
+// gpu/<op>.go; what they share is below. NCHW contiguous. Activation
+// tensors (inputs, outputs, pre-activations and their gradients) are act_t
+// (float, or bfloat16 under ACT_BF16), read with ld() and written with cv()
+// or store(); the arithmetic, the per-channel arrays, the partial sums and
+// the parameters are float (or double).
+//
+// Sizes are C ints (every tensor has fewer than 2^31 elements). Outputs with
+// an acc flag are written with store(): acc = 0 overwrites (the old contents,
+// possibly NaN, are never read), acc = 1 adds. Element-wise kernels read
+// their inputs before they write the output element, so an output may alias
+// an input of the same shape (in-place).
+//
+// Element-wise kernels run on a capped grid (gpu/op.go's launchEW), each
+// thread taking four elements a grid apart per step and loading all four
+// before storing any (op_ew): memory-level parallelism, the bottleneck of
+// these kernels. Indices are split into (plane, position) with op_div, a
+// multiply-shift by a constant computed on the host (no integer division).
+//
+// Per-channel reductions are deterministic: a fixed partition of each
+// channel's n*hw elements over the blocks, a fixed order inside each block
+// (thread-strided double accumulators, a shuffle tree, the warps' totals in
+// warp order), and the blocks' float partials summed in double in a fixed
+// order by a second kernel. No float atomics anywhere.
+
+// op_div(x, m, s) = x / d for 0 <= x < 2^31, (m, s) = gpu/op.go's
+// fastDiv(d): floor(x * m / 2^s).
+static __device__ __forceinline__ unsigned op_div(unsigned x, unsigned m, int s) {
+  return (unsigned)(((unsigned long long)x * m) >> s);
+}
+
+// op_ew runs op over [0, n): each thread takes i, i+S, i+2S, i+3S (S the
+// grid's thread count, at most 2^21) per step, loading all four before
+// putting any. Op provides: struct In; In load(unsigned i) const;
+// void put(unsigned i, In v) const.
+template <class Op>
+static __device__ __forceinline__ void op_ew(const Op& op, unsigned n) {
+  unsigned S = blockDim.x * gridDim.x;
+  unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  for (; i + 3 * S < n; i += 4 * S) {
+    typename Op::In a = op.load(i), b = op.load(i + S), c = op.load(i + 2 * S), d = op.load(i + 3 * S);
+    op.put(i, a);
+    op.put(i + S, b);
+    op.put(i + 2 * S, c);
+    op.put(i + 3 * S, d);
+  }
+  for (; i < n; i += S) op.put(i, op.load(i));
+}
+
+// Divisors of the per-channel kernels: element i is in plane q = i/hw, of
+// channel q % c.
+struct OpChan {
+  unsigned hwm, cm, c;
+  int hws, cs;
+  __device__ unsigned plane(unsigned i) const { return op_div(i, hwm, hws); }
+  __device__ unsigned chan(unsigned i) const {
+    unsigned q = op_div(i, hwm, hws);
+    return q - op_div(q, cm, cs) * c;
+  }
+};
+
+// ---- activations ----
+
+static __device__ __forceinline__ float op_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+// softplus as darknet's softplus_activate for mish (threshold 20).
+static __device__ __forceinline__ float op_softplus(float z) {
+  if (z > 20.0f) return z;
+  if (z < -20.0f) return expf(z);
+  return log1pf(expf(z));
+}
+
+template <int A>
+static __device__ __forceinline__ float op_actf(float z) {
+  if (A == ACT_LEAKY) return z > 0.0f ? z : 0.1f * z;
+  if (A == ACT_RELU) return z > 0.0f ? z : 0.0f;
+  if (A == ACT_LOGISTIC) return op_sigmoid(z);
+  if (A == ACT_MISH) return z * tanhf(op_softplus(z));
+  if (A == ACT_SWISH) return z / (1.0f + expf(-z));
+  return z;
+}
+
+// d act/dz at the activation's input z, as model/act.go's actGrad (whose
+// leaky and relu test y = act(z) > 0, the same as z > 0).
+template <int A>
+static __device__ __forceinline__ float op_actg(float z) {
+  if (A == ACT_LEAKY) return z > 0.0f ? 1.0f : 0.1f;
+  if (A == ACT_RELU) return z > 0.0f ? 1.0f : 0.0f;
+  if (A == ACT_LOGISTIC) {
+    float s = op_sigmoid(z);
+    return s * (1.0f - s);
+  }
+  if (A == ACT_MISH) {
+    float t = tanhf(op_softplus(z));
+    return t + z * (1.0f - t * t) * op_sigmoid(z);
+  }
+  if (A == ACT_SWISH) {
+    float s = op_sigmoid(z);
+    return s + z * s * (1.0f - s);
+  }
+  return 1.0f;
+}
+
+// OP_ACT_DISPATCH(act, f, (args)) calls f<A>(args) with the activation A = act
+// as a template constant (one switch per thread, none per element).
+#define OP_ACT_DISPATCH(act, f, args)             \
+  switch (act) {                                  \
+    case ACT_LEAKY: f<ACT_LEAKY> args; break;       \
+    case ACT_RELU: f<ACT_RELU> args; break;         \
+    case ACT_LOGISTIC: f<ACT_LOGISTIC> args; break; \
+    case ACT_MISH: f<ACT_MISH> args; break;         \
+    case ACT_SWISH: f<ACT_SWISH> args; break;       \
+    default: f<ACT_LINEAR> args; break;             \
+  }
+
+// ---- block reductions ----
+
+// op_block_sum2 sums a and b over the block (blockDim.x a multiple of 32, at
+// most 1024) in a fixed order; thread 0 gets the totals. Every thread of the
+// block must call it.
+static __device__ __forceinline__ void op_block_sum2(double& a, double& b) {
+  __shared__ double sa[32], sb[32];
+  for (int o = 16; o > 0; o >>= 1) {
+    a += __shfl_down_sync(0xffffffffu, a, o);
+    b += __shfl_down_sync(0xffffffffu, b, o);
+  }
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  if (lane == 0) {
+    sa[wid] = a;
+    sb[wid] = b;
+  }
+  __syncthreads();
+  if (wid == 0) {
+    a = lane < nw ? sa[lane] : 0.0;
+    b = lane < nw ? sb[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) {
+      a += __shfl_down_sync(0xffffffffu, a, o);
+      b += __shfl_down_sync(0xffffffffu, b, o);
+    }
+  }
+}
