@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/dettrain/dettrain/model"
 )
 
 // ConvShape describes one convolution: input (N,C,H,W), K filters of Size x
@@ -530,4 +532,160 @@ func (c *Conv) Close() error {
 	}
 	keep(destroyTensors(&c.x, &c.y))
 	return first
+}
+
+// convOp runs a [convolutional] layer (model/conv.go): cuDNN's convolution
+// into ly.pre, then bias + activation or batch norm + activation
+// (bnact.go) into the output; inference does the second half in place.
+type convOp struct{ l *model.ConvLayer }
+
+func (convOp) name() string { return "conv+bn+act" }
+
+func (o convOp) plan(nt *Net, ly *layer) (*buffer, error) {
+	l, in := o.l, nt.bufs[ly.i]
+	if in.c != l.In {
+		return nil, nt.layerErr(l, fmt.Errorf("input has %d channels, want %d", in.c, l.In))
+	}
+	sh := ConvShape{N: nt.N, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G}
+	oh, ow := sh.Out()
+	ly.in = []int{ly.i}
+	return &buffer{c: l.Filters, h: oh, w: ow}, nil
+}
+
+// alloc makes the pre-activation buffer, finds the layer's parameters, sets
+// up its cuDNN convolution and its BN statistics.
+func (o convOp) alloc(nt *Net, ly *layer, wsLimit int) error {
+	l, n := o.l, nt.N
+	in, out := nt.bufs[ly.in[0]], nt.bufs[ly.out]
+	var err error
+	if nt.Training {
+		if ly.pre, err = nt.allocAct(out.size(n)); err != nil {
+			return err
+		}
+	} else {
+		ly.pre = out.y // inference: BN/bias + activation in place
+	}
+	for pi, p := range nt.st.params {
+		if p.Name == fmt.Sprintf("%d.weight", ly.i) {
+			ly.pidx = append(ly.pidx, pi)
+		}
+	}
+	w, dw := nt.convW(ly)
+	sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G, BF16: nt.bf16}
+	needDx := nt.Training && ly.in[0] != 0
+	dx := in.dy
+	if !needDx {
+		if nt.dummy == 0 {
+			if nt.dummy, err = nt.allocAct(1); err != nil {
+				return err
+			}
+		}
+		dx = nt.dummy
+	}
+	if ly.conv, err = nt.dnn.NewConv(sh, nt.tf || nt.bf16, in.y, w, ly.pre, dx, dw, needDx, wsLimit); err != nil {
+		return nt.layerErr(l, err)
+	}
+	nt.wsBytes = max(nt.wsBytes, ly.conv.Workspace())
+	if l.BatchNorm {
+		for _, p := range []*Ptr{&ly.mean, &ly.invstd, &ly.sumG, &ly.sumGX} {
+			if *p, err = nt.alloc(l.Filters); err != nil {
+				return err
+			}
+		}
+	}
+	nt.scrN = max(nt.scrN, ReduceScratchFloats(n, out.c, out.h*out.w))
+	return nil
+}
+
+func (o convOp) forward(nt *Net, ly *layer) error {
+	l, k, s, n := o.l, nt.k, nt.s, nt.N
+	out := nt.bufs[ly.out]
+	in := nt.bufs[ly.in[0]]
+	hw := out.h * out.w
+	w, _ := nt.convW(ly)
+	if err := ly.conv.Forward(in.y, w, ly.pre, nt.ws); err != nil {
+		return err
+	}
+	if err := nt.mark("fwd conv (cuDNN)"); err != nil {
+		return err
+	}
+	if !l.BatchNorm {
+		b, _ := nt.st.Param(ly.pidx[0] + 1)
+		return k.BiasActForward(s, out.y, ly.pre, b, n, out.c, hw, l.Act)
+	}
+	gamma, _ := nt.st.Param(ly.pidx[0] + 1)
+	beta, _ := nt.st.Param(ly.pidx[0] + 2)
+	rm, rv := nt.st.BN(ly.i)
+	if !nt.Training {
+		if err := k.BNInference(s, ly.mean, ly.invstd, rm, rv, out.c, l.BN.Eps); err != nil {
+			return err
+		}
+	} else if err := nt.bnStats(ly, l, out, rm, rv); err != nil {
+		return err
+	}
+	return k.BNActForward(s, out.y, ly.pre, ly.mean, ly.invstd, gamma, beta, n, out.c, hw, l.Act)
+}
+
+func (o convOp) backward(nt *Net, ly *layer) error {
+	l, k, s, n := o.l, nt.k, nt.s, nt.N
+	out := nt.bufs[ly.out]
+	in := nt.bufs[ly.in[0]]
+	hw := out.h * out.w
+	p := ly.pidx[0]
+	w, dw := nt.convW(ly)
+	// dz overwrites dy in place.
+	if l.BatchNorm {
+		gamma, dgamma := nt.st.Param(p + 1)
+		beta, dbeta := nt.st.Param(p + 2)
+		if err := k.BNActBackwardReduce(s, ly.sumG, ly.sumGX, out.dy, ly.pre, ly.mean, ly.invstd, gamma, beta, n, out.c, hw, l.Act, nt.scratch); err != nil {
+			return err
+		}
+		// This replica's own sums are its gamma/beta gradients.
+		if err := s.Copy(dbeta, ly.sumG, 4*out.c); err != nil {
+			return err
+		}
+		if err := s.Copy(dgamma, ly.sumGX, 4*out.c); err != nil {
+			return err
+		}
+		m := float64(n * hw)
+		if nt.sync != nil {
+			var err error
+			if m, err = nt.sync.reduce2(nt, ly.sumG, ly.sumGX, out.c, m); err != nil {
+				return err
+			}
+		}
+		if err := k.BNActBackwardDx(s, out.dy, out.dy, ly.pre, ly.mean, ly.invstd, gamma, beta, ly.sumG, ly.sumGX, n, out.c, hw, l.Act, m, false); err != nil {
+			return err
+		}
+	} else {
+		b, db := nt.st.Param(p + 1)
+		if err := k.BiasActBackward(s, out.dy, db, out.dy, ly.pre, b, n, out.c, hw, l.Act, nt.scratch); err != nil {
+			return err
+		}
+	}
+	if err := nt.mark("bwd bn+act"); err != nil {
+		return err
+	}
+	if err := ly.conv.BackwardFilter(in.y, out.dy, dw, nt.ws, false); err != nil {
+		return err
+	}
+	if err := nt.mark("bwd conv filter (cuDNN)"); err != nil {
+		return err
+	}
+	if ly.in[0] != 0 {
+		if err := ly.conv.BackwardData(w, out.dy, in.dy, nt.ws, ly.acc[0]); err != nil {
+			return err
+		}
+		return nt.mark("bwd conv data (cuDNN)")
+	}
+	return nil
+}
+
+// convW returns the weights and gradient of a conv layer as cuDNN reads and
+// writes them: the float32 Params, or their bfloat16 copies (mixed precision).
+func (nt *Net) convW(ly *layer) (w, dw Ptr) {
+	if nt.bf16 {
+		return nt.st.ParamBF16(ly.pidx[0])
+	}
+	return nt.st.Param(ly.pidx[0])
 }

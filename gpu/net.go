@@ -47,6 +47,7 @@ type Net struct {
 
 	ws      Ptr
 	wsBytes int
+	dummy   Ptr // a gradient sink for the first conv's search (its dx is never computed)
 	scratch Ptr
 	scrN    int
 	loss    Ptr // double[5] per step: obj, xy, wh, cls, positives
@@ -102,8 +103,9 @@ func (b *buffer) size(n int) int { return n * b.c * b.h * b.w }
 type layer struct {
 	i    int
 	l    model.Layer
-	in   []int // input slots
-	out  int   // output slot (an alias of an input for yolo, inference dropout and single route)
+	op   layerOp // l's device code (newLayerOp)
+	in   []int   // input slots
+	out  int     // output slot (an alias of an input for yolo, inference dropout and single route)
 	conv *Conv
 	pre  Ptr // conv output before BN/bias + activation (training)
 	z    Ptr // pre-activation of shortcut/scale_channels with a non-linear activation (training)
@@ -182,77 +184,15 @@ func planNet(net *model.Network, n int, size model.Size, training bool) (*Net, e
 	nt := &Net{N: n, Size: size, Training: training, net: net, Smooth1: 1}
 	nt.bufs = append(nt.bufs, &buffer{c: net.Channels, h: size.H, w: size.W})
 	for i, l := range net.Layers {
+		// Slot i is layer i-1's output (slot 0 the input): ly.i is also the
+		// previous layer's slot, the input of most layers.
 		ly := &layer{i: i, l: l}
-		cur := i // the previous layer's slot (slot i is layer i-1's output; slot 0 the input)
-		in := nt.bufs[cur]
-		var out *buffer
-		switch l := l.(type) {
-		case *model.ConvLayer:
-			if in.c != l.In {
-				return nil, nt.layerErr(l, fmt.Errorf("input has %d channels, want %d", in.c, l.In))
-			}
-			sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G}
-			oh, ow := sh.Out()
-			out = &buffer{c: l.Filters, h: oh, w: ow}
-			ly.in = []int{cur}
-		case *model.MaxPoolLayer:
-			out = &buffer{c: in.c, h: PoolOutDim(in.h, l.Size, l.Stride, l.Padding), w: PoolOutDim(in.w, l.Size, l.Stride, l.Padding)}
-			ly.in = []int{cur}
-		case *model.AvgPoolLayer:
-			out = &buffer{c: in.c, h: 1, w: 1}
-			ly.in = []int{cur}
-		case *model.UpsampleLayer:
-			out = &buffer{c: in.c, h: in.h * l.Stride, w: in.w * l.Stride}
-			ly.in = []int{cur}
-		case *model.DropoutLayer:
-			ly.in = []int{cur}
-			if !training {
-				ly.out = cur
-			} else {
-				out = &buffer{c: in.c, h: in.h, w: in.w}
-				ly.seed = uint32(int64(i)*1_000_003 + 17)
-			}
-		case *model.RouteLayer:
-			for _, f := range l.From {
-				ly.in = append(ly.in, f+1)
-			}
-			if len(l.From) == 1 && l.Groups <= 1 {
-				ly.out = l.From[0] + 1
-				break
-			}
-			first := nt.bufs[ly.in[0]]
-			out = &buffer{h: first.h, w: first.w}
-			g := max(l.Groups, 1)
-			for _, s := range ly.in {
-				b := nt.bufs[s]
-				if b.h != first.h || b.w != first.w || b.c%g != 0 {
-					return nil, nt.layerErr(l, fmt.Errorf("route inputs must have the same size and channels divisible by %d", g))
-				}
-				out.c += b.c / g
-			}
-		case *model.ShortcutLayer:
-			ly.in = []int{cur}
-			for _, f := range l.From {
-				b := nt.bufs[f+1]
-				if b.c != in.c || b.h != in.h || b.w != in.w {
-					return nil, nt.layerErr(l, fmt.Errorf("shortcut from layer %d: %dx%dx%d, previous %dx%dx%d", f, b.c, b.h, b.w, in.c, in.h, in.w))
-				}
-				ly.in = append(ly.in, f+1)
-			}
-			out = &buffer{c: in.c, h: in.h, w: in.w}
-		case *model.ScaleChannelsLayer:
-			x := nt.bufs[l.From+1]
-			if in.c != x.c || in.h != 1 || in.w != 1 {
-				return nil, nt.layerErr(l, fmt.Errorf("scale_channels: scales %dx%dx%d do not fit %d channels", in.c, in.h, in.w, x.c))
-			}
-			ly.in = []int{l.From + 1, cur}
-			out = &buffer{c: x.c, h: x.h, w: x.w}
-		case *model.YOLOLayer:
-			ly.in = []int{cur}
-			ly.out = cur
-			nt.heads = append(nt.heads, &head{layer: i, slot: cur, h: l.Head})
-		default:
+		if ly.op = newLayerOp(l); ly.op == nil {
 			return nil, nt.layerErr(l, fmt.Errorf("layer type %T is not supported on the GPU", l))
+		}
+		out, err := ly.op.plan(nt, ly)
+		if err != nil {
+			return nil, err
 		}
 		if out != nil {
 			ly.out = len(nt.bufs)
@@ -336,64 +276,9 @@ func (nt *Net) allocate(wsLimit int) error {
 			return err
 		}
 	}
-	var dummy Ptr // a gradient sink for the first conv's search (its dx is never computed)
 	for _, ly := range nt.layers {
-		in, out := nt.bufs[ly.in[0]], nt.bufs[ly.out]
-		var err error
-		switch l := ly.l.(type) {
-		case *model.ConvLayer:
-			if nt.Training {
-				if ly.pre, err = nt.allocAct(out.size(n)); err != nil {
-					return err
-				}
-			} else {
-				ly.pre = out.y // inference: BN/bias + activation in place
-			}
-			for pi, p := range nt.st.params {
-				if p.Name == fmt.Sprintf("%d.weight", ly.i) {
-					ly.pidx = append(ly.pidx, pi)
-				}
-			}
-			w, dw := nt.convW(ly)
-			sh := ConvShape{N: n, C: l.In, H: in.h, W: in.w, K: l.Filters, Size: l.Size, Stride: l.Stride, Pad: l.Pad, Groups: l.G, BF16: nt.bf16}
-			needDx := nt.Training && ly.in[0] != 0
-			dx := in.dy
-			if !needDx {
-				if dummy == 0 {
-					if dummy, err = nt.allocAct(1); err != nil {
-						return err
-					}
-				}
-				dx = dummy
-			}
-			if ly.conv, err = nt.dnn.NewConv(sh, nt.tf || nt.bf16, in.y, w, ly.pre, dx, dw, needDx, wsLimit); err != nil {
-				return nt.layerErr(l, err)
-			}
-			nt.wsBytes = max(nt.wsBytes, ly.conv.Workspace())
-			if l.BatchNorm {
-				for _, p := range []*Ptr{&ly.mean, &ly.invstd, &ly.sumG, &ly.sumGX} {
-					if *p, err = nt.alloc(l.Filters); err != nil {
-						return err
-					}
-				}
-			}
-			nt.scrN = max(nt.scrN, ReduceScratchFloats(n, out.c, out.h*out.w))
-		case *model.MaxPoolLayer:
-			if ly.arg, err = nt.alloc(out.size(n)); err != nil {
-				return err
-			}
-		case *model.ShortcutLayer:
-			if nt.Training && l.Act != model.Linear {
-				if ly.z, err = nt.allocAct(out.size(n)); err != nil {
-					return err
-				}
-			}
-		case *model.ScaleChannelsLayer:
-			if nt.Training && l.Act != model.Linear {
-				if ly.z, err = nt.allocAct(out.size(n)); err != nil {
-					return err
-				}
-			}
+		if err := ly.op.alloc(nt, ly, wsLimit); err != nil {
+			return err
 		}
 	}
 	var err error
@@ -685,15 +570,6 @@ func (nt *Net) inputToAct() error {
 	return nt.k.ToAct(nt.s, nt.bufs[0].y, nt.in, nt.bufs[0].size(nt.N))
 }
 
-// convW returns the weights and gradient of a conv layer as cuDNN reads and
-// writes them: the float32 Params, or their bfloat16 copies (mixed precision).
-func (nt *Net) convW(ly *layer) (w, dw Ptr) {
-	if nt.bf16 {
-		return nt.st.ParamBF16(ly.pidx[0])
-	}
-	return nt.st.Param(ly.pidx[0])
-}
-
 // Forward runs the forward pass (inference Nets: the whole job). Call inside Do.
 func (nt *Net) Forward() error {
 	if err := nt.upload(); err != nil {
@@ -715,7 +591,7 @@ func (nt *Net) forwardLayers() error {
 		return err
 	}
 	for _, ly := range nt.layers {
-		if err := nt.forward(ly); err != nil {
+		if err := ly.op.forward(nt, ly); err != nil {
 			return fmt.Errorf("forward, %w", nt.layerErr(ly.l, err))
 		}
 		if err := nt.mark(fmt.Sprintf("fwd %s", nt.opName(ly))); err != nil {
@@ -723,127 +599,6 @@ func (nt *Net) forwardLayers() error {
 		}
 	}
 	return nil
-}
-
-func (nt *Net) forward(ly *layer) error {
-	k, s, n := nt.k, nt.s, nt.N
-	out := nt.bufs[ly.out]
-	in := nt.bufs[ly.in[0]]
-	hw := out.h * out.w
-	switch l := ly.l.(type) {
-	case *model.ConvLayer:
-		w, _ := nt.convW(ly)
-		if err := ly.conv.Forward(in.y, w, ly.pre, nt.ws); err != nil {
-			return err
-		}
-		if err := nt.mark("fwd conv (cuDNN)"); err != nil {
-			return err
-		}
-		if !l.BatchNorm {
-			b, _ := nt.st.Param(ly.pidx[0] + 1)
-			return k.BiasActForward(s, out.y, ly.pre, b, n, out.c, hw, l.Act)
-		}
-		gamma, _ := nt.st.Param(ly.pidx[0] + 1)
-		beta, _ := nt.st.Param(ly.pidx[0] + 2)
-		rm, rv := nt.st.BN(ly.i)
-		if !nt.Training {
-			if err := k.BNInference(s, ly.mean, ly.invstd, rm, rv, out.c, l.BN.Eps); err != nil {
-				return err
-			}
-		} else if err := nt.bnStats(ly, l, out, rm, rv); err != nil {
-			return err
-		}
-		return k.BNActForward(s, out.y, ly.pre, ly.mean, ly.invstd, gamma, beta, n, out.c, hw, l.Act)
-	case *model.MaxPoolLayer:
-		return k.MaxPoolForward(s, out.y, ly.arg, in.y, n, in.c, in.h, in.w, l.Size, l.Stride, l.Padding)
-	case *model.AvgPoolLayer:
-		return k.GlobalAvgForward(s, out.y, in.y, n, in.c, in.h*in.w)
-	case *model.UpsampleLayer:
-		return k.UpsampleForward(s, out.y, in.y, n, in.c, in.h, in.w, l.Stride)
-	case *model.DropoutLayer:
-		if nt.isAlias(ly) {
-			return nil
-		}
-		return k.DropoutForward(s, out.y, in.y, out.size(n), l.P, nt.dropoutSeed(ly))
-	case *model.RouteLayer:
-		if nt.isAlias(ly) {
-			return nil
-		}
-		g := max(l.Groups, 1)
-		off := 0
-		for _, sl := range ly.in {
-			b := nt.bufs[sl]
-			cnt := b.c / g
-			if err := k.CopyChannels(s, out.y, b.y, n, out.h*out.w, out.c, off, b.c, l.GroupID*cnt, cnt, false); err != nil {
-				return err
-			}
-			off += cnt
-		}
-		return nil
-	case *model.ShortcutLayer:
-		z := out.y
-		if ly.z != 0 {
-			z = ly.z
-		}
-		if err := k.Add(s, z, in.y, nt.bufs[ly.in[1]].y, out.size(n)); err != nil {
-			return err
-		}
-		for _, sl := range ly.in[2:] {
-			if err := k.Accumulate(s, z, nt.bufs[sl].y, out.size(n), true); err != nil {
-				return err
-			}
-		}
-		if l.Act != model.Linear || z != out.y {
-			return k.ActForward(s, out.y, z, out.size(n), l.Act)
-		}
-		return nil
-	case *model.ScaleChannelsLayer:
-		x, sc := nt.bufs[ly.in[0]], nt.bufs[ly.in[1]]
-		z := out.y
-		if ly.z != 0 {
-			z = ly.z
-		}
-		if err := k.ScaleChannelsForward(s, z, x.y, sc.y, n, out.c, hw); err != nil {
-			return err
-		}
-		if l.Act != model.Linear || z != out.y {
-			return k.ActForward(s, out.y, z, out.size(n), l.Act)
-		}
-		return nil
-	case *model.YOLOLayer:
-		return nil
-	}
-	return fmt.Errorf("unsupported layer %T", ly.l)
-}
-
-// bnStats computes the batch mean and inverse deviation of a training BN
-// layer (synchronised over replicas when the Net has a SyncBN) and updates
-// the running statistics.
-func (nt *Net) bnStats(ly *layer, l *model.ConvLayer, out *buffer, rm, rv Ptr) error {
-	k, s, n := nt.k, nt.s, nt.N
-	hw := out.h * out.w
-	m := float64(n * hw)
-	if err := k.ChannelSum(s, ly.sumG, ly.pre, n, out.c, hw, nt.scratch); err != nil {
-		return err
-	}
-	if nt.sync != nil {
-		var err error
-		if m, err = nt.sync.reduce(nt, ly.sumG, out.c, m); err != nil {
-			return err
-		}
-	}
-	if err := k.BNMean(s, ly.mean, ly.sumG, out.c, m); err != nil {
-		return err
-	}
-	if err := k.ChannelSqDev(s, ly.sumGX, ly.pre, ly.mean, n, out.c, hw, nt.scratch); err != nil {
-		return err
-	}
-	if nt.sync != nil {
-		if _, err := nt.sync.reduce(nt, ly.sumGX, out.c, m); err != nil {
-			return err
-		}
-	}
-	return k.BNFinalize(s, ly.invstd, rm, rv, ly.mean, ly.sumGX, out.c, m, l.BN.Momentum, l.BN.Eps, true)
 }
 
 // Loss runs every head's loss, writing the gradient of its input. It must
@@ -897,155 +652,6 @@ func (nt *Net) nParams(ly *layer) int {
 	return 2
 }
 
-func (nt *Net) backward(ly *layer) error {
-	k, s, n := nt.k, nt.s, nt.N
-	out := nt.bufs[ly.out]
-	in := nt.bufs[ly.in[0]]
-	hw := out.h * out.w
-	switch l := ly.l.(type) {
-	case *model.ConvLayer:
-		p := ly.pidx[0]
-		w, dw := nt.convW(ly)
-		// dz overwrites dy in place.
-		if l.BatchNorm {
-			gamma, dgamma := nt.st.Param(p + 1)
-			beta, dbeta := nt.st.Param(p + 2)
-			if err := k.BNActBackwardReduce(s, ly.sumG, ly.sumGX, out.dy, ly.pre, ly.mean, ly.invstd, gamma, beta, n, out.c, hw, l.Act, nt.scratch); err != nil {
-				return err
-			}
-			// This replica's own sums are its gamma/beta gradients.
-			if err := s.Copy(dbeta, ly.sumG, 4*out.c); err != nil {
-				return err
-			}
-			if err := s.Copy(dgamma, ly.sumGX, 4*out.c); err != nil {
-				return err
-			}
-			m := float64(n * hw)
-			if nt.sync != nil {
-				var err error
-				if m, err = nt.sync.reduce2(nt, ly.sumG, ly.sumGX, out.c, m); err != nil {
-					return err
-				}
-			}
-			if err := k.BNActBackwardDx(s, out.dy, out.dy, ly.pre, ly.mean, ly.invstd, gamma, beta, ly.sumG, ly.sumGX, n, out.c, hw, l.Act, m, false); err != nil {
-				return err
-			}
-		} else {
-			b, db := nt.st.Param(p + 1)
-			if err := k.BiasActBackward(s, out.dy, db, out.dy, ly.pre, b, n, out.c, hw, l.Act, nt.scratch); err != nil {
-				return err
-			}
-		}
-		if err := nt.mark("bwd bn+act"); err != nil {
-			return err
-		}
-		if err := ly.conv.BackwardFilter(in.y, out.dy, dw, nt.ws, false); err != nil {
-			return err
-		}
-		if err := nt.mark("bwd conv filter (cuDNN)"); err != nil {
-			return err
-		}
-		if ly.in[0] != 0 {
-			if err := ly.conv.BackwardData(w, out.dy, in.dy, nt.ws, ly.acc[0]); err != nil {
-				return err
-			}
-			return nt.mark("bwd conv data (cuDNN)")
-		}
-		return nil
-	case *model.MaxPoolLayer:
-		return k.MaxPoolBackward(s, in.dy, out.dy, ly.arg, n, in.c, in.h, in.w, l.Size, l.Stride, l.Padding, ly.acc[0])
-	case *model.AvgPoolLayer:
-		return k.GlobalAvgBackward(s, in.dy, out.dy, n, in.c, in.h*in.w, ly.acc[0])
-	case *model.UpsampleLayer:
-		return k.UpsampleBackward(s, in.dy, out.dy, n, in.c, in.h, in.w, l.Stride, ly.acc[0])
-	case *model.DropoutLayer:
-		if nt.isAlias(ly) {
-			return nil
-		}
-		return k.DropoutBackward(s, in.dy, out.dy, out.size(n), l.P, nt.dropoutSeed(ly), ly.acc[0])
-	case *model.RouteLayer:
-		if nt.isAlias(ly) {
-			return nil
-		}
-		g := max(l.Groups, 1)
-		off := 0
-		for j, sl := range ly.in {
-			b := nt.bufs[sl]
-			cnt := b.c / g
-			if sl != 0 {
-				if err := k.CopyChannels(s, b.dy, out.dy, n, hw, b.c, l.GroupID*cnt, out.c, off, cnt, ly.acc[j]); err != nil {
-					return err
-				}
-				if g > 1 && !ly.acc[j] {
-					// Only group GroupID of the input gets a gradient: the
-					// other channels of an overwritten buffer must be zero.
-					for gi := 0; gi < g; gi++ {
-						if gi == l.GroupID {
-							continue
-						}
-						if err := nt.zeroChannels(b, gi*cnt, cnt); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			off += cnt
-		}
-		return nil
-	case *model.ShortcutLayer:
-		dz := out.dy
-		if l.Act != model.Linear {
-			if err := k.ActBackward(s, out.dy, out.dy, ly.z, out.size(n), l.Act, false); err != nil {
-				return err
-			}
-		}
-		for j, sl := range ly.in {
-			if sl == 0 {
-				continue
-			}
-			if err := k.Accumulate(s, nt.bufs[sl].dy, dz, out.size(n), ly.acc[j]); err != nil {
-				return err
-			}
-		}
-		return nil
-	case *model.ScaleChannelsLayer:
-		x, sc := nt.bufs[ly.in[0]], nt.bufs[ly.in[1]]
-		z := out.y
-		if ly.z != 0 {
-			z = ly.z
-		}
-		if l.Act != model.Linear {
-			if err := k.ActBackward(s, out.dy, out.dy, z, out.size(n), l.Act, false); err != nil {
-				return err
-			}
-		}
-		return k.ScaleChannelsBackward(s, x.dy, sc.dy, out.dy, x.y, sc.y, n, out.c, hw, ly.acc[0], ly.acc[1])
-	}
-	return fmt.Errorf("unsupported layer %T", ly.l)
-}
-
-// dropoutSeed is a dropout layer's mask seed for the current step (the
-// forward and backward passes of one step use the same mask).
-func (nt *Net) dropoutSeed(ly *layer) uint32 { return ly.seed + uint32(nt.steps)*2654435761 }
-
-// zeroChannels zeroes count channels from off of every image of b's gradient.
-func (nt *Net) zeroChannels(b *buffer, off, count int) error {
-	hw := b.h * b.w
-	for i := 0; i < nt.N; i++ {
-		p := b.dy.Add(nt.es * (i*b.c + off) * hw)
-		var err error
-		if nt.es == 2 {
-			err = nt.s.Zero16(p, count*hw)
-		} else {
-			err = nt.s.Zero(p, count*hw)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Step runs one training step on the device: upload of the batch set with
 // Input and SetTruths, forward, the heads' losses, backward, and the check of
 // the gradients for NaN/Inf. It does not update the weights (Update does) and
@@ -1081,7 +687,7 @@ func (nt *Net) backwardLayers() error {
 		if _, ok := ly.l.(*model.YOLOLayer); ok {
 			continue
 		}
-		if err := nt.backward(ly); err != nil {
+		if err := ly.op.backward(nt, ly); err != nil {
 			return fmt.Errorf("backward, %w", nt.layerErr(ly.l, err))
 		}
 		if _, ok := ly.l.(*model.ConvLayer); !ok {

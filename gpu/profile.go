@@ -1,9 +1,5 @@
 package gpu
 
-import (
-	"github.com/dettrain/dettrain/model"
-)
-
 // Profiling a Net: CUDA events between groups of ops (TestProfileGPU).
 
 type profMark struct {
@@ -65,26 +61,4 @@ func (nt *Net) ProfileResult() ([]string, []float64, error) {
 }
 
 // opName names a layer for profiles, e.g. "conv" or "shortcut".
-func (nt *Net) opName(ly *layer) string {
-	switch ly.l.(type) {
-	case *model.ConvLayer:
-		return "conv+bn+act"
-	case *model.MaxPoolLayer:
-		return "maxpool"
-	case *model.AvgPoolLayer:
-		return "avgpool"
-	case *model.UpsampleLayer:
-		return "upsample"
-	case *model.DropoutLayer:
-		return "dropout"
-	case *model.RouteLayer:
-		return "route"
-	case *model.ShortcutLayer:
-		return "shortcut"
-	case *model.ScaleChannelsLayer:
-		return "scale_channels"
-	case *model.YOLOLayer:
-		return "yolo"
-	}
-	return "other"
-}
+func (nt *Net) opName(ly *layer) string { return ly.op.name() }

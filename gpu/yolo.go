@@ -217,3 +217,24 @@ func (k *Kernels) YOLOLoss(s *Stream, dx, x, targets Ptr, t *YOLOTargets, h *mod
 		float64(netW)/float64(gw), float64(netH)/float64(gh), float64(netW*netH), 1/float64(n),
 		h.IgnoreThresh, sxy, smooth0, smooth1, loss)
 }
+
+// yoloOp is a [yolo] layer (model/yolo.go): an alias of its input, whose
+// loss and gradient Net.lossHeads computes (Kernels.YOLOLoss) between the
+// forward and backward walks.
+type yoloOp struct {
+	noAlloc
+	l *model.YOLOLayer
+}
+
+func (yoloOp) name() string { return "yolo" }
+
+func (o yoloOp) plan(nt *Net, ly *layer) (*buffer, error) {
+	cur := ly.i
+	ly.in = []int{cur}
+	ly.out = cur
+	nt.heads = append(nt.heads, &head{layer: ly.i, slot: cur, h: o.l.Head})
+	return nil, nil
+}
+
+func (yoloOp) forward(*Net, *layer) error  { return nil }
+func (yoloOp) backward(*Net, *layer) error { return nil }
