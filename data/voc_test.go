@@ -254,10 +254,12 @@ func TestLoadVOCFolderSplit(t *testing.T) {
 	}
 }
 
-// TestLoadBCCD reads the BCCD copy in /work/shared/data/bccd. The expected
-// numbers were counted with a short Python script (xml.etree) over the same
-// files: split sizes from ImageSets/Main/*.txt, objects per class leaving out
-// the two boxes with xmin == xmax (BloodImage_00338 in val, _00343 in train).
+// TestLoadBCCD reads the BCCD data set that configs/bccd-yolov3-tiny.yaml
+// trains on (its data.root, /work/shared/data/bccd when the repository is
+// /work/main); skipped where it is absent. The expected numbers were
+// counted with a short Python script (xml.etree) over the same files: split
+// sizes from ImageSets/Main/*.txt, objects per class leaving out the two
+// boxes with xmin == xmax (BloodImage_00338 in val, _00343 in train).
 func TestLoadBCCD(t *testing.T) {
 	root := "/work/shared/data/bccd"
 	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {

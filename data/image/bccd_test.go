@@ -7,7 +7,8 @@ import (
 	"github.com/dettrain/dettrain/data"
 )
 
-// TestCheckBCCD probes every BCCD image with OpenCV.Probe: all are whole
+// TestCheckBCCD probes every BCCD image (the data.root of
+// configs/bccd-yolov3-tiny.yaml) with OpenCV.Probe: all are whole
 // 640x480 JPEGs that match their XML <size>.
 func TestCheckBCCD(t *testing.T) {
 	root := "/work/shared/data/bccd"
