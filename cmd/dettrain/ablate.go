@@ -20,6 +20,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/report"
 )
@@ -203,7 +204,7 @@ func ablateRun(cmd *cobra.Command, ios *IO, o *AblateOptions) error {
 					run = r
 					break
 				}
-				res, err := runTraining(cmd.Context(), quiet, c, nil)
+				res, err := engine.Train(cmd.Context(), quiet, c, nil)
 				if err != nil {
 					return fmt.Errorf("variant %s, seed %d: %w", st.name, seed, err)
 				}
@@ -239,7 +240,7 @@ func configKey(c *config.Config) ([]byte, error) {
 // reusableRun reads the evaluation of a run already trained in dir with
 // the same resolved config (an interrupted ablation goes on from there).
 func reusableRun(c *config.Config, dir string) (ablationRun, bool) {
-	old, err := os.ReadFile(filepath.Join(dir, runConfig))
+	old, err := os.ReadFile(filepath.Join(dir, engine.RunConfig))
 	if err != nil {
 		return ablationRun{}, false
 	}
@@ -253,7 +254,7 @@ func reusableRun(c *config.Config, dir string) (ablationRun, bool) {
 	}
 	var mn float64
 	if st, err := os.Stat(filepath.Join(dir, "eval", "eval.json")); err == nil {
-		if st0, err := os.Stat(filepath.Join(dir, runConfig)); err == nil {
+		if st0, err := os.Stat(filepath.Join(dir, engine.RunConfig)); err == nil {
 			mn = st.ModTime().Sub(st0.ModTime()).Minutes()
 		}
 	}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	goio "io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/dettrain/dettrain/config"
-	"github.com/dettrain/dettrain/data"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/model"
 )
 
@@ -62,11 +59,11 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	if err != nil {
 		return err
 	}
-	names, err := classNames(c)
+	names, err := engine.ClassNames(c)
 	if err != nil {
 		return err
 	}
-	ds, err := loadDataset(c, c.Data.Train, names, io.Err)
+	ds, err := engine.LoadDataset(c, c.Data.Train, names, io.Err)
 	if err != nil {
 		return err
 	}
@@ -80,19 +77,19 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	}
 	size := o.Size
 	if size.IsZero() {
-		size = trainSize(c.Model, net)
+		size = engine.TrainSize(c.Model, net)
 	}
 	k := o.N
 	if k == 0 {
 		k = net.NumAnchors()
 	}
-	shapes, truths := boxShapes(ds, size)
+	shapes, truths := engine.BoxShapes(ds, size)
 	anchors, err := model.KMeansAnchors(shapes, k, 1)
 	if err != nil {
 		return fmt.Errorf("split %q: %w", c.Data.Train, err)
 	}
 	fmt.Fprintf(io.Out, "%d boxes of %d images (split %q) at %dx%d\n", len(shapes), len(ds.Samples), c.Data.Train, size.W, size.H)
-	fmt.Fprintf(io.Out, "anchors=%s\n", anchorText(anchors))
+	fmt.Fprintf(io.Out, "anchors=%s\n", engine.AnchorText(anchors))
 	report := func(what string, a [][2]float64) {
 		line := fmt.Sprintf("%-8s avg IoU %.4f", what, model.MeanBestIoU(shapes, a))
 		if len(a) == net.NumAnchors() {
@@ -106,73 +103,6 @@ func anchorsRun(io *IO, o *AnchorsOptions) error {
 	report("k-means", anchors)
 	if k != net.NumAnchors() {
 		fmt.Fprintf(io.Out, "(the cfg has %d anchors: change num=, mask= and the filters of the convolutions in front of the [yolo] layers to use %d)\n", net.NumAnchors(), k)
-	}
-	return nil
-}
-
-func anchorText(a [][2]float64) string {
-	parts := make([]string, len(a))
-	for i, v := range a {
-		parts[i] = fmt.Sprintf("%g,%g", v[0], v[1])
-	}
-	return strings.Join(parts, ", ")
-}
-
-// boxShapes returns the training boxes' shapes scaled to size.W x size.H (a
-// plain resize, as the loader does; difficult objects left out, as training
-// leaves them out) and the same boxes as truths per image.
-func boxShapes(ds *data.Dataset, size model.Size) ([][2]float64, [][]model.Truth) {
-	var shapes [][2]float64
-	truths := make([][]model.Truth, len(ds.Samples))
-	for i, s := range ds.Samples {
-		if s.Width <= 0 || s.Height <= 0 {
-			continue
-		}
-		sx, sy := float64(size.W)/float64(s.Width), float64(size.H)/float64(s.Height)
-		for _, ob := range s.Objects {
-			if ob.Difficult {
-				continue
-			}
-			b := ob.Box.Scale(sx, sy)
-			shapes = append(shapes, [2]float64{b.W(), b.H()})
-			truths[i] = append(truths[i], model.Truth{Class: ob.Class, Box: b, Weight: 1})
-		}
-	}
-	return shapes, truths
-}
-
-// prepareModel applies a config's model options that go beyond buildNetwork,
-// for training: the BN epsilon (model.bn_eps), the import of model.weights
-// for fine-tuning (model.partial: every convolution whose shape fits, or
-// only the first model.partial layers; one log line per convolution left at
-// its initial value; heads left so start from the training split's priors,
-// model.HeadPriors) and model.anchors: auto (k-means on the training split
-// at model.size, written into the network and its cfg). Call it on the
-// network buildNetwork made without weights.
-func prepareModel(net *model.Network, m config.Model, size model.Size, train *data.Dataset, log goio.Writer) error {
-	net.SetBNEps(m.BNEps)
-	shapes, truths := boxShapes(train, size)
-	if m.Weights != "" {
-		res, err := net.LoadPartial(m.Weights, m.Partial, log)
-		if err != nil {
-			return err
-		}
-		// Heads that start from scratch start from the data set's priors.
-		objects := float64(len(shapes)) / float64(max(1, len(train.Samples)))
-		net.HeadPriors(objects, size, res.Skipped)
-	}
-	if m.Anchors == "auto" {
-		before := append([][2]float64(nil), net.Heads[0].Anchors...)
-		recall0 := net.SlotRecall(truths, size)
-		a, err := model.KMeansAnchors(shapes, net.NumAnchors(), 1)
-		if err != nil {
-			return fmt.Errorf("model.anchors: auto: %w", err)
-		}
-		if err := net.SetAnchors(a); err != nil {
-			return err
-		}
-		fmt.Fprintf(log, "model.anchors: auto: anchors=%s (avg IoU %.4f, recall %.4f; the cfg's: %.4f, %.4f)\n",
-			anchorText(a), model.MeanBestIoU(shapes, a), net.SlotRecall(truths, size), model.MeanBestIoU(shapes, before), recall0)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/model"
 )
 
@@ -50,16 +51,16 @@ func TestPrepareModelFineTune(t *testing.T) {
 		t.Fatal(err)
 	}
 	names, _ := c.ClassNames()
-	ds, err := loadDataset(c, c.Data.Train, names, &bytes.Buffer{})
+	ds, err := engine.LoadDataset(c, c.Data.Train, names, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	net, err := buildNetwork(c.Model.Cfg, "", len(names), 1)
+	net, err := engine.BuildNetwork(c.Model.Cfg, "", len(names), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	if err := prepareModel(net, c.Model, trainSize(c.Model, net), ds, &log); err != nil {
+	if err := engine.PrepareModel(net, c.Model, engine.TrainSize(c.Model, net), ds, &log); err != nil {
 		t.Fatal(err)
 	}
 	s := log.String()
@@ -74,7 +75,7 @@ func TestPrepareModelFineTune(t *testing.T) {
 	if bn := net.Layers[0].(*model.ConvLayer).BN; bn.Eps != 1e-6 {
 		t.Errorf("bn eps %v", bn.Eps)
 	}
-	if !strings.Contains(string(net.Cfg.Text()), "anchors="+anchorText(net.Heads[0].Anchors)) {
+	if !strings.Contains(string(net.Cfg.Text()), "anchors="+engine.AnchorText(net.Heads[0].Anchors)) {
 		t.Errorf("the cfg's text lacks the new anchors")
 	}
 }

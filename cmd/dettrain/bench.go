@@ -18,6 +18,7 @@ import (
 	"github.com/dettrain/dettrain/blas"
 	"github.com/dettrain/dettrain/box"
 	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/gpu"
 	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/train"
@@ -134,13 +135,13 @@ func procStatus(field string) float64 {
 func benchRun(ios *IO, o *BenchOptions) error {
 	blas.SetThreads(o.Threads)
 	if o.Run != "" {
-		run, err := openRun(o.Run)
+		run, err := engine.OpenRun(o.Run)
 		if err != nil {
 			return err
 		}
 		o.Model, o.Classes = run.Cfg, len(run.Names)
 	}
-	net, err := buildNetwork(o.Model, "", o.Classes, 1)
+	net, err := engine.BuildNetwork(o.Model, "", o.Classes, 1)
 	if err != nil {
 		return err
 	}

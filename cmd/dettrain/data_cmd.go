@@ -11,6 +11,7 @@ import (
 	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/progress"
 )
 
@@ -56,13 +57,13 @@ func dataCheckRun(io *IO, o *DataCheckOptions) error {
 	if err != nil {
 		return err
 	}
-	names, err := classNames(c)
+	names, err := engine.ClassNames(c)
 	if err != nil {
 		return err
 	}
 	var splits []string
 	for _, s := range []string{c.Data.Train, c.Data.Val, c.Data.Test} {
-		if c.Data.Train == data.AllSplit && s != data.AllSplit && !data.SplitExists(c.Data.Format, dataLayout(c), s) {
+		if c.Data.Train == data.AllSplit && s != data.AllSplit && !data.SplitExists(c.Data.Format, engine.Layout(c), s) {
 			continue // a share of "all", checked with it
 		}
 		if s != "" && !slices.Contains(splits, s) {
@@ -75,9 +76,9 @@ func dataCheckRun(io *IO, o *DataCheckOptions) error {
 		bar.SetSuffix("split " + split)
 		var rep *data.Report
 		if split == data.AllSplit {
-			_, _, rep, err = data.LoadAll(c.Data.Format, dataLayout(c), names, image.OpenCV{}, true)
+			_, _, rep, err = data.LoadAll(c.Data.Format, engine.Layout(c), names, image.OpenCV{}, true)
 		} else {
-			_, _, rep, err = data.Load(c.Data.Format, dataLayout(c), split, names, image.OpenCV{}, true)
+			_, _, rep, err = data.Load(c.Data.Format, engine.Layout(c), split, names, image.OpenCV{}, true)
 		}
 		if err != nil {
 			bar.Finish()
@@ -192,9 +193,9 @@ func dataConvertRun(io *IO, o *DataConvertOptions) error {
 		if len(rep.Problems) > 0 {
 			if !o.SkipBad {
 				bar.Finish()
-				return fmt.Errorf("split %q has %d problems (--skip-bad leaves those images out):%s", s, len(rep.Problems), problemList(rep.Problems))
+				return fmt.Errorf("split %q has %d problems (--skip-bad leaves those images out):%s", s, len(rep.Problems), engine.ProblemList(rep.Problems))
 			}
-			fmt.Fprintf(io.Err, "warning: leaving out %d images of split %q with problems:%s\n", rep.Skipped, s, problemList(rep.Problems))
+			fmt.Fprintf(io.Err, "warning: leaving out %d images of split %q with problems:%s\n", rep.Skipped, s, engine.ProblemList(rep.Problems))
 		}
 		fmt.Fprintf(io.Out, "  %s: %d images, %d objects\n", s, rep.Images, rep.Objects)
 		sd = append(sd, data.SplitData{Name: s, Dataset: ds, COCO: cs})
@@ -311,7 +312,7 @@ func dataSplitRun(io *IO, o *DataSplitOptions) error {
 		if err != nil {
 			return err
 		}
-		format, l = c.Data.Format, dataLayout(c)
+		format, l = c.Data.Format, engine.Layout(c)
 		if !o.ValSet {
 			o.Val = c.Data.ValFraction
 		}
@@ -344,9 +345,9 @@ func dataSplitRun(io *IO, o *DataSplitOptions) error {
 	}
 	if len(rep.Problems) > 0 {
 		if !o.SkipBad {
-			return fmt.Errorf("%s has %d problems (--skip-bad leaves those images out of every list):%s", l.Root, len(rep.Problems), problemList(rep.Problems))
+			return fmt.Errorf("%s has %d problems (--skip-bad leaves those images out of every list):%s", l.Root, len(rep.Problems), engine.ProblemList(rep.Problems))
 		}
-		fmt.Fprintf(io.Err, "warning: leaving out %d images with problems:%s\n", rep.Skipped, problemList(rep.Problems))
+		fmt.Fprintf(io.Err, "warning: leaving out %d images with problems:%s\n", rep.Skipped, engine.ProblemList(rep.Problems))
 	}
 	if len(ds.Samples) == 0 {
 		return fmt.Errorf("%s: no usable images", l.Root)
@@ -363,7 +364,7 @@ func dataSplitRun(io *IO, o *DataSplitOptions) error {
 		if len(sp.idx) == 0 && sp.name != "train" {
 			continue
 		}
-		d, c := subset(ds, cs, sp.idx)
+		d, c := engine.Subset(ds, cs, sp.idx)
 		lists = append(lists, data.SplitList{Name: sp.name, Dataset: d, COCO: c})
 	}
 	files, err := data.WriteSplitLists(format, l, lists, o.Force)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dettrain/dettrain/config"
 	dimage "github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/engine"
 )
 
 // labelImgSet writes a folder of 20 VOC images and XMLs without split
@@ -100,7 +101,7 @@ func TestTrainAll(t *testing.T) {
 	}
 	ids := func(split string) []string {
 		t.Helper()
-		ds, _, rep, err := loadSplit(c, split, []string{"cat", "dog"}, dimage.OpenCV{})
+		ds, _, rep, err := engine.ReadSplit(c, split, []string{"cat", "dog"}, dimage.OpenCV{})
 		if err != nil || len(rep.Problems) > 0 {
 			t.Fatalf("%s: %v %v", split, err, rep)
 		}
@@ -117,7 +118,7 @@ func TestTrainAll(t *testing.T) {
 	if all := slices.Sorted(slices.Values(slices.Concat(tr, val))); len(slices.Compact(all)) != 20 {
 		t.Errorf("train and val overlap: %v %v", tr, val)
 	}
-	names, err := classNames(c)
+	names, err := engine.ClassNames(c)
 	if err != nil || !slices.Equal(names, []string{"cat", "dog"}) {
 		t.Errorf("classNames = %v, %v", names, err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/model"
 )
@@ -527,7 +528,7 @@ func refVOCEval(t *testing.T, detpath string, recs map[string][]refObject, image
 	return npos, nd, ap07, ap
 }
 
-// dettrain's eval --detections path (readDetections, then eval.Evaluate)
+// dettrain's eval --detections path (engine.ReadDetections, then eval.Evaluate)
 // against the transcription of voc_eval.py above on BCCD's test split (72
 // images), with detections made deterministically from the ground truth:
 // each object found with probability 0.85 by a box whose integer corners
@@ -615,7 +616,7 @@ func TestEvalDetectionsMatchVOCDevkit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, cs, err := loadDatasetCOCO(c, "test", names, io.Discard)
+	ds, cs, err := engine.LoadDatasetCOCO(c, "test", names, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -624,11 +625,11 @@ func TestEvalDetectionsMatchVOCDevkit(t *testing.T) {
 	}
 	score := func(format string) eval.Summary {
 		var warn bytes.Buffer
-		dets, err := readDetections(txt, ds, cs, names, format, &warn, true)
+		dets, err := engine.ReadDetections(txt, ds, cs, names, format, &warn, true)
 		if err != nil || warn.Len() != 0 {
 			t.Fatalf("readDetections: %v %s", err, warn.String())
 		}
-		return eval.Evaluate(dets, groundTruth(ds, cs), names, "voc")
+		return eval.Evaluate(dets, engine.GroundTruth(ds, cs), names, "voc")
 	}
 	s := score("voc")
 	other := score("yolo")

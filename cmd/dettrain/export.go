@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/model"
 	"github.com/dettrain/dettrain/onnx"
 )
@@ -105,7 +106,7 @@ See docs/ONNX.md.`,
 
 // exportONNX writes the model as one ONNX file (package onnx).
 func exportONNX(io *IO, o *ExportOptions) error {
-	run, err := resolveModel(o.Run, &o.Model, &o.Weights, io.Err)
+	run, err := engine.ResolveModel(o.Run, &o.Model, &o.Weights, io.Err)
 	if err != nil {
 		return err
 	}
@@ -123,7 +124,7 @@ func exportONNX(io *IO, o *ExportOptions) error {
 	var names []string
 	switch {
 	case o.Names != "":
-		if names, err = readNames(o.Names); err != nil {
+		if names, err = engine.ReadNames(o.Names); err != nil {
 			return err
 		}
 		if len(names) != net.Classes {
@@ -180,7 +181,7 @@ func exportONNX(io *IO, o *ExportOptions) error {
 }
 
 func exportRun(io *IO, o *ExportOptions) error {
-	run, err := resolveModel(o.Run, &o.Model, &o.Weights, io.Err)
+	run, err := engine.ResolveModel(o.Run, &o.Model, &o.Weights, io.Err)
 	if err != nil {
 		return err
 	}
@@ -208,7 +209,7 @@ func exportRun(io *IO, o *ExportOptions) error {
 		return err
 	}
 	if run != nil {
-		namesOut := filepath.Join(o.Out, runNames)
+		namesOut := filepath.Join(o.Out, engine.RunNames)
 		text := strings.Join(run.Names, "\n") + "\n"
 		if err := model.WriteAtomic(namesOut, func(w goio.Writer) error { _, err := goio.WriteString(w, text); return err }); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/model"
 )
 
@@ -79,13 +80,13 @@ func demoRun(t *testing.T) string {
 	for i := range names {
 		names[i] = "shape" + string(rune('a'+i))
 	}
-	if err := writeRunFiles(dir, net, names); err != nil {
+	if err := engine.WriteRunFiles(dir, net, names); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, runWeights), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, engine.RunWeights), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := net.WriteWeights(filepath.Join(dir, runWeights, runBest), 0); err != nil {
+	if err := net.WriteWeights(filepath.Join(dir, engine.RunWeights, engine.RunBest), 0); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -103,12 +104,12 @@ func TestExportONNXRun(t *testing.T) {
 	}
 	path := filepath.Join(dir, "model.onnx")
 	meta := onnxMetadata(t, path)
-	names, _ := readNames(filepath.Join(dir, runNames))
+	names, _ := engine.ReadNames(filepath.Join(dir, engine.RunNames))
 	var got []string
 	if err := json.Unmarshal([]byte(meta["names"]), &got); err != nil || strings.Join(got, ",") != strings.Join(names, ",") {
 		t.Errorf("metadata names %q (%v), the run's %v", meta["names"], err, names)
 	}
-	cfg, _ := model.ReadCfg(filepath.Join(dir, runCfg))
+	cfg, _ := model.ReadCfg(filepath.Join(dir, engine.RunCfg))
 	net, _ := model.NewNetwork(cfg, 0)
 	if s := net.InputSize(); meta["input_width"] != itoaT(s.W) || meta["input_height"] != itoaT(s.H) || meta["outputs"] != "raw" ||
 		!strings.Contains(meta["preprocessing"], "RGB") {
@@ -136,8 +137,8 @@ func TestExportONNXRun(t *testing.T) {
 // TestExportONNXBadInput: each problem is one error naming the file.
 func TestExportONNXBadInput(t *testing.T) {
 	dir := demoRun(t)
-	w := filepath.Join(dir, runWeights, runBest)
-	cfg := filepath.Join(dir, runCfg)
+	w := filepath.Join(dir, engine.RunWeights, engine.RunBest)
+	cfg := filepath.Join(dir, engine.RunCfg)
 	badNames := filepath.Join(t.TempDir(), "two.names")
 	os.WriteFile(badNames, []byte("a\nb\n"), 0o644)
 	short := filepath.Join(t.TempDir(), "short.weights")

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dettrain/dettrain/engine"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -115,12 +117,12 @@ func TestHelpHasExamples(t *testing.T) {
 func TestFreshDirKeepsEarlierRuns(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	var out bytes.Buffer
-	if got := freshDir(dir, &out); got != dir {
+	if got := engine.FreshDir(dir, &out); got != dir {
 		t.Fatalf("empty: %s", got)
 	}
 	writeFile(t, filepath.Join(dir, "weights", "best.weights"), "x")
 	writeFile(t, filepath.Join(dir+"-2", "checkpoints", "ckpt-000000001.ckpt"), "x")
-	if got := freshDir(dir, &out); got != dir+"-3" || !strings.Contains(out.String(), "--resume "+dir) {
+	if got := engine.FreshDir(dir, &out); got != dir+"-3" || !strings.Contains(out.String(), "--resume "+dir) {
 		t.Fatalf("got %s, message %q", got, out.String())
 	}
 }

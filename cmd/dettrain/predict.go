@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/dettrain/dettrain/config"
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/infer"
 	"github.com/dettrain/dettrain/model"
@@ -158,29 +158,6 @@ func listInputs(inputs []string) (images, videos []string, err error) {
 	return images, videos, nil
 }
 
-// readNames reads --names: one name per line, or a YAML file's names.
-func readNames(path string) ([]string, error) {
-	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
-		return config.ReadNamesFile(path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			names = append(names, s)
-		}
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no class names", path)
-	}
-	return names, sc.Err()
-}
-
 // cocoResult is one entry of predictions.json: a COCO result plus the file
 // and class names.
 type cocoResult struct {
@@ -208,11 +185,11 @@ func predictRun(io *IO, o *PredictOptions) error {
 	if err != nil {
 		return err
 	}
-	run, err := resolveModel(o.Run, &o.Model, &o.Weights, io.Err)
+	run, err := engine.ResolveModel(o.Run, &o.Model, &o.Weights, io.Err)
 	if err != nil {
 		return err
 	}
-	net, err := buildNetwork(o.Model, o.Weights, 0, 1)
+	net, err := engine.BuildNetwork(o.Model, o.Weights, 0, 1)
 	if err != nil {
 		return err
 	}
@@ -226,7 +203,7 @@ func predictRun(io *IO, o *PredictOptions) error {
 		}
 		names = run.Names
 	} else if o.Names != "" {
-		if names, err = readNames(o.Names); err != nil {
+		if names, err = engine.ReadNames(o.Names); err != nil {
 			return err
 		}
 		if len(names) != net.Classes {
@@ -249,7 +226,7 @@ func predictRun(io *IO, o *PredictOptions) error {
 	if err != nil {
 		return usagef("--device %q: %v", o.Device, err)
 	}
-	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets, BestClass: o.BestClass, GPU: inferGPU(dev, true)})
+	p, err := infer.New(net, o.Batch, o.Size, infer.Options{Conf: o.Conf, NMS: o.NMS, MaxDets: o.MaxDets, BestClass: o.BestClass, GPU: engine.InferGPU(dev, true)})
 	if err != nil {
 		return err
 	}
@@ -340,7 +317,7 @@ func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names [
 			}
 		}
 	}
-	if err := writeJSON(filepath.Join(o.Out, "predictions.json"), results); err != nil {
+	if err := engine.WriteJSON(filepath.Join(o.Out, "predictions.json"), results); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(io.Out, "%d detections in %d images; wrote %s", len(results), len(paths)-len(sk.skipped), filepath.Join(o.Out, "predictions.json"))

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/train"
 )
 
@@ -38,17 +39,12 @@ A second Ctrl-C or SIGTERM stops at once, without a checkpoint (the
 previous checkpoints stay whole).`
 
 // usageError marks errors that exit with status 2.
-type usageError struct{ err error }
+type usageError = engine.UsageError
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+var usagef = engine.Usagef
 
 // IO holds the streams a command writes to (tests pass buffers).
-type IO struct {
-	Out, Err io.Writer
-}
+type IO = engine.IO
 
 // Main runs the command line args and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {

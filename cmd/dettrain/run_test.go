@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dettrain/dettrain/data/synth"
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/model"
 )
 
@@ -124,7 +125,7 @@ func TestRunIsSelfDescribing(t *testing.T) {
 
 	// The run describes its model: names.txt, and model.cfg with the fitted
 	// anchors (not the cfg's) and the training size in [net].
-	names, err := readNames(filepath.Join(runDir, "names.txt"))
+	names, err := engine.ReadNames(filepath.Join(runDir, "names.txt"))
 	if err != nil || strings.Join(names, ",") != "circle,square,triangle,cross" {
 		t.Errorf("names.txt: %v %v", names, err)
 	}

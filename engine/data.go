@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"fmt"
@@ -12,34 +12,26 @@ import (
 	"github.com/dettrain/dettrain/eval"
 )
 
-// dataLayout is the config's data layout with data.allow_outside. (Once
-// setup.go's layout sets AllowOutside itself, this is layout.)
-func dataLayout(c *config.Config) data.VOCLayout {
-	l := layout(c)
-	l.AllowOutside = c.Data.AllowOutside
-	return l
-}
-
-// classNames returns the config's class names (c.ClassNames), or, for
+// ClassNames returns the config's class names (c.ClassNames), or, for
 // data.format coco with neither data.names nor data.names_file, the
 // categories of the training split's annotation file sorted by id
 // (data.COCONames; with train: all, the file of data.COCOAllFile).
-func classNames(c *config.Config) ([]string, error) {
+func ClassNames(c *config.Config) ([]string, error) {
 	if c.Data.Format == data.FormatCOCO && len(c.Data.Names) == 0 && c.Data.NamesFile == "" {
-		return data.COCONames(dataLayout(c), c.Data.Train)
+		return data.COCONames(Layout(c), c.Data.Train)
 	}
 	return c.ClassNames()
 }
 
-// loadDataset reads one split in the config's data.format (voc, coco or
+// LoadDataset reads one split in the config's data.format (voc, coco or
 // yolo) and the header of every image; with problems it refuses (unless
 // data.skip_bad, then it warns on errw and skips those images).
-func loadDataset(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, error) {
-	ds, _, err := loadDatasetCOCO(c, split, names, errw)
+func LoadDataset(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, error) {
+	ds, _, err := LoadDatasetCOCO(c, split, names, errw)
 	return ds, err
 }
 
-// loadDatasetCOCO is loadDataset that also returns, for data.format coco,
+// LoadDatasetCOCO is LoadDataset that also returns, for data.format coco,
 // the split's COCO ids and annotation areas (nil for the other formats).
 //
 // With data.train: all (a data set without split lists), split "all" is
@@ -49,16 +41,16 @@ func loadDataset(c *config.Config, split string, names []string, errw io.Writer)
 // split, when no split of that name exists on disk, is the val share too;
 // when one exists it is read as it is and its images are left out of the
 // other two.
-func loadDatasetCOCO(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, *data.COCOSplit, error) {
-	ds, cs, rep, err := loadSplit(c, split, names, image.OpenCV{})
+func LoadDatasetCOCO(c *config.Config, split string, names []string, errw io.Writer) (*data.Dataset, *data.COCOSplit, error) {
+	ds, cs, rep, err := ReadSplit(c, split, names, image.OpenCV{})
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(rep.Problems) > 0 {
 		if !c.Data.SkipBad {
-			return nil, nil, fmt.Errorf("split %q of %s has %d problems (set data.skip_bad: true to skip those images):%s", split, c.Data.Root, len(rep.Problems), problemList(rep.Problems))
+			return nil, nil, fmt.Errorf("split %q of %s has %d problems (set data.skip_bad: true to skip those images):%s", split, c.Data.Root, len(rep.Problems), ProblemList(rep.Problems))
 		}
-		fmt.Fprintf(errw, "warning: skipping %d images of split %q with problems:%s\n", len(rep.Problems), split, problemList(rep.Problems))
+		fmt.Fprintf(errw, "warning: skipping %d images of split %q with problems:%s\n", len(rep.Problems), split, ProblemList(rep.Problems))
 	}
 	if len(ds.Samples) == 0 {
 		return nil, nil, fmt.Errorf("split %q of %s has no usable images", split, c.Data.Root)
@@ -66,10 +58,10 @@ func loadDatasetCOCO(c *config.Config, split string, names []string, errw io.Wri
 	return ds, cs, nil
 }
 
-// loadSplit reads split as loadDatasetCOCO describes, without judging its
+// ReadSplit reads split as LoadDatasetCOCO describes, without judging its
 // problems.
-func loadSplit(c *config.Config, split string, names []string, probe data.Prober) (*data.Dataset, *data.COCOSplit, *data.Report, error) {
-	f, l := c.Data.Format, dataLayout(c)
+func ReadSplit(c *config.Config, split string, names []string, probe data.Prober) (*data.Dataset, *data.COCOSplit, *data.Report, error) {
+	f, l := c.Data.Format, Layout(c)
 	if c.Data.Train != data.AllSplit {
 		return data.Load(f, l, split, names, probe, true)
 	}
@@ -96,7 +88,7 @@ func loadSplit(c *config.Config, split string, names []string, probe data.Prober
 				keep = append(keep, i)
 			}
 		}
-		ds, cs = subset(ds, cs, keep)
+		ds, cs = Subset(ds, cs, keep)
 	}
 	tr, val, _, err := data.Split(ds, data.SplitOptions{Val: c.Data.ValFraction, Seed: c.Train.Seed})
 	if err != nil {
@@ -108,11 +100,11 @@ func loadSplit(c *config.Config, split string, names []string, probe data.Prober
 	} else if len(val) == 0 {
 		return nil, nil, nil, fmt.Errorf("split %q of %s: data.val_fraction %g of %d images holds out none (train: all)", split, c.Data.Root, c.Data.ValFraction, len(ds.Samples))
 	}
-	ds, cs = subset(ds, cs, idx)
+	ds, cs = Subset(ds, cs, idx)
 	return ds, cs, rep, nil
 }
 
-func subset(ds *data.Dataset, cs *data.COCOSplit, idx []int) (*data.Dataset, *data.COCOSplit) {
+func Subset(ds *data.Dataset, cs *data.COCOSplit, idx []int) (*data.Dataset, *data.COCOSplit) {
 	if cs != nil {
 		cs = cs.Subset(idx)
 		return cs.Dataset, cs
@@ -120,10 +112,10 @@ func subset(ds *data.Dataset, cs *data.COCOSplit, idx []int) (*data.Dataset, *da
 	return ds.Subset(idx), nil
 }
 
-// groundTruth lists the objects of ds for eval (difficult or crowd ones
+// GroundTruth lists the objects of ds for eval (difficult or crowd ones
 // flagged), with the COCO annotation areas when cs is not nil, so that
 // COCO's area ranges use them as pycocotools does.
-func groundTruth(ds *data.Dataset, cs *data.COCOSplit) []eval.GroundTruth {
+func GroundTruth(ds *data.Dataset, cs *data.COCOSplit) []eval.GroundTruth {
 	var gts []eval.GroundTruth
 	for i, s := range ds.Samples {
 		for j, o := range s.Objects {
@@ -137,8 +129,8 @@ func groundTruth(ds *data.Dataset, cs *data.COCOSplit) []eval.GroundTruth {
 	return gts
 }
 
-// problemList formats a data set's problems, one per line, the first 20.
-func problemList(ps []data.Problem) string {
+// ProblemList formats a data set's problems, one per line, the first 20.
+func ProblemList(ps []data.Problem) string {
 	var b strings.Builder
 	for i, p := range ps {
 		if i == 20 {
@@ -148,4 +140,8 @@ func problemList(ps []data.Problem) string {
 		fmt.Fprintf(&b, "\n  %s", p)
 	}
 	return b.String()
+}
+
+func Layout(c *config.Config) data.VOCLayout {
+	return data.VOCLayout{Root: c.Data.Root, Images: c.Data.Images, Annotations: c.Data.Annotations, Splits: c.Data.Splits, AllowOutside: c.Data.AllowOutside}
 }

@@ -1,6 +1,7 @@
-package main
+package engine
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -29,15 +30,15 @@ import (
 
 // Files of a run folder.
 const (
-	runCfg     = "model.cfg"
-	runNames   = "names.txt"
-	runConfig  = "config.yaml"
-	runWeights = "weights"
-	runBest    = "best.weights"
+	RunCfg     = "model.cfg"
+	RunNames   = "names.txt"
+	RunConfig  = "config.yaml"
+	RunWeights = "weights"
+	RunBest    = "best.weights"
 )
 
-// trainedRun is an opened run folder.
-type trainedRun struct {
+// Run is an opened run folder.
+type Run struct {
 	Dir    string
 	Cfg    string   // DIR/model.cfg
 	Config string   // DIR/config.yaml
@@ -45,24 +46,24 @@ type trainedRun struct {
 }
 
 // Weights is the path of one of the run's weights files ("" = best.weights).
-func (r *trainedRun) Weights(name string) string {
+func (r *Run) Weights(name string) string {
 	if name == "" {
-		name = runBest
+		name = RunBest
 	}
-	return filepath.Join(r.Dir, runWeights, name)
+	return filepath.Join(r.Dir, RunWeights, name)
 }
 
-// openRun opens a run folder, with one error naming the folder and what is
+// OpenRun opens a run folder, with one error naming the folder and what is
 // missing when it is not one.
-func openRun(dir string) (*trainedRun, error) {
-	r := &trainedRun{Dir: dir, Cfg: filepath.Join(dir, runCfg), Config: filepath.Join(dir, runConfig)}
+func OpenRun(dir string) (*Run, error) {
+	r := &Run{Dir: dir, Cfg: filepath.Join(dir, RunCfg), Config: filepath.Join(dir, RunConfig)}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--run %s: not a folder", dir)
 	}
 	if _, err := os.Stat(r.Cfg); err != nil {
-		return nil, fmt.Errorf("--run %s: not a dettrain run folder: it has no %s (train writes it when it starts)", dir, runCfg)
+		return nil, fmt.Errorf("--run %s: not a dettrain run folder: it has no %s (train writes it when it starts)", dir, RunCfg)
 	}
-	names, err := readRunNames(r)
+	names, err := ReadRunNames(r)
 	if err != nil {
 		return nil, err
 	}
@@ -70,11 +71,11 @@ func openRun(dir string) (*trainedRun, error) {
 	return r, nil
 }
 
-// readRunNames reads DIR/names.txt; runs written before it existed have the
+// ReadRunNames reads DIR/names.txt; runs written before it existed have the
 // names in config.yaml (data.names or data.names_file).
-func readRunNames(r *trainedRun) ([]string, error) {
-	p := filepath.Join(r.Dir, runNames)
-	names, err := readNames(p)
+func ReadRunNames(r *Run) ([]string, error) {
+	p := filepath.Join(r.Dir, RunNames)
+	names, err := ReadNames(p)
 	if err == nil {
 		return names, nil
 	}
@@ -83,62 +84,62 @@ func readRunNames(r *trainedRun) ([]string, error) {
 	}
 	c, err := config.Load(r.Config, config.LoadOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("run %s has no %s, and its %s cannot be read: %w", r.Dir, runNames, runConfig, err)
+		return nil, fmt.Errorf("run %s has no %s, and its %s cannot be read: %w", r.Dir, RunNames, RunConfig, err)
 	}
-	if names, err = classNames(c); err != nil {
-		return nil, fmt.Errorf("run %s has no %s, and its config's class names cannot be read: %w", r.Dir, runNames, err)
+	if names, err = ClassNames(c); err != nil {
+		return nil, fmt.Errorf("run %s has no %s, and its config's class names cannot be read: %w", r.Dir, RunNames, err)
 	}
 	return names, nil
 }
 
-// runOfWeights returns the run folder that weights lies in
+// RunOfWeights returns the run folder that weights lies in
 // (DIR/weights/X.weights with DIR/model.cfg beside it), or "".
-func runOfWeights(weights string) string {
+func RunOfWeights(weights string) string {
 	abs, err := filepath.Abs(weights)
-	if err != nil || filepath.Base(filepath.Dir(abs)) != runWeights {
+	if err != nil || filepath.Base(filepath.Dir(abs)) != RunWeights {
 		return ""
 	}
 	dir := filepath.Dir(filepath.Dir(abs))
-	if _, err := os.Stat(filepath.Join(dir, runCfg)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, RunCfg)); err != nil {
 		return ""
 	}
 	return dir
 }
 
-// writeRunFiles writes the run's model.cfg (with its input size in [net])
+// WriteRunFiles writes the run's model.cfg (with its input size in [net])
 // and names.txt.
-func writeRunFiles(dir string, net *model.Network, names []string) error {
-	if err := model.WriteAtomic(filepath.Join(dir, runCfg), func(w io.Writer) error { _, err := w.Write(net.Cfg.Text()); return err }); err != nil {
+func WriteRunFiles(dir string, net *model.Network, names []string) error {
+	if err := model.WriteAtomic(filepath.Join(dir, RunCfg), func(w io.Writer) error { _, err := w.Write(net.Cfg.Text()); return err }); err != nil {
 		return err
 	}
 	text := strings.Join(names, "\n") + "\n"
-	return model.WriteAtomic(filepath.Join(dir, runNames), func(w io.Writer) error { _, err := w.Write([]byte(text)); return err })
+	return model.WriteAtomic(filepath.Join(dir, RunNames), func(w io.Writer) error { _, err := w.Write([]byte(text)); return err })
 }
 
-// checkAnchors refuses to build a model from a config whose anchors were
+// CheckAnchors refuses to build a model from a config whose anchors were
 // fitted at training time (model.anchors: auto) when the weights do not
 // come with their run: the cfg's own anchors would give another model.
-func checkAnchors(c *config.Config, weights string) error {
+func CheckAnchors(c *config.Config, weights string) error {
 	if c.Model.Anchors != "auto" {
 		return nil
 	}
 	return fmt.Errorf("%s: model.anchors is auto, so the anchors these weights were trained with were fitted on the training split and exist only in the run's %s; "+
 		"the cfg's own anchors (%s) would evaluate a different model. Use --run RUN_DIR, or --weights RUN_DIR/weights/%s, or point model.cfg at RUN_DIR/%s and set model.anchors: \"\"",
-		weights, runCfg, c.Model.Cfg, runBest, runCfg)
+		weights, RunCfg, c.Model.Cfg, RunBest, RunCfg)
 }
 
-// resolveRun finds the run a command's model comes from: --run DIR (the
+// ResolveRun finds the run a command's model comes from: --run DIR (the
 // weights defaulting to DIR/weights/best.weights), or the run folder that
 // *weights lies in. It says which in one line on w. nil: no run.
-func resolveRun(dir string, weights *string, w io.Writer) (*trainedRun, error) {
+func ResolveRun(dir string, weights *string, w io.Writer) (*Run, error) {
 	from := "--run"
 	if dir == "" {
-		if dir = runOfWeights(*weights); dir == "" {
+		if dir = RunOfWeights(*weights); dir == "" {
 			return nil, nil
 		}
 		from = "--weights"
 	}
-	r, err := openRun(dir)
+	r, err := OpenRun(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -149,10 +150,10 @@ func resolveRun(dir string, weights *string, w io.Writer) (*trainedRun, error) {
 	return r, nil
 }
 
-// resolveModel is resolveRun for commands that take --model too: the cfg
+// ResolveModel is ResolveRun for commands that take --model too: the cfg
 // defaults to the run's model.cfg, and without a run --model is required.
-func resolveModel(dir string, cfg, weights *string, w io.Writer) (*trainedRun, error) {
-	run, err := resolveRun(dir, weights, w)
+func ResolveModel(dir string, cfg, weights *string, w io.Writer) (*Run, error) {
+	run, err := ResolveRun(dir, weights, w)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,30 @@ func resolveModel(dir string, cfg, weights *string, w io.Writer) (*trainedRun, e
 		*cfg = run.Cfg
 	}
 	if *cfg == "" {
-		return nil, usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", *weights)
+		return nil, Usagef("--model is required: %s is not inside a run folder (RUN/weights/*.weights)", *weights)
 	}
 	return run, nil
+}
+
+// ReadNames reads --names: one name per line, or a YAML file's names.
+func ReadNames(path string) ([]string, error) {
+	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
+		return config.ReadNamesFile(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			names = append(names, s)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no class names", path)
+	}
+	return names, sc.Err()
 }

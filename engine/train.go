@@ -1,0 +1,407 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/dettrain/dettrain/blas"
+	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/data"
+	"github.com/dettrain/dettrain/data/image"
+	"github.com/dettrain/dettrain/eval"
+	"github.com/dettrain/dettrain/gpu"
+	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/report"
+	"github.com/dettrain/dettrain/train"
+	"github.com/dettrain/dettrain/tricks"
+)
+
+// Schedule is the learning-rate schedule of train (lr, schedule, warmup,
+// steps), in iterations of itersPerEpoch an epoch.
+func Schedule(t config.Train, itersPerEpoch int) tricks.Schedule {
+	total := t.Epochs * itersPerEpoch
+	s := tricks.Schedule{Base: t.LR, Kind: t.Schedule, Total: total, Final: t.FinalLR, Factor: 0.1,
+		Warmup: int(math.Round(t.WarmupEpochs * float64(itersPerEpoch)))}
+	for _, f := range t.Steps {
+		s.Steps = append(s.Steps, int(math.Round(f*float64(total))))
+	}
+	return s
+}
+
+// SetThreads sets OpenBLAS's threads: train.threads, or the CPUs shared
+// among the replicas (each replica's GEMMs then run side by side instead of
+// fighting over the same cores).
+func SetThreads(t config.Train) {
+	n := t.Threads
+	if n == 0 && t.Replicas > 1 {
+		n = max(1, runtime.NumCPU()/t.Replicas)
+	}
+	blas.SetThreads(n)
+}
+
+// hashOf is a short content hash for identities.
+func hashOf(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func dataIdentity(names []string, ds *data.Dataset) string {
+	var parts [][]byte
+	for _, n := range names {
+		parts = append(parts, []byte(n))
+	}
+	for _, s := range ds.Samples {
+		parts = append(parts, []byte(s.ID))
+	}
+	return hashOf(parts...)
+}
+
+// TrainResult is what Train reports.
+type TrainResult struct {
+	Summary train.Summary
+	Test    eval.Summary
+	Elapsed time.Duration
+}
+
+// Train trains with a resolved config (from scratch, or from resume) into
+// c.Output.Dir and scores best.weights on the eval split: the data sets,
+// the network, the loader and train.Options from their config sections,
+// then train.Run, then the final evaluation.
+func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpoint) (*TrainResult, error) {
+	start := time.Now()
+	if err := CheckDevice(c.Train.Device, c.Train.Devices); err != nil {
+		return nil, err
+	}
+	SetThreads(c.Train)
+	sets, err := loadSets(c, ios.Err)
+	if err != nil {
+		return nil, err
+	}
+	net, size, err := TrainNetwork(c, sets.train, ios.Out)
+	if err != nil {
+		return nil, err
+	}
+	if resume == nil {
+		c.Output.Dir = FreshDir(c.Output.Dir, ios.Out)
+	}
+	out := c.Output.Dir
+	resolved, err := c.YAML()
+	if err != nil {
+		return nil, err
+	}
+	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(sets.names, sets.train)}
+	per := len(sets.train.Samples) / c.Train.Batch
+	loader := data.NewLoader(sets.train, image.OpenCV{}, LoaderOptions(c, size, per))
+	defer loader.Close()
+	if resume != nil {
+		if err := checkResume(ios.Out, resume, id, c, per); err != nil {
+			return nil, err
+		}
+	}
+	logf, err := startRunFolder(out, resolved, net, sets.names, resume != nil)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %s, %d replica(s); output in %s\n",
+		filepath.Base(c.Model.Cfg), len(sets.train.Samples), len(sets.names), c.Train.Epochs, per, c.Train.Batch, size, c.Train.Replicas, out)
+	fmt.Fprintf(ios.Out, "tricks: %s\n", strings.Join(TrickList(c), ", "))
+	opts, err := TrainOptions(c, size, per, len(sets.names))
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir, opts.Identity, opts.Resume = out, id, resume
+	rep := &epochReport{dir: out}
+	opts.OnEpoch = rep.onEpoch
+	var evaluator train.Evaluator
+	if sets.val != nil {
+		evaluator = func(epoch int) (float64, error) {
+			s, _, err := Evaluate(net, sets.val, sets.valCOCO, c, sets.names, nil)
+			rep.last = s
+			return s.Primary(), err
+		}
+	}
+	sum, err := train.Run(ctx, net, loader, opts, evaluator, ios.Out, logf)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(ios.Out, "trained to iteration %d in %s (%.1f img/s)\n", sum.Iter, time.Since(start).Round(time.Second), sum.ImagesPerS)
+	if sum.Skipped > 0 {
+		fmt.Fprintf(ios.Out, "%d images failed to load and were left out (data.skip_bad; the warnings above and log.jsonl name them)\n", sum.Skipped)
+	}
+	r, err := testBest(ios.Out, net, sets, c, out, start)
+	if err != nil {
+		return nil, err
+	}
+	return &TrainResult{Summary: sum, Test: r, Elapsed: time.Since(start)}, nil
+}
+
+// sets are a training run's data sets.
+type sets struct {
+	names             []string
+	train             *data.Dataset
+	val, test         *data.Dataset   // val: nil without periodic evaluation
+	valCOCO, testCOCO *data.COCOSplit // COCO ids and areas (data.format coco)
+}
+
+// loadSets reads the class names and the train, val (when train.eval_interval
+// asks for it) and test (eval.split) splits.
+func loadSets(c *config.Config, errw io.Writer) (*sets, error) {
+	s := &sets{}
+	var err error
+	if s.names, err = ClassNames(c); err != nil {
+		return nil, err
+	}
+	if s.train, err = LoadDataset(c, c.Data.Train, s.names, errw); err != nil {
+		return nil, err
+	}
+	if c.Data.Val != "" && c.Train.EvalInterval > 0 {
+		if s.val, s.valCOCO, err = LoadDatasetCOCO(c, c.Data.Val, s.names, errw); err != nil {
+			return nil, err
+		}
+	}
+	if s.test, s.testCOCO, err = LoadDatasetCOCO(c, c.Eval.Split, s.names, errw); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// LoaderOptions maps the data section and train's data tricks (mixup,
+// mosaic, random shapes) to the training loader's options, for input size
+// size and per batches an epoch.
+func LoaderOptions(c *config.Config, size model.Size, per int) data.LoaderOptions {
+	lo := data.LoaderOptions{
+		Batch: c.Train.Batch, W: size.W, H: size.H, Workers: c.Data.Workers, Shuffle: true, Flip: c.Data.Flip, Seed: c.Train.Seed, DropLast: true,
+		Augment: c.Data.Augment, SkipBad: c.Data.SkipBad}
+	if c.Train.Mixup {
+		off := c.Train.MixupOffEpochs
+		if c.Train.MixupOffFraction > 0 {
+			off = int(math.Round(c.Train.MixupOffFraction * float64(c.Train.Epochs)))
+		}
+		lo.Mixup = &data.MixupOptions{Alpha: c.Train.MixupAlpha, Beta: c.Train.MixupBeta, OffFromEpoch: c.Train.Epochs - off}
+	}
+	if c.Train.Mosaic {
+		lo.Mosaic = &data.MosaicOptions{OffFromEpoch: c.Train.Epochs - c.Train.CloseMosaic}
+	}
+	if c.Train.RandomShapes {
+		shapes := tricks.Shapes{Sizes: c.Train.Shapes, Every: c.Train.ShapeEvery, Seed: c.Train.Seed}
+		lo.SizeAt = func(epoch, batch int) (int, int) { return shapes.SizeAtAspect(epoch*per+batch, size.W, size.H) }
+	}
+	return lo
+}
+
+// TrainOptions maps the train section (and model.bn) to train.Options for
+// input size size, per iterations an epoch and classes classes. The run's
+// folder, identity, resume point and callbacks are the caller's.
+func TrainOptions(c *config.Config, size model.Size, per, classes int) (train.Options, error) {
+	t := c.Train
+	o := train.Options{
+		Epochs: t.Epochs, Batch: t.Batch, Size: size,
+		Momentum: t.Momentum, Decay: t.WeightDecay, Schedule: Schedule(t, per),
+		EvalInterval: t.EvalInterval, LogInterval: t.LogInterval,
+		KeepCheckpoints: t.KeepCheckpoints, OnNaN: t.OnNaN, Replicas: t.Replicas, SyncBN: c.Model.BN == "sync",
+		SkipBad: c.Data.SkipBad, MaxGraphs: t.ShapeGraphs,
+	}
+	if dev, _ := config.ParseDevice(t.Device); dev >= 0 {
+		o.GPU = &train.GPUOptions{Devices: t.Devices, TF32: t.TF32, AMP: t.AMP}
+		if len(o.GPU.Devices) == 0 {
+			o.GPU.Devices = []int{dev}
+		}
+	}
+	if t.EMA {
+		o.EMA = &train.EMAOptions{Decay: t.EMADecay, Tau: t.EMATau}
+	}
+	var err error
+	o.ClassTarget, err = tricks.ClassTarget(t.LabelSmoothing, classes, t.SmoothingEps)
+	return o, err
+}
+
+// checkResume refuses a checkpoint of another model or data set and says
+// what the resume does.
+func checkResume(w io.Writer, ck *train.Checkpoint, id train.Identity, c *config.Config, per int) error {
+	out := c.Output.Dir
+	if ck.ModelID != id.Model {
+		return fmt.Errorf("cannot resume %s: its checkpoint was made with another model (cfg %s, now %s)", out, ck.ModelID, id.Model)
+	}
+	if ck.DataID != id.Data {
+		return fmt.Errorf("cannot resume %s: its checkpoint was made with another data set or class list (%s, now %s)", out, ck.DataID, id.Data)
+	}
+	return describeResume(w, ck, c, per)
+}
+
+// startRunFolder writes what makes out a self-describing run (config.yaml,
+// model.cfg, names.txt) and opens log.jsonl (appended to on a resume).
+func startRunFolder(out string, resolved []byte, net *model.Network, names []string, resumed bool) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Join(out, "weights"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := model.WriteAtomic(filepath.Join(out, RunConfig), func(w io.Writer) error { _, err := w.Write(resolved); return err }); err != nil {
+		return nil, err
+	}
+	if err := WriteRunFiles(out, net, names); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(out, "log.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if !resumed {
+		if err := logf.Truncate(0); err != nil {
+			logf.Close()
+			return nil, err
+		}
+	}
+	return logf, nil
+}
+
+// epochReport keeps results.csv and the training charts after every epoch.
+type epochReport struct {
+	dir  string
+	last eval.Summary // the latest periodic evaluation
+	rows []report.Epoch
+}
+
+func (r *epochReport) onEpoch(e train.EpochInfo) error {
+	row := report.Epoch{Epoch: e.Epoch, Seconds: e.Seconds, LR: e.LR, Loss: e.Loss.Total(), LossObj: e.Loss.Obj, LossXY: e.Loss.XY,
+		LossWH: e.Loss.WH, LossCls: e.Loss.Cls, ImgPerSec: e.ImgPerSec}
+	if e.Metric != nil {
+		row.MAP50VOC07, row.MAP50VOC, row.MAPCOCO, row.MAP50COCO = r.last.VOC.MAP07, r.last.VOC.MAP, r.last.COCO.AP(), r.last.COCO.AP50()
+	} else {
+		row = row.NoMetrics()
+	}
+	r.rows = append(r.rows, row)
+	if err := report.WriteResultsFile(filepath.Join(r.dir, "results.csv"), r.rows); err != nil {
+		return err
+	}
+	_, err := report.PlotTraining(r.dir, r.rows)
+	return err
+}
+
+// testBest scores out's best.weights on the test split (eval.split), prints
+// the table and writes out/eval/.
+func testBest(w io.Writer, net *model.Network, s *sets, c *config.Config, out string, start time.Time) (eval.Summary, error) {
+	best := filepath.Join(out, RunWeights, RunBest)
+	if _, err := net.LoadWeights(best); err != nil {
+		return eval.Summary{}, err
+	}
+	r, dets, err := Evaluate(net, s.test, s.testCOCO, c, s.names, nil)
+	if err != nil {
+		return r, err
+	}
+	fmt.Fprintf(w, "\n%s split (%d images), weights %s:\n", c.Eval.Split, len(s.test.Samples), best)
+	if err := r.Table(w); err != nil {
+		return r, err
+	}
+	fmt.Fprintf(w, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f, COCO AP@[.5:.95] %.4f; total time %s\n", r.VOC.MAP, r.VOC.MAP07, r.COCO.AP(), time.Since(start).Round(time.Second))
+	_, err = WriteEvalReport(filepath.Join(out, "eval"), fmt.Sprintf("%s split, %s", c.Eval.Split, best), r, dets, GroundTruth(s.test, s.testCOCO), s.names)
+	return r, err
+}
+
+// describeResume says what a resume does, and how an extension stretches
+// the schedule.
+func describeResume(w io.Writer, ck *train.Checkpoint, c *config.Config, per int) error {
+	old, err := config.Parse(ck.Config)
+	if err != nil {
+		return fmt.Errorf("the checkpoint's config: %w", err)
+	}
+	if ck.State.Finished && c.Train.Epochs <= ck.State.Epoch {
+		return errors.New("that run is finished: extend it with --set train.epochs=N (N > " + fmt.Sprint(ck.State.Epoch) + ")")
+	}
+	if old.Train.Epochs != c.Train.Epochs {
+		s0, s1 := Schedule(old.Train, per), Schedule(c.Train, per)
+		fmt.Fprintf(w, "train.epochs %d -> %d: the %s schedule is stretched from %d to %d iterations; at iteration %d the rate goes from %.6g to %.6g\n",
+			old.Train.Epochs, c.Train.Epochs, c.Train.Schedule, s0.Total, s1.Total, ck.State.Iter, s0.LR(ck.State.Iter), s1.LR(ck.State.Iter))
+	}
+	return nil
+}
+
+// TrickList names the training tricks a config turns on.
+func TrickList(c *config.Config) []string {
+	t := c.Train
+	var on []string
+	if c.Data.Augment {
+		on = append(on, "YOLOv3 augmentation")
+	} else if c.Data.Flip {
+		on = append(on, "flip")
+	}
+	if t.WarmupEpochs > 0 {
+		on = append(on, fmt.Sprintf("warmup %g epochs", t.WarmupEpochs))
+	}
+	on = append(on, t.Schedule+" lr")
+	if t.Mixup {
+		on = append(on, fmt.Sprintf("mixup Beta(%g,%g)", t.MixupAlpha, t.MixupBeta))
+	}
+	if t.RandomShapes {
+		on = append(on, fmt.Sprintf("random shapes %v every %d", t.Shapes, t.ShapeEvery))
+	}
+	if t.Mosaic {
+		on = append(on, fmt.Sprintf("mosaic (off for the last %d epochs)", t.CloseMosaic))
+	}
+	if t.LabelSmoothing != "none" {
+		on = append(on, "label smoothing ("+t.LabelSmoothing+")")
+	}
+	if c.Model.BN == "sync" {
+		on = append(on, "synchronized BN")
+	}
+	if t.EMA {
+		on = append(on, "EMA")
+	}
+	return on
+}
+
+// FreshDir returns dir, or, when dir already holds a run (weights or
+// checkpoints), the first of dir-2, dir-3, ... that does not, so that a new
+// run never overwrites an earlier run's weights.
+func FreshDir(dir string, w io.Writer) string {
+	used := func(d string) bool {
+		for _, sub := range []string{"weights", "checkpoints"} {
+			if ents, err := os.ReadDir(filepath.Join(d, sub)); err == nil && len(ents) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if !used(dir) {
+		return dir
+	}
+	for i := 2; ; i++ {
+		d := fmt.Sprintf("%s-%d", dir, i)
+		if !used(d) {
+			fmt.Fprintf(w, "%s holds an earlier run (continue it with --resume %s); this run writes to %s\n", dir, dir, d)
+			return d
+		}
+	}
+}
+
+// CheckDevice fails at once, before any data is read, when train.device
+// asks for a GPU this machine does not have.
+func CheckDevice(device string, devices []int) error {
+	dev, err := config.ParseDevice(device)
+	if err != nil || dev < 0 {
+		return err
+	}
+	n, err := gpu.DeviceCount()
+	if err != nil {
+		return fmt.Errorf("train.device %q: %w", device, err)
+	}
+	for _, d := range append([]int{dev}, devices...) {
+		if d >= n {
+			return fmt.Errorf("train.device %q / train.devices: GPU %d asked for, but the driver sees %d", device, d, n)
+		}
+	}
+	return nil
+}
