@@ -1,10 +1,3 @@
-// Package data reads detection data sets (PASCAL VOC layout), checks them and
-// turns them into batches of network input for training.
-//
-// The package has no cgo dependency: image decoding and header probing are
-// behind the Decoder, FullDecoder and Prober interfaces, which package
-// data/image implements with OpenCV. The training augmentations (resize,
-// colour jitter, expand, crop, flip, mixup) are pure Go, on Image.
 package data
 
 import (

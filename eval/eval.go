@@ -1,12 +1,3 @@
-// Package eval holds detection post-processing (non-maximum suppression) and
-// the PASCAL VOC detection metric, computed the way the VOC devkit
-// (VOCevaldet.m, VOCap.m) and its Python transcription in py-faster-rcnn
-// (lib/datasets/voc_eval.py: voc_eval and voc_ap) compute it.
-//
-// Boxes use the box package's convention (continuous 0-based corners, VOC's
-// 1-based inclusive (xmin, xmax) stored as X1 = xmin-1, X2 = xmax), under
-// which box.IoU equals the devkit's IoU with its "+1" widths; nothing here
-// adds 1 to anything.
 package eval
 
 import (
