@@ -11,12 +11,12 @@ import (
 )
 
 // BenchmarkPipeline measures the training input pipeline on BCCD (the
-// data.root of configs/bccd-yolov3-tiny.yaml, 640x480 JPEGs) with 2
-// workers and batches of 8 at 416x416: "plain" is the eval/predict path
-// (OpenCV decode + resize), "augment" decodes at full size and runs GluonCV's YOLOv3 transform,
-// "augment+mixup" also decodes and mixes a partner per image. The img/s
-// metric counts images delivered by Next; cpu-ms/img is the process's CPU
-// time per image (both workers and the GC), which other load on the
+// data.root of configs/bccd-yolov3-tiny.yaml, 640x480 JPEGs) with 2 workers
+// and batches of 8 at 416x416: "plain" is the eval/predict path (OpenCV
+// decode + resize), "augment" decodes at full size and runs GluonCV's YOLOv3
+// transform, "augment+mixup" also decodes and mixes a partner per image. The
+// img/s metric counts images delivered by Next; cpu-ms/img is the process's
+// CPU time per image (both workers and the GC), which other load on the
 // machine does not change.
 //
 //	go test ./data/image -run '^$' -bench Pipeline -benchtime 400x
