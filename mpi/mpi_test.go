@@ -28,6 +28,7 @@ var roles = map[string]func() error{
 	"abort":       roleAbort,
 	"hang":        roleHang,
 	"singleton":   roleSingleton,
+	"bench":       roleBench,
 }
 
 func TestMain(m *testing.M) {
@@ -52,12 +53,9 @@ const jobLimit = 60 * time.Second
 // mpirun runs this binary in role on np ranks over TCP and returns its
 // combined output, its error (nil: status 0) and how long it took. It skips
 // the test when mpirun is absent.
-func mpirun(t *testing.T, np int, role string) (string, error, time.Duration) {
+func mpirun(t testing.TB, np int, role string) (string, error, time.Duration) {
 	t.Helper()
-	path, err := exec.LookPath("mpirun")
-	if err != nil {
-		t.Skip("mpirun not found: install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev; scripts/test_deps.sh does) to run the MPI tests")
-	}
+	path := openMPIRun(t)
 	ctx, cancel := context.WithTimeout(context.Background(), jobLimit+30*time.Second)
 	defer cancel()
 	args := []string{
@@ -75,10 +73,24 @@ func mpirun(t *testing.T, np int, role string) (string, error, time.Duration) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	d := time.Since(start)
 	t.Logf("mpirun -np %d (role %s): %v in %v\n%s", np, role, err, d.Round(time.Millisecond), out.String())
 	return out.String(), err, d
+}
+
+// openMPIRun is the path of Open MPI's mpirun; the test is skipped, with
+// the fix, when there is none (or the mpirun on PATH is another MPI's).
+func openMPIRun(t testing.TB) string {
+	path, err := exec.LookPath("mpirun")
+	if err != nil {
+		t.Skip("mpirun not found: install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev; scripts/test_deps.sh does) to run the MPI tests")
+	}
+	out, _ := exec.Command(path, "--version").CombinedOutput()
+	if !bytes.Contains(out, []byte("Open MPI")) {
+		t.Skipf("%s is not Open MPI's mpirun (its --version says %q): the mpi package binds Open MPI; install openmpi-bin", path, bytes.TrimSpace(out))
+	}
+	return path
 }
 
 func TestCollectives(t *testing.T) {
@@ -139,9 +151,7 @@ func TestFaultHang(t *testing.T) {
 
 // TestSingleton: Init without a launcher is Open MPI's singleton, rank 0 of 1.
 func TestSingleton(t *testing.T) {
-	if _, err := exec.LookPath("mpirun"); err != nil {
-		t.Skip("mpirun not found: install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev) to run the MPI tests")
-	}
+	openMPIRun(t) // the singleton needs Open MPI installed, mpirun's orted included
 	ctx, cancel := context.WithTimeout(context.Background(), jobLimit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
@@ -301,18 +311,18 @@ func roleCollectives() error {
 	return nil
 }
 
-// faultJob starts two ranks; rank 1 runs inject after a barrier, rank 0
-// waits in an Allreduce rank 1 never joins.
+// faultJob starts two ranks; after a barrier both run setup, then rank 1
+// runs inject while rank 0 waits in an Allreduce rank 1 never joins.
 func faultJob(setup func(*Comm), inject func(*Comm)) error {
 	c, err := Init()
 	if err != nil {
 		return err
 	}
-	if setup != nil {
-		setup(c)
-	}
 	if err := c.Barrier(); err != nil {
 		return err
+	}
+	if setup != nil {
+		setup(c)
 	}
 	if c.Rank() == 1 {
 		time.Sleep(300 * time.Millisecond) // rank 0 is in Allreduce by now
@@ -373,4 +383,57 @@ func roleSingleton() error {
 	}
 	fmt.Println("singleton ok:", c.Version())
 	return nil
+}
+
+// benchLens is a gradient of 8,858,734 float32s (35 MB, about the
+// parameter count of yolov3-tiny at 80 classes) in tensors of a few sizes:
+// what AllReduceMean carries once per step.
+var benchLens = func() []int {
+	lens := []int{4718592, 1179648, 2359296, 294912, 73728, 18432, 4608, 432}
+	n := 0
+	for _, l := range lens {
+		n += l
+	}
+	return append(lens, 8858734-n)
+}()
+
+// BenchmarkAllReduceMeanTCP times AllReduceMean of a yolov3-tiny-sized
+// gradient over 2 ranks, TCP on one host:
+//
+//	go test -run '^$' -bench AllReduceMeanTCP ./mpi/
+func BenchmarkAllReduceMeanTCP(b *testing.B) {
+	out, err, _ := mpirun(b, 2, "bench")
+	if err != nil {
+		b.Fatalf("mpirun: %v", err)
+	}
+	var ms float64
+	if _, err := fmt.Sscanf(out[strings.Index(out, "allreduce-mean-ms "):], "allreduce-mean-ms %g", &ms); err != nil {
+		b.Fatalf("no timing in the output: %v", err)
+	}
+	b.ReportMetric(ms, "ms/allreduce")
+}
+
+func roleBench() error {
+	c, err := Init()
+	if err != nil {
+		return err
+	}
+	grads := make([][]float32, len(benchLens))
+	for k, l := range benchLens {
+		grads[k] = values(l, uint64(k), c.Rank())
+	}
+	const reps = 10
+	if err := c.AllReduceMean(grads); err != nil { // warm up: connections, buffers
+		return err
+	}
+	start := time.Now()
+	for range reps {
+		if err := c.AllReduceMean(grads); err != nil {
+			return err
+		}
+	}
+	if c.Rank() == 0 {
+		fmt.Printf("allreduce-mean-ms %.2f\n", float64(time.Since(start).Microseconds())/1000/reps)
+	}
+	return c.Finalize()
 }
