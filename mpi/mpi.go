@@ -13,9 +13,8 @@
 // Comm's methods hand their call to that goroutine and wait, so callers may
 // call from any goroutine and cannot break the thread rule. FUNNELED rather
 // than SERIALIZED or MULTIPLE because it is exactly what the design
-// guarantees, and the least the library must support: it asks nothing of
-// Open MPI's locking, and it stays correct should another MPI library's
-// SERIALIZED mode expect thread-local state.
+// guarantees (one thread, always the same one), the least the library must
+// support, and it asks nothing of Open MPI's internal locking.
 //
 // Faults: the communicator's error handler is MPI_ERRORS_RETURN, so a failed
 // call returns an *Error (MPI_Error_string's text, the call and the rank)
