@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // NCCL (nccl.h), bound at run time: all-reduce between the GPUs of one
-// process, for data-parallel training. See Comm for how to call it.
+// process (NewComms, ncclCommInitAll), or between processes with one GPU
+// each (NewNCCLUniqueID and NewCommRank, ncclGetUniqueId and
+// ncclCommInitRank: NCCL's documented multi-process bootstrap; Trainer's
+// ProcessGroup), for data-parallel training. See Comm for how to call it.
 //
 // ncclCommInitRank takes its ncclUniqueId (a 128-byte struct) by value;
 // purego passes struct arguments on linux/amd64 and linux/arm64 (on amd64 in
@@ -33,6 +37,7 @@ type ncclAPI struct {
 	commInitAll    func(comms *uintptr, ndev int32, devlist *int32) int32
 	commInitRank   func(comm *uintptr, nranks int32, id ncclUniqueId, rank int32) int32
 	commDestroy    func(comm uintptr) int32
+	commAbort      func(comm uintptr) int32
 	commCount      func(comm uintptr, count *int32) int32
 	allReduce      func(sendbuff, recvbuff uintptr, count uintptr, datatype, op int32, comm, stream uintptr) int32
 	groupStart     func() int32
@@ -82,6 +87,7 @@ func bindNCCL(l *lib) (*ncclAPI, error) {
 	b.bind(&a.commInitAll, "ncclCommInitAll")
 	b.bind(&a.commInitRank, "ncclCommInitRank")
 	b.bind(&a.commDestroy, "ncclCommDestroy")
+	b.bind(&a.commAbort, "ncclCommAbort")
 	b.bind(&a.commCount, "ncclCommCount")
 	b.bind(&a.allReduce, "ncclAllReduce")
 	b.bind(&a.groupStart, "ncclGroupStart")
@@ -193,6 +199,9 @@ type Comm struct {
 	h   uintptr // ncclComm_t
 	dev *Device
 	api *ncclAPI
+	// aborted is set by Abort (possibly from another goroutine than the
+	// one using c).
+	aborted atomic.Bool
 }
 
 // String describes the rank, e.g. "NCCL rank 1 of 2 on cuda:1".
@@ -330,6 +339,9 @@ func NewCommRank(dev, ranks, rank int, id NCCLUniqueID) (*Comm, error) {
 // errNCCLCommDestroyed is returned by the calls on a destroyed Comm.
 var errNCCLCommDestroyed = errors.New("the NCCL communicator was destroyed")
 
+// errNCCLCommAborted is returned by the calls on an aborted Comm.
+var errNCCLCommAborted = errors.New("the NCCL communicator was aborted")
+
 // Count returns the number of ranks of the communicator, as NCCL sees it
 // (ncclCommCount).
 func (c *Comm) Count() (int, error) {
@@ -347,6 +359,9 @@ func (c *Comm) Count() (int, error) {
 func (c *Comm) allReduceArgs(call string, buf Ptr, count int) error {
 	if c == nil {
 		return fmt.Errorf("%s: nil Comm", call)
+	}
+	if c.aborted.Load() {
+		return fmt.Errorf("%s on %v: %w", call, c, errNCCLCommAborted)
 	}
 	if c.h == 0 {
 		return fmt.Errorf("%s on %v: %w", call, c, errNCCLCommDestroyed)
@@ -466,6 +481,10 @@ func (c *Comm) Destroy() error {
 	if c == nil || c.h == 0 {
 		return nil
 	}
+	if c.aborted.Load() {
+		c.h = 0 // ncclCommAbort freed it
+		return nil
+	}
 	h := c.h
 	err := ncclOnDevice(c.dev, func() error {
 		return c.api.check("ncclCommDestroy", c.api.commDestroy(h), 0)
@@ -473,6 +492,27 @@ func (c *Comm) Destroy() error {
 	c.h = 0
 	if err != nil {
 		return fmt.Errorf("destroying %v: %w", c, err)
+	}
+	return nil
+}
+
+// Abort ends the rank at once (ncclCommAbort): NCCL stops its pending
+// operations on c and frees it, so that a rank whose peer has failed (a
+// process of the group that died, or a timeout) does not wait forever in a
+// collective. It may be called from another goroutine while a call on c is
+// blocked (that call then fails); later calls on c fail, Destroy does
+// nothing, and a second Abort does nothing. The device's streams that used
+// c may hold failed work afterwards: treat the rank's device state as lost.
+func (c *Comm) Abort() error {
+	if c == nil || c.h == 0 || !c.aborted.CompareAndSwap(false, true) {
+		return nil
+	}
+	h := c.h
+	err := ncclOnDevice(c.dev, func() error {
+		return c.api.check("ncclCommAbort", c.api.commAbort(h), 0)
+	})
+	if err != nil {
+		return fmt.Errorf("aborting %v: %w", c, err)
 	}
 	return nil
 }

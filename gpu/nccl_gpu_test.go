@@ -439,6 +439,14 @@ func TestTrainerNCCL(t *testing.T) {
 	lPlain, gPlain := run(TrainerOptions{})
 	lOne, gOne := run(TrainerOptions{Collective: "nccl"})
 	compare("one NCCL rank", lOne, lPlain, gOne, gPlain)
+	// A process group of one (ncclCommInitRank with one rank): the
+	// multi-process step's collectives (TrainerOptions.Group), in one process.
+	id, err := NewNCCLUniqueID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lGroup, gGroup := run(TrainerOptions{Group: &ProcessGroup{Rank: 0, Size: 1, ID: id}})
+	compare("a process group of one", lGroup, lPlain, gGroup, gPlain)
 	if c, _ := DeviceCount(); c >= 2 {
 		lTwo, gTwo := run(TrainerOptions{Devices: []int{0, 1}})
 		compare("two NCCL ranks", lTwo, lPlain, gTwo, gPlain)

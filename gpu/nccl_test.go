@@ -139,6 +139,49 @@ func TestNCCLArgsRefusedBeforeNCCL(t *testing.T) {
 	if _, err := NewCommRank(0, 2, 2, NCCLUniqueID{}); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("NewCommRank with rank 2 of 2: %v", err)
 	}
+	aborted := &Comm{Ordinal: 0, Rank: 0, Ranks: 2, h: 1}
+	aborted.aborted.Store(true)
+	if err := aborted.AllReduceSum(nil, 64, 3, false); err == nil || !strings.Contains(err.Error(), "aborted") {
+		t.Errorf("AllReduceSum on an aborted Comm: %v", err)
+	}
+	if err := aborted.Abort(); err != nil {
+		t.Errorf("a second Abort: %v", err)
+	}
+	if err := aborted.Destroy(); err != nil || aborted.h != 0 {
+		t.Errorf("Destroy after Abort: %v (handle %#x), want nothing done", err, aborted.h)
+	}
+}
+
+// TestTrainerGroupRefused: process-group options NewTrainer cannot run are
+// refused with a clear error before any device, library or network is
+// touched (the network is nil here).
+func TestTrainerGroupRefused(t *testing.T) {
+	for _, tc := range []struct {
+		o    TrainerOptions
+		want []string
+	}{
+		{TrainerOptions{Devices: []int{0, 1}, Group: &ProcessGroup{Rank: 0, Size: 2}},
+			[]string{"process group rank 0 of 2", "2 devices [0 1]", "one device", "one process per GPU"}},
+		{TrainerOptions{Group: &ProcessGroup{Rank: 2, Size: 2}}, []string{"rank 2 of 2 is out of range"}},
+		{TrainerOptions{Group: &ProcessGroup{Rank: 0, Size: 0}}, []string{"rank 0 of 0 is out of range"}},
+		{TrainerOptions{Devices: []int{1}, Collective: "host", Group: &ProcessGroup{Rank: 1, Size: 4}},
+			[]string{"collective \"host\"", "through NCCL"}},
+	} {
+		tr, err := NewTrainer(nil, tc.o)
+		if err == nil {
+			tr.Close()
+			t.Fatalf("NewTrainer(%+v) succeeded, want an error", tc.o)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("NewTrainer with Devices %v, Collective %q, Group %+v: the error does not mention %q: %v",
+					tc.o.Devices, tc.o.Collective, *tc.o.Group, w, err)
+			}
+		}
+		if strings.Contains(err.Error(), "libnccl") || strings.Contains(err.Error(), "libcuda") {
+			t.Errorf("NewTrainer(%+v) looked for a library before checking the group: %v", tc.o, err)
+		}
+	}
 }
 
 func TestNCCLVersionString(t *testing.T) {
@@ -185,6 +228,9 @@ int ncclCommInitRank(void** comm, int nranks, ncclUniqueId id, int rank) {
 	return 0;
 }
 int ncclCommDestroy(void* comm) { rec[0] = (uintptr_t)comm; return 0; }
+#ifndef FAKE_NO_ABORT
+int ncclCommAbort(void* comm) { rec[10] = (uintptr_t)comm; return 0; }
+#endif
 int ncclCommCount(const void* comm, int* n) { rec[0] = (uintptr_t)comm; *n = 5; return 0; }
 int ncclAllReduce(const void* send, void* recv, size_t count, int dt, int op, void* comm, void* stream) {
 	rec[0] = (uintptr_t)send; rec[1] = (uintptr_t)recv; rec[2] = count; rec[3] = (uint64_t)dt;
@@ -203,27 +249,8 @@ int ncclGroupEnd(void) { rec[8]++; return 0; }
 // The stand-in is opened RTLD_LOCAL and under another name, so it can never
 // stand in for the real libnccl of the GPU tests.
 func TestNCCLFakeLibraryABI(t *testing.T) {
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		t.Skipf("no C compiler (%s) to build the stand-in libnccl: %v", cc, err)
-	}
-	dir := t.TempDir()
-	src, so := filepath.Join(dir, "fakenccl.c"), filepath.Join(dir, "libfakenccl-test.so")
-	if err := os.WriteFile(src, []byte(fakeNCCL), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(cc, "-shared", "-fPIC", "-O1", "-o", so, src).CombinedOutput(); err != nil {
-		t.Skipf("could not build the stand-in libnccl with %s: %v\n%s", cc, err, out)
-	}
-	h, err := purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_LOCAL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { purego.Dlclose(h) })
-	l := &lib{handle: h, path: so}
+	l := openFakeNCCL(t)
+	h := l.handle
 	a, err := bindNCCL(l)
 	if err != nil {
 		t.Fatal(err)
@@ -312,5 +339,56 @@ func TestNCCLFakeLibraryABI(t *testing.T) {
 	}
 	if a.groupStart() != 0 || a.groupEnd() != 0 || get(7) != 1 || get(8) != 1 {
 		t.Errorf("ncclGroupStart/End: called %d and %d times", get(7), get(8))
+	}
+	if err := a.check("ncclCommAbort", a.commAbort(0x2000), 0); err != nil || get(10) != 0x2000 {
+		t.Errorf("ncclCommAbort: comm %#x, %v", get(10), err)
+	}
+}
+
+// openFakeNCCL compiles fakeNCCL (with the C compiler's -D flags defs) into
+// a shared library and opens it, or skips the test without a C compiler.
+func openFakeNCCL(t *testing.T, defs ...string) *lib {
+	t.Helper()
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		t.Skipf("no C compiler (%s) to build the stand-in libnccl: %v", cc, err)
+	}
+	dir := t.TempDir()
+	src, so := filepath.Join(dir, "fakenccl.c"), filepath.Join(dir, "libfakenccl-test.so")
+	if err := os.WriteFile(src, []byte(fakeNCCL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append(append([]string{"-shared", "-fPIC", "-O1"}, defs...), "-o", so, src)
+	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Skipf("could not build the stand-in libnccl with %s: %v\n%s", cc, err, out)
+	}
+	h, err := purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { purego.Dlclose(h) })
+	return &lib{handle: h, path: so}
+}
+
+// TestNCCLBindsMultiProcessSymbols: the multi-process bootstrap's
+// functions (ncclGetUniqueId, ncclCommInitRank, ncclCommAbort) are part of
+// what bindNCCL requires: a libnccl without ncclCommAbort is refused, naming
+// the symbol.
+func TestNCCLBindsMultiProcessSymbols(t *testing.T) {
+	l := openFakeNCCL(t, "-DFAKE_NO_ABORT")
+	_, err := bindNCCL(l)
+	if err == nil || !strings.Contains(err.Error(), "has no symbol ncclCommAbort") {
+		t.Fatalf("binding a libnccl without ncclCommAbort: %v, want an error naming ncclCommAbort", err)
+	}
+	a, err := bindNCCL(openFakeNCCL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.getUniqueId == nil || a.commInitRank == nil || a.commAbort == nil {
+		t.Errorf("bindNCCL left a multi-process function unbound: getUniqueId %v, commInitRank %v, commAbort %v",
+			a.getUniqueId != nil, a.commInitRank != nil, a.commAbort != nil)
 	}
 }

@@ -39,6 +39,53 @@ type TrainerOptions struct {
 	// MaxNets bounds the input sizes whose Nets (activation buffers) are
 	// kept at once (random shapes); the least recently used is freed. Default 2.
 	MaxNets int
+	// Group, when set, makes this Trainer one rank of a data-parallel job
+	// of several processes (see ProcessGroup): Devices then has one device
+	// (empty: device 0) and Collective is "" or "nccl". nil: one process.
+	Group *ProcessGroup
+}
+
+// ProcessGroup is this process's place in a data-parallel job of Size
+// processes, one GPU each, joined through NCCL's multi-process bootstrap:
+// every process calls NewTrainer with the same ID (made once, by one
+// process, with NewNCCLUniqueID, and handed to the others out of band: a
+// file, an environment variable, a socket) and its own Rank, and
+// NewTrainer's ncclCommInitRank(comm, Size, ID, Rank) blocks until all Size
+// processes have joined. Each step, every process trains on its own shard
+// of the global batch; the gradients are summed over the processes and
+// scaled to their mean, the loss terms are summed, SyncBN statistics are
+// all-reduced over the processes, and every rank skips the update when any
+// rank's loss or gradient was not finite, so the replicas stay identical.
+// A rank that fails should call Trainer.Abort on the others' behalf (or
+// they on theirs: a timeout), so that no rank waits forever in a
+// collective.
+//
+// This path has been compiled and its argument checks tested, but it has
+// not yet run on a device: no multi-process run on GPUs has been made.
+type ProcessGroup struct {
+	Rank, Size int
+	ID         NCCLUniqueID
+}
+
+// checkGroup refuses a ProcessGroup configuration NewTrainer cannot run,
+// before any device or library is touched.
+func checkGroup(o TrainerOptions) error {
+	g := o.Group
+	if g == nil {
+		return nil
+	}
+	if g.Size < 1 || g.Rank < 0 || g.Rank >= g.Size {
+		return fmt.Errorf("process group: rank %d of %d is out of range (want 0 <= Rank < Size)", g.Rank, g.Size)
+	}
+	if len(o.Devices) > 1 {
+		return fmt.Errorf("process group rank %d of %d: %d devices %v, but a rank of a process group drives one device "+
+			"(run one process per GPU, or one process with Devices and no Group)", g.Rank, g.Size, len(o.Devices), o.Devices)
+	}
+	if o.Collective != "" && o.Collective != "nccl" {
+		return fmt.Errorf("process group rank %d of %d: collective %q: the processes of a group reduce through NCCL (\"\" or \"nccl\")",
+			g.Rank, g.Size, o.Collective)
+	}
+	return nil
 }
 
 // Trainer trains a model.Network on one or more GPU replicas: each replica
@@ -77,6 +124,9 @@ type gpuReplica struct {
 // NewTrainer opens the devices, compiles the kernels and allocates each
 // replica's state (the weights are uploaded by Load).
 func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
+	if err := checkGroup(o); err != nil {
+		return nil, err
+	}
 	if len(o.Devices) == 0 {
 		o.Devices = []int{0}
 	}
@@ -129,6 +179,16 @@ func NewTrainer(net *model.Network, o TrainerOptions) (*Trainer, error) {
 // chooseCollective sets up NCCL per o.Collective (see TrainerOptions).
 func (t *Trainer) chooseCollective() error {
 	devs := t.o.Devices
+	if g := t.o.Group; g != nil {
+		c, err := NewCommRank(devs[0], g.Size, g.Rank, g.ID)
+		if err != nil {
+			return fmt.Errorf("joining the process group: %w", err)
+		}
+		t.comms = []*Comm{c}
+		v, _ := NCCLVersion()
+		t.collective = fmt.Sprintf("by NCCL %s over %d processes (this one rank %d)", ncclVersionString(v), g.Size, g.Rank)
+		return nil
+	}
 	distinct := map[int]bool{}
 	for _, d := range devs {
 		distinct[d] = true
@@ -322,7 +382,11 @@ func (t *Trainer) Launch(images []float32, size model.Size, truths [][]model.Tru
 				// One replica: the update is skipped on the device when the
 				// step was not finite, without waiting for the host. (With
 				// NCCL forced, the one-rank all-reduce runs too: tests.)
-				if t.comms != nil {
+				if t.o.Group != nil {
+					if err := t.reduceGroup(r, nt); err != nil {
+						return err
+					}
+				} else if t.comms != nil {
 					if err := t.comms[0].AllReduceSum(r.s, r.st.G, r.st.paramsN, false); err != nil {
 						return err
 					}
@@ -415,6 +479,11 @@ func (t *Trainer) Finish() (model.LossParts, bool, error) {
 		bad = bad || b
 	}
 	if R == 1 {
+		if g := t.o.Group; g != nil {
+			// The loss terms are the group's sums (reduceGroup): their mean.
+			f := 1 / float64(g.Size)
+			loss.Obj, loss.XY, loss.WH, loss.Cls = loss.Obj*f, loss.XY*f, loss.WH*f, loss.Cls*f
+		}
 		return loss, bad, nil
 	}
 	f := 1 / float64(R)
@@ -483,6 +552,46 @@ func (t *Trainer) allReduceNCCL(p *launched) error {
 		}(i, r)
 	}
 	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// reduceGroup runs the collectives of a process group's step on r's stream,
+// between the backward pass and the update: the gradients are summed over
+// the group and scaled to their mean, the loss terms (double[5]) summed, and
+// the step's flag recomputed from the sums (CheckFinite and loss_flag only
+// ever set it): a NaN or Inf on any rank makes the sums non-finite on every
+// rank, and NCCL gives every rank the same sums, so all ranks skip or apply
+// the same update.
+func (t *Trainer) reduceGroup(r *gpuReplica, nt *Net) error {
+	c := t.comms[0]
+	if err := c.AllReduceSum(r.s, r.st.G, r.st.paramsN, false); err != nil {
+		return err
+	}
+	if err := c.AllReduceSum(r.s, nt.loss, 5, true); err != nil {
+		return err
+	}
+	if err := r.k.Scale(r.s, r.st.G, r.st.paramsN, float32(1/float64(c.Ranks))); err != nil {
+		return err
+	}
+	if err := r.k.CheckFinite(r.s, r.st.G, r.st.paramsN, nt.flag); err != nil {
+		return err
+	}
+	return r.k.launch(r.s, "loss_flag", D1(1), D1(32), 0, nt.loss, nt.flag)
+}
+
+// Abort aborts the Trainer's NCCL communicators (ncclCommAbort, Comm.Abort)
+// and its host sync group, so that a step blocked in a collective, waiting
+// for a rank that failed, returns an error instead of hanging. Call it from
+// another goroutine than the one running Launch or Finish (on a peer's
+// failure, or a timeout); afterwards the Trainer can only be Closed.
+func (t *Trainer) Abort() error {
+	var errs []error
+	for _, c := range t.comms {
+		errs = append(errs, c.Abort())
+	}
+	if t.grp != nil {
+		t.grp.Abort()
+	}
 	return errors.Join(errs...)
 }
 
