@@ -1,12 +1,19 @@
 package gpu
 
-// Tests of the layer-op kernels (ops.go, kernels/ops.cu) against float64
-// references written here from the CPU ops' formulas (model/act.go, bnact.go,
-// pool.go, route.go, scale.go, dropout.go, train/sgd.go, train/ema.go). Every
-// output buffer starts as NaN (poisoned) so that an element a kernel fails to
-// write shows up; acc=true is tested by pre-filling the output with known
-// values. The GPU tests skip without a GPU; the TestOpsCPU* tests run
-// anywhere.
+// Kernel-level tests of the layer-op wrappers (act.go, bnact.go, pool.go,
+// route.go, scale.go, dropout.go, sgd.go; kernels/*.cu). The reference for
+// each layer op's values is op_test.go's table, computed by model's own CPU
+// ops; the tests here check what the CPU ops have no counterpart for: the
+// acc (accumulate) and in-place forms, the determinism and the many-part
+// split of the reductions, the BN statistics kernels one by one and
+// BNActBackwardDx with a synchronized-BN count, the GPU's own dropout masks,
+// SGD/EMA's skip flag, CheckFinite, and the host helpers (TestOpsCPU*),
+// against float64 formulas written here from the CPU ops' (model/act.go,
+// bnact.go, pool.go, route.go, scale.go, dropout.go, train/sgd.go,
+// train/ema.go). Every output buffer starts as NaN (poisoned) so that an
+// element a kernel fails to write shows up; acc=true is tested by
+// pre-filling the output with known values. The GPU tests skip without a
+// GPU; the TestOpsCPU* tests run anywhere.
 
 import (
 	"fmt"
@@ -18,6 +25,8 @@ import (
 	"github.com/dettrain/dettrain/model"
 )
 
+// opsTol is the relative tolerance of the kernels against float64
+// references (near; op_test.go gives its derivation).
 const opsTol = 1e-5
 
 var allActs = []model.Activation{model.Linear, model.Leaky, model.ReLU, model.Logistic, model.Mish, model.Swish}
