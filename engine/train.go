@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/dettrain/dettrain/eval"
 	"github.com/dettrain/dettrain/gpu"
 	"github.com/dettrain/dettrain/model"
+	"github.com/dettrain/dettrain/mpi"
 	"github.com/dettrain/dettrain/report"
 	"github.com/dettrain/dettrain/train"
 	"github.com/dettrain/dettrain/tricks"
@@ -41,12 +43,63 @@ func Schedule(t config.Train, itersPerEpoch int) tricks.Schedule {
 // SetThreads sets OpenBLAS's threads: train.threads, or the CPUs shared
 // among the replicas (each replica's GEMMs then run side by side instead of
 // fighting over the same cores).
-func SetThreads(t config.Train) {
-	n := t.Threads
-	if n == 0 && t.Replicas > 1 {
-		n = max(1, runtime.NumCPU()/t.Replicas)
+func SetThreads(t config.Train) { setThreads(t.Threads, t.Replicas) }
+
+// setThreads gives OpenBLAS threads threads, or (0) the CPUs shared among
+// workers replicas of this host.
+func setThreads(threads, workers int) {
+	n := threads
+	if n == 0 && workers > 1 {
+		n = max(1, runtime.NumCPU()/workers)
 	}
 	blas.SetThreads(n)
+}
+
+// rankReplicas is each process's share of train.replicas among the ranks:
+// train.replicas counts the replicas of the whole run, at least one a rank
+// (so 1, the default, means one a rank), and must divide among them.
+func rankReplicas(t config.Train, ranks *mpi.Comm) (int, error) {
+	if ranks == nil {
+		return max(1, t.Replicas), nil
+	}
+	n := ranks.Size()
+	if t.Replicas <= n {
+		return 1, nil
+	}
+	if t.Replicas%n != 0 {
+		return 0, fmt.Errorf("train.replicas %d does not divide among %d ranks (give a multiple of %d, or 1: one replica a rank)", t.Replicas, n, n)
+	}
+	return t.Replicas / n, nil
+}
+
+// ranksOnHost is the number of ranks on this host (Open MPI's
+// OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE), which share
+// its CPUs; 1 without ranks.
+func ranksOnHost(ranks *mpi.Comm) int {
+	if ranks == nil {
+		return 1
+	}
+	for _, v := range []string{"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"} {
+		if n, err := strconv.Atoi(os.Getenv(v)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
+}
+
+// bcastString gives every rank rank 0's s (a path: at most 4 KiB).
+func bcastString(ranks *mpi.Comm, s string) (string, error) {
+	buf := make([]byte, 4096)
+	if len(s) >= len(buf)-2 {
+		return "", fmt.Errorf("output.dir %q is longer than %d bytes", s, len(buf)-2)
+	}
+	buf[0], buf[1] = byte(len(s)>>8), byte(len(s))
+	copy(buf[2:], s)
+	if err := ranks.Bcast(buf, 0); err != nil {
+		return "", err
+	}
+	n := int(buf[0])<<8 | int(buf[1])
+	return string(buf[2 : 2+n]), nil
 }
 
 // hashOf is a short content hash for identities.
@@ -81,12 +134,45 @@ type TrainResult struct {
 // c.Output.Dir and scores best.weights on the eval split: the data sets,
 // the network, the loader and train.Options from their config sections,
 // then train.Run, then the final evaluation.
+//
+// Started by mpirun or srun (mpi.Launched) with more than one process, the
+// processes train one model together (train.Ranks): rank 0 prints and
+// writes, the others print only errors, and an error on any rank ends every
+// rank (MPI_Abort) with one message naming the rank.
 func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpoint) (*TrainResult, error) {
+	env, launched := mpi.Launched()
+	if !launched || env.Size == 1 {
+		return trainOn(ctx, ios, c, resume, nil)
+	}
+	comm, err := mpi.Init()
+	if err != nil {
+		return nil, fmt.Errorf("started by %s as rank %d of %d: %w", env.Launcher, env.Rank, env.Size, err)
+	}
+	rio := ios
+	if comm.Rank() != 0 {
+		rio = &IO{Out: io.Discard, Err: io.Discard}
+	}
+	r, err := trainOn(ctx, rio, c, resume, comm)
+	if err != nil && !errors.Is(err, train.ErrStopped) {
+		comm.Abort(1, err.Error()) // does not return
+	}
+	if ferr := comm.Finalize(); ferr != nil && err == nil {
+		err = ferr
+	}
+	return r, err
+}
+
+// trainOn is Train in one process of ranks (nil: the only one).
+func trainOn(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpoint, ranks *mpi.Comm) (*TrainResult, error) {
 	start := time.Now()
 	if err := CheckDevice(c.Train.Device, c.Train.Devices); err != nil {
 		return nil, err
 	}
-	SetThreads(c.Train)
+	replicas, err := rankReplicas(c.Train, ranks)
+	if err != nil {
+		return nil, err
+	}
+	setThreads(c.Train.Threads, replicas*ranksOnHost(ranks))
 	sets, err := loadSets(c, ios.Err)
 	if err != nil {
 		return nil, err
@@ -97,6 +183,11 @@ func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpo
 	}
 	if resume == nil {
 		c.Output.Dir = FreshDir(c.Output.Dir, ios.Out)
+		if ranks != nil { // rank 0's choice
+			if c.Output.Dir, err = bcastString(ranks, c.Output.Dir); err != nil {
+				return nil, err
+			}
+		}
 	}
 	out := c.Output.Dir
 	resolved, err := c.YAML()
@@ -105,26 +196,41 @@ func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpo
 	}
 	id := train.Identity{Config: resolved, Model: hashOf(net.Cfg.Text()), Data: dataIdentity(sets.names, sets.train)}
 	per := len(sets.train.Samples) / c.Train.Batch
-	loader := data.NewLoader(sets.train, image.OpenCV{}, LoaderOptions(c, size, per))
+	lo := LoaderOptions(c, size, per)
+	if ranks != nil {
+		lo.Shard, lo.Shards = ranks.Rank(), ranks.Size()
+	}
+	loader := data.NewLoader(sets.train, image.OpenCV{}, lo)
 	defer loader.Close()
 	if resume != nil {
 		if err := checkResume(ios.Out, resume, id, c, per); err != nil {
 			return nil, err
 		}
 	}
-	logf, err := startRunFolder(out, resolved, net, sets.names, resume != nil)
-	if err != nil {
-		return nil, err
+	var logw io.Writer = io.Discard
+	if ranks == nil || ranks.Rank() == 0 {
+		logf, err := startRunFolder(out, resolved, net, sets.names, resume != nil)
+		if err != nil {
+			return nil, err
+		}
+		defer logf.Close()
+		logw = logf
 	}
-	defer logf.Close()
-	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %s, %d replica(s); output in %s\n",
-		filepath.Base(c.Model.Cfg), len(sets.train.Samples), len(sets.names), c.Train.Epochs, per, c.Train.Batch, size, c.Train.Replicas, out)
+	where := fmt.Sprintf("%d replica(s)", replicas)
+	if ranks != nil {
+		where = fmt.Sprintf("%d processes x %d replica(s)", ranks.Size(), replicas)
+	}
+	fmt.Fprintf(ios.Out, "training %s on %d images (%d classes), %d epochs x %d iterations, batch %d, size %s, %s; output in %s\n",
+		filepath.Base(c.Model.Cfg), len(sets.train.Samples), len(sets.names), c.Train.Epochs, per, c.Train.Batch, size, where, out)
 	fmt.Fprintf(ios.Out, "tricks: %s\n", strings.Join(TrickList(c), ", "))
 	opts, err := TrainOptions(c, size, per, len(sets.names))
 	if err != nil {
 		return nil, err
 	}
-	opts.Dir, opts.Identity, opts.Resume = out, id, resume
+	opts.Dir, opts.Identity, opts.Resume, opts.Replicas = out, id, resume, replicas
+	if ranks != nil {
+		opts.Ranks = ranks
+	}
 	rep := &epochReport{dir: out}
 	opts.OnEpoch = rep.onEpoch
 	var evaluator train.Evaluator
@@ -135,9 +241,12 @@ func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpo
 			return s.Primary(), err
 		}
 	}
-	sum, err := train.Run(ctx, net, loader, opts, evaluator, ios.Out, logf)
+	sum, err := train.Run(ctx, net, loader, opts, evaluator, ios.Out, logw)
 	if err != nil {
 		return nil, err
+	}
+	if ranks != nil && ranks.Rank() != 0 {
+		return &TrainResult{Summary: sum, Elapsed: time.Since(start)}, nil // rank 0 tests
 	}
 	fmt.Fprintf(ios.Out, "trained to iteration %d in %s (%.1f img/s)\n", sum.Iter, time.Since(start).Round(time.Second), sum.ImagesPerS)
 	if sum.Skipped > 0 {

@@ -18,16 +18,23 @@ type cpuStepper struct {
 	graphs *graphCache
 	opt    *SGD
 	ema    *EMA
+	ranks  Ranks // nil: one process
+	first  int   // this rank's first image in the global batch
 	fault  func(iter int, loss *model.LossParts, grads [][]float32) // seams.fault
 	built  *int                                                     // seams.built
 }
 
 func newCPUStepper(net *model.Network, o Options, opt *SGD, ema *EMA, s seams) (*cpuStepper, error) {
-	c := &graphCache{net: net, r: o.Replicas, n: o.Batch / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget}
+	shard := o.Batch / rankCount(o.Ranks)
+	c := &graphCache{net: net, r: o.Replicas, n: shard / o.Replicas, max: o.MaxGraphs, classTarget: o.ClassTarget, ranks: o.Ranks}
 	if o.SyncBN && o.Replicas > 1 {
 		c.group = model.NewSyncGroup(o.Replicas)
 	}
-	st := &cpuStepper{net: net, graphs: c, opt: opt, ema: ema, fault: s.fault, built: s.built}
+	c.sync = o.SyncBN
+	st := &cpuStepper{net: net, graphs: c, opt: opt, ema: ema, ranks: o.Ranks, fault: s.fault, built: s.built}
+	if o.Ranks != nil {
+		st.first = o.Ranks.Rank() * shard
+	}
 	if _, err := c.get(o.Size); err != nil { // fail early on a bad size
 		st.Close()
 		return nil, err
@@ -44,11 +51,19 @@ func (s *cpuStepper) Step(b *data.Batch, iter int, lr float64, _ func() *data.Ba
 	// the batch, iteration), so that a resumed run draws what the
 	// uninterrupted one drew, and R replicas what one batch draws.
 	for i, r := range reps {
-		r.g.SetDropoutStep(s.net.DropoutSeed(), i*(b.N/len(reps)), iter)
+		r.g.SetDropoutStep(s.net.DropoutSeed(), s.first+i*(b.N/len(reps)), iter)
 	}
 	loss, grads, err := runReplicas(reps, b, s.graphs.group)
 	if err != nil {
 		return loss, "", err
+	}
+	if s.ranks != nil { // the mean over the ranks of the ranks' means
+		if err := s.ranks.AllReduceMean(grads); err != nil {
+			return loss, "", err
+		}
+		if err := reduceLoss(s.ranks, &loss); err != nil {
+			return loss, "", err
+		}
 	}
 	if s.fault != nil {
 		s.fault(iter, &loss, grads)
@@ -73,10 +88,14 @@ func (s *cpuStepper) Describe() string {
 	if s.graphs.group != nil {
 		bn = "SyncBN"
 	}
-	if s.graphs.r == 1 {
-		return "the CPU"
+	where := "the CPU"
+	if s.ranks != nil {
+		where = fmt.Sprintf("the CPUs of %d processes (rank %d)", s.ranks.Size(), s.ranks.Rank())
 	}
-	return fmt.Sprintf("the CPU, %d replicas of %d images (%s)", s.graphs.r, s.graphs.n, bn)
+	if s.graphs.r == 1 {
+		return where
+	}
+	return fmt.Sprintf("%s, %d replicas of %d images (%s)", where, s.graphs.r, s.graphs.n, bn)
 }
 
 func (s *cpuStepper) Close() {
@@ -96,7 +115,7 @@ type replica struct {
 // newReplicas builds r graphs of n images each. All share the network's
 // weight tensors. Only replica 0 updates the BN running statistics: the
 // others get private copies (as data-parallel PyTorch keeps rank 0's buffers).
-func newReplicas(net *model.Network, r, n int, size model.Size, group *model.SyncGroup, arenas []*model.Arena) ([]*replica, error) {
+func newReplicas(net *model.Network, r, n int, size model.Size, sync func(i int) model.Collective, arenas []*model.Arena) ([]*replica, error) {
 	reps := make([]*replica, r)
 	for i := range reps {
 		view := net
@@ -104,8 +123,8 @@ func newReplicas(net *model.Network, r, n int, size model.Size, group *model.Syn
 			view = privateBN(net)
 		}
 		var opts []model.GraphOption
-		if group != nil {
-			opts = append(opts, model.WithSyncBN(group.Member(i)))
+		if sync != nil {
+			opts = append(opts, model.WithSyncBN(sync(i)))
 		}
 		if arenas != nil {
 			opts = append(opts, model.WithArena(arenas[i]))
@@ -147,7 +166,9 @@ type graphCache struct {
 	net         *model.Network
 	r, n, max   int
 	classTarget func(float64) float64
-	group       *model.SyncGroup // synchronized BN; nil for local BN
+	group       *model.SyncGroup // synchronized BN over this process's replicas (nil: one replica, or local BN)
+	sync        bool             // synchronized BN
+	ranks       Ranks            // synchronized BN across processes too (nil: one process)
 	sizes       []model.Size     // most recently used last
 	reps        map[model.Size][]*replica
 	arenas      []*model.Arena // one per replica
@@ -183,7 +204,7 @@ func (c *graphCache) get(size model.Size) ([]*replica, error) {
 			c.arenas[i] = model.NewArena()
 		}
 	}
-	reps, err := newReplicas(c.net, c.r, c.n, size, c.group, c.arenas)
+	reps, err := newReplicas(c.net, c.r, c.n, size, c.collective(), c.arenas)
 	if err != nil {
 		return nil, fmt.Errorf("building the graph for input size %s: %w", size, err)
 	}
@@ -194,6 +215,23 @@ func (c *graphCache) get(size model.Size) ([]*replica, error) {
 	c.reps[size] = reps
 	c.sizes = append(c.sizes, size)
 	return reps, nil
+}
+
+// collective gives replica i's SyncBN collective, or is nil for local BN.
+func (c *graphCache) collective() func(i int) model.Collective {
+	switch {
+	case !c.sync || (c.group == nil && c.ranks == nil):
+		return nil
+	case c.ranks == nil:
+		return c.group.Member
+	}
+	return func(i int) model.Collective {
+		rc := rankCollective{ranks: c.ranks, first: i == 0}
+		if c.group != nil {
+			rc.local = c.group.Member(i)
+		}
+		return rc
+	}
 }
 
 func (c *graphCache) close() {

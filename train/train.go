@@ -79,8 +79,21 @@ type Options struct {
 	// Without it a failed load writes a checkpoint of the last completed
 	// step and ends the run with an error naming the file.
 	SkipBad bool
-	// OnEpoch, when set, is called after every epoch (results.csv, charts).
+	// OnEpoch, when set, is called after every epoch (results.csv, charts);
+	// on rank 0 only.
 	OnEpoch func(EpochInfo) error
+	// Ranks, when set, trains across processes (see Ranks): Batch is the
+	// global batch, the source gives this rank's shard of each, Replicas
+	// counts this process's replicas, and only rank 0 writes files.
+	Ranks Ranks
+}
+
+// rankCount is the number of processes of a run.
+func rankCount(r Ranks) int {
+	if r == nil {
+		return 1
+	}
+	return r.Size()
 }
 
 // EpochInfo describes a finished epoch.
@@ -162,15 +175,20 @@ func run(ctx context.Context, net *model.Network, src Batches, o Options, evalua
 	if src.BatchesPerEpoch() < 1 {
 		return sum, fmt.Errorf("the training split has fewer images than one batch of %d", o.Batch)
 	}
-	if o.Batch%o.Replicas != 0 {
+	if n := rankCount(o.Ranks) * o.Replicas; o.Batch%n != 0 {
+		if o.Ranks != nil {
+			return sum, fmt.Errorf("train.batch %d is not divisible by %d ranks x %d replicas", o.Batch, o.Ranks.Size(), o.Replicas)
+		}
 		return sum, fmt.Errorf("train.batch %d is not divisible by %d replicas", o.Batch, o.Replicas)
 	}
 	t.opt = NewSGD(net.Params(), o.Momentum, o.Decay)
 	if o.EMA != nil {
 		t.ema = NewEMA(net, o.EMA.Decay, o.EMA.Tau)
 	}
-	if err := os.MkdirAll(filepath.Join(o.Dir, "weights"), 0o755); err != nil {
-		return sum, err
+	if lead(o.Ranks) {
+		if err := os.MkdirAll(filepath.Join(o.Dir, "weights"), 0o755); err != nil {
+			return sum, err
+		}
 	}
 	t.st = State{BestMetric: -1}
 	if ck := o.Resume; ck != nil {
@@ -270,9 +288,13 @@ func (t *trainer) epoch(ctx context.Context, evaluate Evaluator, sum *Summary) e
 		}
 		t.st.Iter++
 		t.st.Batch++
-		t.st.Seen += uint64(b.N)
-		m.add(t, loss, lr, b.N)
-		if ctx.Err() != nil {
+		t.st.Seen += uint64(t.o.Batch)
+		m.add(t, loss, lr, t.o.Batch)
+		stop, err := anyRank(t.o.Ranks, ctx.Err() != nil)
+		if err != nil {
+			return err
+		}
+		if stop {
 			return t.interrupted(ctx)
 		}
 	}
@@ -312,6 +334,11 @@ func (t *trainer) admit(b *data.Batch, err error, m *meter, sum *Summary) (*data
 	e := t.st.Epoch
 	if err != nil {
 		var le *data.LoadError
+		if t.o.SkipBad && errors.As(err, &le) && t.o.Ranks != nil {
+			// The other ranks' shards loaded and they are waiting in the
+			// step: a rank cannot skip alone.
+			return nil, fmt.Errorf("%w: rank %d: no image of its shard of batch %d of epoch %d loaded; a batch cannot be skipped across ranks (data.skip_bad); the last checkpoint is the one written at the end of the last epoch", err, t.o.Ranks.Rank(), t.st.Batch, e+1)
+		}
 		if t.o.SkipBad && errors.As(err, &le) {
 			// No image of the batch loaded: skip the batch. The loader
 			// goes on with the next one, so the position moves on too.
@@ -332,8 +359,8 @@ func (t *trainer) admit(b *data.Batch, err error, m *meter, sum *Summary) (*data
 		m.skipped++
 		sum.Skipped++
 	}
-	if b.N != t.o.Batch {
-		return nil, fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, t.o.Batch)
+	if want := t.o.Batch / rankCount(t.o.Ranks); b.N != want {
+		return nil, fmt.Errorf("batch of %d images, want %d (the loader must drop the last short batch)", b.N, want)
 	}
 	return b, nil
 }
@@ -423,6 +450,9 @@ func (t *trainer) interrupted(ctx context.Context) error {
 	if err := t.writeWeights("last.weights", false); err != nil {
 		return err
 	}
+	if ctx.Err() == nil { // another rank was stopped
+		return fmt.Errorf("%w at iteration %d (epoch %d): another rank was stopped by a signal", ErrStopped, t.st.Iter, t.st.Epoch+1)
+	}
 	stop := fmt.Errorf("%w at iteration %d (epoch %d): checkpoint %s written; continue with: dettrain train --resume %s", ErrStopped, t.st.Iter, t.st.Epoch+1, path, t.o.Dir)
 	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
 		return fmt.Errorf("%w: %w", c, stop) // the signal, for the exit status (StopSignal)
@@ -463,7 +493,7 @@ func (t *trainer) endEpoch(evaluate Evaluator, m *meter, sum *Summary) error {
 		sum.LastMetric = m
 	}
 	t.log(rec)
-	if o.OnEpoch != nil {
+	if o.OnEpoch != nil && lead(o.Ranks) {
 		info.Seconds, info.Metric = time.Since(t.start).Seconds(), rec.MAP
 		if err := o.OnEpoch(info); err != nil {
 			return err
@@ -479,7 +509,12 @@ func (t *trainer) evaluate(evaluate Evaluator, e int) (float64, error) {
 	if t.ema != nil {
 		t.ema.Swap(t.net)
 	}
-	m, err := evaluate(e)
+	var m float64
+	var err error
+	if lead(t.o.Ranks) {
+		m, err = evaluate(e)
+	}
+	m, err = fromLead(t.o.Ranks, m, err)
 	if err == nil && m > t.st.BestMetric {
 		t.st.BestMetric, t.st.BestEpoch = m, e+1
 		err = t.writeWeights("best.weights", false)
@@ -491,7 +526,7 @@ func (t *trainer) evaluate(evaluate Evaluator, e int) (float64, error) {
 		return 0, fmt.Errorf("evaluating after epoch %d: %w", e+1, err)
 	}
 	fmt.Fprintf(t.human, "epoch %d/%d: mAP@0.5 %.4f (best %.4f, epoch %d)\n", e+1, t.o.Epochs, m, t.st.BestMetric, t.st.BestEpoch)
-	if t.st.BestEpoch == e+1 {
+	if t.st.BestEpoch == e+1 && lead(t.o.Ranks) {
 		ck := capture(t.net, t.opt, t.ema, t.st, t.o.Identity)
 		if err := writeAtomicCheckpoint(filepath.Join(t.o.Dir, "checkpoints", "best.ckpt"), ck); err != nil {
 			return 0, err
@@ -520,6 +555,10 @@ func (t *trainer) stopOnData(err error) error {
 
 func (t *trainer) checkpoint() (string, error) {
 	ck := capture(t.net, t.opt, t.ema, t.st, t.o.Identity)
+	if !lead(t.o.Ranks) { // kept in memory for a rollback
+		t.lastGood = ck
+		return filepath.Join(t.o.Dir, "checkpoints", checkpointName(t.st.Iter)), nil
+	}
 	path, err := WriteCheckpoint(filepath.Join(t.o.Dir, "checkpoints"), ck, t.o.KeepCheckpoints)
 	if err == nil {
 		t.lastGood = ck
@@ -529,6 +568,9 @@ func (t *trainer) checkpoint() (string, error) {
 
 // writeWeights writes weights/NAME; with ema the averaged weights.
 func (t *trainer) writeWeights(name string, ema bool) error {
+	if !lead(t.o.Ranks) {
+		return nil
+	}
 	if ema && t.ema != nil {
 		t.ema.Swap(t.net)
 		defer t.ema.Swap(t.net)
