@@ -18,8 +18,8 @@ type cpuStepper struct {
 	graphs *graphCache
 	opt    *SGD
 	ema    *EMA
-	ranks  Ranks // nil: one process
-	first  int   // this rank's first image in the global batch
+	ranks  Ranks                                                    // nil: one process
+	first  int                                                      // this rank's first image in the global batch
 	fault  func(iter int, loss *model.LossParts, grads [][]float32) // seams.fault
 	built  *int                                                     // seams.built
 }
