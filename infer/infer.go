@@ -37,13 +37,51 @@ type GPU struct {
 // Predictor holds an inference graph for one batch size and input size.
 type Predictor struct {
 	net  *model.Network
-	g    *model.Graph   // CPU
-	gp   *gpu.Predictor // GPU
-	in   []float32      // GPU: a full batch, for short ones
+	fwd  forward
 	n    int
 	size model.Size
 	opts Options
 }
+
+// forward is one backend's inference: the YOLO heads' raw outputs of a
+// batch (short batches padded with zero images).
+type forward interface {
+	heads(images []float32) ([]model.HeadOutput, error)
+	close()
+}
+
+// cpuForward is the CPU backend: a model.Graph.
+type cpuForward struct{ g *model.Graph }
+
+func (f cpuForward) heads(images []float32) ([]model.HeadOutput, error) {
+	in := f.g.Input()
+	copy(in, images)
+	clear(in[len(images):])
+	if err := f.g.Run(); err != nil {
+		return nil, err
+	}
+	return f.g.Heads(), nil
+}
+
+func (f cpuForward) close() { f.g.Close() }
+
+// gpuForward is the GPU backend (package gpu).
+type gpuForward struct {
+	p  *gpu.Predictor
+	in []float32 // a full batch, for short ones
+}
+
+func (f gpuForward) heads(images []float32) ([]model.HeadOutput, error) {
+	in := images
+	if len(in) < len(f.in) {
+		copy(f.in, images)
+		clear(f.in[len(images):])
+		in = f.in
+	}
+	return f.p.Heads(in)
+}
+
+func (f gpuForward) close() { f.p.Close() }
 
 // New builds an inference graph for batches of n images of size.W x size.H
 // (on the GPU when o.GPU is set: the network's current weights are uploaded).
@@ -54,43 +92,18 @@ func New(net *model.Network, n int, size model.Size, o Options) (*Predictor, err
 			return nil, err
 		}
 		gp.Graphs = true
-		return &Predictor{net: net, gp: gp, n: n, size: size, opts: o, in: make([]float32, n*net.Channels*size.W*size.H)}, nil
+		fwd := gpuForward{p: gp, in: make([]float32, n*net.Channels*size.W*size.H)}
+		return &Predictor{net: net, fwd: fwd, n: n, size: size, opts: o}, nil
 	}
 	g, err := net.NewGraph(n, size, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Predictor{net: net, g: g, n: n, size: size, opts: o}, nil
+	return &Predictor{net: net, fwd: cpuForward{g}, n: n, size: size, opts: o}, nil
 }
 
 // Close releases the graph (or the device memory).
-func (p *Predictor) Close() {
-	if p.gp != nil {
-		p.gp.Close()
-		return
-	}
-	p.g.Close()
-}
-
-// heads runs the network on a batch and returns the YOLO heads' raw outputs.
-func (p *Predictor) heads(images []float32) ([]model.HeadOutput, error) {
-	if p.gp != nil {
-		in := images
-		if len(in) < len(p.in) {
-			copy(p.in, images)
-			clear(p.in[len(images):])
-			in = p.in
-		}
-		return p.gp.Heads(in)
-	}
-	in := p.g.Input()
-	copy(in, images)
-	clear(in[len(images):])
-	if err := p.g.Run(); err != nil {
-		return nil, err
-	}
-	return p.g.Heads(), nil
-}
+func (p *Predictor) Close() { p.fwd.close() }
 
 // Batch predicts a batch (b.N <= the graph's batch size; missing images are
 // zero). Detection.Image is the batch's Index of the image, and boxes are
@@ -99,7 +112,7 @@ func (p *Predictor) Batch(b *data.Batch) ([]eval.Detection, error) {
 	if b.N > p.n || b.H != p.size.H || b.W != p.size.W {
 		return nil, fmt.Errorf("batch of %d images %dx%d does not fit the graph of %d images %dx%d", b.N, b.W, b.H, p.n, p.size.W, p.size.H)
 	}
-	heads, err := p.heads(b.Images)
+	heads, err := p.fwd.heads(b.Images)
 	if err != nil {
 		return nil, err
 	}
