@@ -27,7 +27,7 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	# The packages a GPU machine builds (no OpenCV there) need no cgo.
-	CGO_ENABLED=0 $(GO) build ./model/ ./train/ ./gpu/ ./infer/ ./onnx/
+	CGO_ENABLED=0 $(GO) build ./model/ ./train/ ./gpu/ ./infer/ ./onnx/ ./mpi/
 	$(GO) test -count=1 -timeout 15m ./...
 	# Fuzzing of every reader of outside input, 10 s each from the committed
 	# seed corpora (testdata/fuzz/): each target asserts a round trip or an
