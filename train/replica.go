@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/dettrain/dettrain/data"
 	"github.com/dettrain/dettrain/model"
@@ -14,14 +15,15 @@ import (
 // with its own graph over the host model's weights, whose gradients are
 // averaged into replica 0's buffers and applied by SGD on the host.
 type cpuStepper struct {
-	net    *model.Network
-	graphs *graphCache
-	opt    *SGD
-	ema    *EMA
-	ranks  Ranks                                                    // nil: one process
-	first  int                                                      // this rank's first image in the global batch
-	fault  func(iter int, loss *model.LossParts, grads [][]float32) // seams.fault
-	built  *int                                                     // seams.built
+	net     *model.Network
+	graphs  *graphCache
+	opt     *SGD
+	ema     *EMA
+	ranks   Ranks
+	reduced time.Duration                                            // in the ranks' gradient and loss all-reduces, so far                                                    // nil: one process
+	first   int                                                      // this rank's first image in the global batch
+	fault   func(iter int, loss *model.LossParts, grads [][]float32) // seams.fault
+	built   *int                                                     // seams.built
 }
 
 func newCPUStepper(net *model.Network, o Options, opt *SGD, ema *EMA, s seams) (*cpuStepper, error) {
@@ -58,12 +60,14 @@ func (s *cpuStepper) Step(b *data.Batch, iter int, lr float64, _ func() *data.Ba
 		return loss, "", err
 	}
 	if s.ranks != nil { // the mean over the ranks of the ranks' means
+		t0 := time.Now()
 		if err := s.ranks.AllReduceMean(grads); err != nil {
 			return loss, "", err
 		}
 		if err := reduceLoss(s.ranks, &loss); err != nil {
 			return loss, "", err
 		}
+		s.reduced += time.Since(t0)
 	}
 	if s.fault != nil {
 		s.fault(iter, &loss, grads)
@@ -79,6 +83,9 @@ func (s *cpuStepper) Step(b *data.Batch, iter int, lr float64, _ func() *data.Ba
 	}
 	return loss, "", nil
 }
+
+// reduceTime is the time spent so far in the all-reduces across ranks.
+func (s *cpuStepper) reduceTime() time.Duration { return s.reduced }
 
 func (s *cpuStepper) Load() error  { return nil } // the CPU trains the host model
 func (s *cpuStepper) Store() error { return nil }

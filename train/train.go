@@ -136,8 +136,11 @@ type Record struct {
 	ImgPerSec float64  `json:"img_per_s,omitempty"`
 	MAP       *float64 `json:"map50,omitempty"`
 	Skipped   int      `json:"skipped,omitempty"` // epoch: images left out (SkipBad); skip: 1 or the batch's images
-	Seconds   float64  `json:"seconds"`
-	Message   string   `json:"message,omitempty"`
+	// AllReduceMS (epoch, across ranks): the mean time per step of the
+	// all-reduces of the gradients and losses across ranks, ms.
+	AllReduceMS float64 `json:"allreduce_ms,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	Message     string  `json:"message,omitempty"`
 }
 
 // ErrStopped is returned (wrapped) when a run stops on a signal after
@@ -397,18 +400,25 @@ func (t *trainer) nonFinite(bad string, loss model.LossParts) (restart bool, err
 	}
 }
 
+// reduceTimer is a Stepper that times its all-reduces across ranks.
+type reduceTimer interface{ reduceTime() time.Duration }
+
 // meter is an epoch's running sums, its progress bar and its log lines.
 type meter struct {
 	loss    model.LossParts // summed over the steps
 	steps   int
 	skipped int // images left out (data.skip_bad)
 	tick    time.Time
+	reduced time.Duration // the stepper's all-reduce time at the start
 	mode    progress.Mode
 	bar     *progress.Bar
 }
 
 func (t *trainer) newMeter(e int) *meter {
 	m := &meter{tick: time.Now(), mode: progress.Silent} // plain log lines only, when not on a terminal
+	if r, ok := t.step.(reduceTimer); ok {
+		m.reduced = r.reduceTime()
+	}
 	if progress.IsTerminal(t.human) {
 		m.mode = progress.Redraw
 	}
@@ -474,6 +484,9 @@ func (t *trainer) endEpoch(evaluate Evaluator, m *meter, sum *Summary) error {
 		info.Loss = model.LossParts{Obj: ep.Obj / n, XY: ep.XY / n, WH: ep.WH / n, Cls: ep.Cls / n, Positives: ep.Positives}
 		info.ImgPerSec = float64(m.steps*o.Batch) / time.Since(m.tick).Seconds()
 		rec.Loss, rec.Obj, rec.XY, rec.WH, rec.Cls = ep.Total()/n, ep.Obj/n, ep.XY/n, ep.WH/n, ep.Cls/n
+		if r, ok := t.step.(reduceTimer); ok && o.Ranks != nil {
+			rec.AllReduceMS = (r.reduceTime() - m.reduced).Seconds() * 1000 / n
+		}
 	}
 	t.st.Epoch++
 	t.st.Batch = 0
