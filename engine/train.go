@@ -72,6 +72,26 @@ func rankReplicas(t config.Train, ranks *mpi.Comm) (int, error) {
 	return t.Replicas / n, nil
 }
 
+// rankDevice is the GPU of a rank: the one of its local rank (its index
+// among the ranks of its host), or the only one it sees (Slurm's
+// --gpu-bind, CUDA_VISIBLE_DEVICES per rank).
+func rankDevice(ranks *mpi.Comm, replicas int) ([]int, error) {
+	if replicas != 1 {
+		return nil, fmt.Errorf("train.device cuda across %d ranks: each rank trains one replica on its own GPU, so train.replicas must be 1 or %d (it gives %d a rank)", ranks.Size(), ranks.Size(), replicas)
+	}
+	n, err := gpu.DeviceCount()
+	if err != nil {
+		return nil, err
+	}
+	if n == 1 {
+		return []int{0}, nil
+	}
+	if ranks.LocalRank() >= n {
+		return nil, fmt.Errorf("rank %d is local rank %d of its host, which has %d GPUs: start at most one rank a GPU", ranks.Rank(), ranks.LocalRank(), n)
+	}
+	return []int{ranks.LocalRank()}, nil
+}
+
 // ranksOnHost is the number of ranks on this host (Open MPI's
 // OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE), which share
 // its CPUs; 1 without ranks.
@@ -230,6 +250,11 @@ func trainOn(ctx context.Context, ios *IO, c *config.Config, resume *train.Check
 	opts.Dir, opts.Identity, opts.Resume, opts.Replicas = out, id, resume, replicas
 	if ranks != nil {
 		opts.Ranks = ranks
+		if opts.GPU != nil {
+			if opts.GPU.Devices, err = rankDevice(ranks, replicas); err != nil {
+				return nil, err
+			}
+		}
 	}
 	rep := &epochReport{dir: out}
 	opts.OnEpoch = rep.onEpoch

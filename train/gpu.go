@@ -43,8 +43,16 @@ func newGPUStepper(net *model.Network, o Options, opt *SGD, ema *EMA) (*gpuStepp
 	if o.Replicas > 1 && len(devs) != o.Replicas {
 		return nil, fmt.Errorf("train.replicas is %d but train.devices lists %d devices", o.Replicas, len(devs))
 	}
-	tr, err := gpu.NewTrainer(net, gpu.TrainerOptions{Devices: devs, SyncBN: o.SyncBN, TF32: o.GPU.TF32, AMP: o.GPU.AMP, Graphs: true, EMA: ema != nil,
-		Momentum: opt.Momentum, Decay: opt.Decay, ClassTarget: o.ClassTarget, MaxNets: o.MaxGraphs})
+	to := gpu.TrainerOptions{Devices: devs, SyncBN: o.SyncBN, TF32: o.GPU.TF32, AMP: o.GPU.AMP, Graphs: true, EMA: ema != nil,
+		Momentum: opt.Momentum, Decay: opt.Decay, ClassTarget: o.ClassTarget, MaxNets: o.MaxGraphs}
+	if o.Ranks != nil {
+		g, err := ncclGroup(o.Ranks)
+		if err != nil {
+			return nil, err
+		}
+		to.Group = g
+	}
+	tr, err := gpu.NewTrainer(net, to)
 	if err != nil {
 		return nil, err
 	}
@@ -107,3 +115,21 @@ func (g *gpuStepper) emaVals() [][]float32 {
 
 func (g *gpuStepper) Describe() string { return g.tr.Describe() }
 func (g *gpuStepper) Close()           { g.tr.Close() }
+
+// ncclGroup is NCCL's documented bootstrap across processes: rank 0 makes
+// the unique id (ncclGetUniqueId), MPI broadcasts it, and every rank joins
+// with ncclCommInitRank (inside gpu.NewTrainer). Not yet run on GPUs.
+func ncclGroup(r Ranks) (*gpu.ProcessGroup, error) {
+	g := &gpu.ProcessGroup{Rank: r.Rank(), Size: r.Size()}
+	if r.Rank() == 0 {
+		id, err := gpu.NewNCCLUniqueID()
+		if err != nil {
+			return nil, err
+		}
+		g.ID = id
+	}
+	if err := r.Bcast(g.ID[:], 0); err != nil {
+		return nil, fmt.Errorf("broadcasting NCCL's unique id: %w", err)
+	}
+	return g, nil
+}
