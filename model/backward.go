@@ -157,7 +157,7 @@ func (o *gradSumOp) forward(ts []*tensor.Dense) (G.Value, error) {
 
 // sumTerms sets y = ((ts[0] + ts[1]) + ...); y is ts[0]'s storage when inPlace.
 func sumTerms[T float](y []T, ts []*tensor.Dense, inPlace bool, data func(*tensor.Dense) []T) {
-	parallelFor(len(y), 1<<14, func(lo, hi int) {
+	parallelFor(len(y), 1<<14, func(_, lo, hi int) {
 		d := y[lo:hi]
 		if !inPlace {
 			copy(d, data(ts[0])[lo:hi])

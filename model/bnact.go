@@ -94,7 +94,7 @@ func bnForward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y []T) error
 	if o.training && o.sync != nil {
 		return syncForward(o, n, c, hw, x, gamma, beta, y)
 	}
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			bnForwardChannel(o, ch, n, c, hw, m, x, gamma, beta, y)
 		}
@@ -234,7 +234,7 @@ func bnBackward[T float](o *bnActOp, s tensor.Shape, x, gamma, beta, y, dy, dx, 
 	if o.sync != nil {
 		return syncBackward(o, n, c, hw, x, gamma, beta, y, dy, dx, dgamma, dbeta)
 	}
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			mean, inv := o.st.mean[ch], o.st.invstd[ch]
 			a, b := T(float64(gamma[ch])*inv), T(float64(beta[ch])-mean*float64(gamma[ch])*inv) // z = a*x + b

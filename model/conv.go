@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	G "gorgonia.org/gorgonia"
@@ -195,59 +196,27 @@ func putScratch[T float](bs [][]T) {
 	*l = append(*l, bs...)
 }
 
-// imageWorkers is the number of goroutines that split a batch of n images:
-// blas.Threads(), at most n. The split is fixed by n and the thread count,
-// so every result (the dW sums included) is the same from run to run.
-func imageWorkers(n int) int { return max(1, min(blas.Threads(), n)) }
-
-// parallelImages runs fn(worker, lo, hi) on contiguous image ranges, one per
-// worker, each on its own goroutine. GEMMs inside are single-threaded
-// (blas.SetThreads), so im2col, col2im and the GEMMs of the workers run side
-// by side on the cores.
-func parallelImages(n int, fn func(worker, lo, hi int)) {
-	w := imageWorkers(n)
-	if w <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for k := 0; k < w; k++ {
-		lo, hi := k*n/w, (k+1)*n/w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(k, lo, hi)
-		}()
-	}
-	wg.Wait()
-}
+// imageWorkers is the number of goroutines that split a batch of n images
+// (parallelFor(n, 1, ...)): blas.Threads(), at most n. GEMMs inside are
+// single-threaded (blas.SetThreads), so im2col, col2im and the GEMMs of the
+// workers run side by side on the cores.
+func imageWorkers(n int) int { return workers(n, 1) }
 
 // gemmRows is blas.Gemm with the m rows of C split over the threads when a
 // batch is too small to split by image (one image, or one image per thread
 // short). Each row of C is computed by one single-threaded GEMM.
 func gemmRows[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, split bool) {
-	w := 1
-	if split {
-		w = min(blas.Threads(), m/16)
-	}
-	if w <= 1 {
+	if !split {
 		blas.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	var wg sync.WaitGroup
-	for q := 0; q < w; q++ {
-		m0, m1 := q*m/w, (q+1)*m/w
+	parallelFor(m, 16, func(_, m0, m1 int) {
 		ao := m0 * lda
 		if transA {
 			ao = m0
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			blas.Gemm(transA, transB, m1-m0, n, k, alpha, a[ao:], lda, b, ldb, beta, c[m0*ldc:], ldc)
-		}()
-	}
-	wg.Wait()
+		blas.Gemm(transA, transB, m1-m0, n, k, alpha, a[ao:], lda, b, ldb, beta, c[m0*ldc:], ldc)
+	})
 }
 
 // convTileElems is the size of an im2col tile (elements) in the per-image
@@ -276,29 +245,33 @@ func tileRows(kk, ho, wo int) int {
 	return max(1, min(r, ho))
 }
 
-func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T) {
-	n, c, h, wd := dims4(xs)
-	f := ws[0]
-	if g.depthwise(c, f) {
-		dwForward(g, n, c, h, wd, x, w, y)
-		return
-	}
-	cg, fg := c/g.groups, f/g.groups
-	ho, wo := g.out(h), g.out(wd)
-	hw, kk := ho*wo, cg*g.size*g.size
-	if q := chunkImages(g, n, hw); q > 1 {
-		chunkedForward(g, newConvDims(g, xs, ws), q, x, w, y)
-		return
-	}
-	nw := imageWorkers(n)
-	split := nw == 1
-	rows := tileRows(kk, ho, wo)
-	var cols [][]T
+// imageCols is the per-image path's setup for a conv of sizes d: whether its
+// GEMMs split rows (one worker), the output rows per im2col band and one
+// band buffer per worker (none for pointwise convs), to give back with
+// putScratch.
+func imageCols[T float](g convGeom, d convDims) (split bool, rows int, cols [][]T) {
+	nw := imageWorkers(d.n)
+	rows = tileRows(d.kk, d.ho, d.wo)
 	if !g.pointwise() {
-		cols = getScratch[T](nw, kk*rows*wo)
-		defer putScratch(cols)
+		cols = getScratch[T](nw, d.kk*rows*d.wo)
 	}
-	parallelImages(n, func(k, lo, hi int) {
+	return nw == 1, rows, cols
+}
+
+func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T) {
+	d := newConvDims(g, xs, ws)
+	if g.depthwise(d.c, d.f) {
+		dwConv(g, d.n, d.c, d.h, d.wd, w, x, y, false)
+		return
+	}
+	if q := chunkImages(g, d.n, d.hw); q > 1 {
+		chunkedForward(g, d, q, x, w, y)
+		return
+	}
+	split, rows, cols := imageCols[T](g, d)
+	defer putScratch(cols)
+	n, c, h, wd, f, cg, fg, ho, wo, hw, kk := d.n, d.c, d.h, d.wd, d.f, d.cg, d.fg, d.ho, d.wo, d.hw, d.kk
+	parallelFor(n, 1, func(k, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for gi := 0; gi < g.groups; gi++ {
 				xin := x[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
@@ -321,28 +294,19 @@ func convForward[T float](g convGeom, xs, ws tensor.Shape, x, w, y []T) {
 }
 
 func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T) {
-	n, c, h, wd := dims4(xs)
-	f := ws[0]
-	if g.depthwise(c, f) {
-		dwBackData(g, n, c, h, wd, w, dy, dx)
+	d := newConvDims(g, xs, ws)
+	if g.depthwise(d.c, d.f) {
+		dwConv(g, d.n, d.c, d.h, d.wd, w, dy, dx, true)
 		return
 	}
-	cg, fg := c/g.groups, f/g.groups
-	ho, wo := g.out(h), g.out(wd)
-	hw, kk := ho*wo, cg*g.size*g.size
-	if q := chunkImages(g, n, hw); q > 1 {
-		chunkedBackData(g, newConvDims(g, xs, ws), q, w, dy, dx)
+	if q := chunkImages(g, d.n, d.hw); q > 1 {
+		chunkedBackData(g, d, q, w, dy, dx)
 		return
 	}
-	nw := imageWorkers(n)
-	split := nw == 1
-	rows := tileRows(kk, ho, wo)
-	var cols [][]T
-	if !g.pointwise() {
-		cols = getScratch[T](nw, kk*rows*wo)
-		defer putScratch(cols)
-	}
-	parallelImages(n, func(k, lo, hi int) {
+	split, rows, cols := imageCols[T](g, d)
+	defer putScratch(cols)
+	n, c, h, wd, f, cg, fg, ho, wo, hw, kk := d.n, d.c, d.h, d.wd, d.f, d.cg, d.fg, d.ho, d.wo, d.hw, d.kk
+	parallelFor(n, 1, func(k, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for gi := 0; gi < g.groups; gi++ {
 				dxo := dx[(i*c+gi*cg)*h*wd : (i*c+(gi+1)*cg)*h*wd]
@@ -366,36 +330,27 @@ func convBackData[T float](g convGeom, xs, ws tensor.Shape, w, dy, dx []T) {
 }
 
 func convBackFilter[T float](g convGeom, xs, ws tensor.Shape, x, dy, dw []T) {
-	n, c, h, wd := dims4(xs)
-	f := ws[0]
-	if g.depthwise(c, f) {
-		dwBackFilter(g, n, c, h, wd, x, dy, dw)
+	d := newConvDims(g, xs, ws)
+	if g.depthwise(d.c, d.f) {
+		dwBackFilter(g, d.n, d.c, d.h, d.wd, x, dy, dw)
 		return
 	}
-	cg, fg := c/g.groups, f/g.groups
-	ho, wo := g.out(h), g.out(wd)
-	hw, kk := ho*wo, cg*g.size*g.size
-	if q := chunkImages(g, n, hw); q > 1 {
-		chunkedBackFilter(g, newConvDims(g, xs, ws), q, x, dy, dw)
+	if q := chunkImages(g, d.n, d.hw); q > 1 {
+		chunkedBackFilter(g, d, q, x, dy, dw)
 		return
 	}
-	nw := imageWorkers(n)
-	split := nw == 1
-	rows := tileRows(kk, ho, wo)
-	var cols [][]T
-	if !g.pointwise() {
-		cols = getScratch[T](nw, kk*rows*wo)
-		defer putScratch(cols)
-	}
+	split, rows, cols := imageCols[T](g, d)
+	defer putScratch(cols)
+	n, c, h, wd, f, cg, fg, ho, wo, hw, kk := d.n, d.c, d.h, d.wd, d.f, d.cg, d.fg, d.ho, d.wo, d.hw, d.kk
 	// Worker 0 sums its images into dw, worker k > 0 into its own partial
 	// buffer; the partials are added in worker order afterwards (a fixed
 	// order: the same sums every run).
 	var ps [][]T
-	if nw > 1 {
+	if nw := imageWorkers(n); nw > 1 {
 		ps = getScratch[T](nw-1, len(dw))
 		defer putScratch(ps)
 	}
-	parallelImages(n, func(k, lo, hi int) {
+	parallelFor(n, 1, func(k, lo, hi int) {
 		acc := dw
 		if k > 0 {
 			acc = ps[k-1][:len(dw)]
@@ -614,31 +569,48 @@ func (g convGeom) dwSpan(v, w, wo int) (lo, hi int) {
 	return lo, max(hi, lo)
 }
 
-// dwForward: y[n,c,i,j] = sum_{u,v} w[c,0,u,v] * x[n,c,i*stride+u-pad, j*stride+v-pad].
+// dwConv computes the depthwise convolution or its adjoint, one loop for
+// both: with adjoint false src is x and dst y,
+//
+//	y[n,c,i,j] = sum_{u,v} w[c,0,u,v] * x[n,c,i*stride+u-pad, j*stride+v-pad]
+//
+// with adjoint true src is dy and dst dx, the gradient with respect to x:
+// dx[n,c,yy,xx] = sum over (i,j,u,v) reading it of w[c,0,u,v]*dy[n,c,i,j].
 // Channels are split between goroutines.
-func dwForward[T float](g convGeom, n, c, h, w int, x, wt, y []T) {
+func dwConv[T float](g convGeom, n, c, h, w int, wt, src, dst []T, adjoint bool) {
 	ho, wo := g.out(h), g.out(w)
 	k := g.size
 	if g.dw3(w) {
-		parallelFor(c, 4, func(c0, c1 int) {
+		parallelFor(c, 4, func(_, c0, c1 int) {
 			zero := make([]T, w)
 			for ch := c0; ch < c1; ch++ {
-				kk := (*[9]T)(wt[ch*9 : ch*9+9])
+				kk := *(*[9]T)(wt[ch*9 : ch*9+9])
+				if adjoint { // the kernel turned by 180 degrees
+					slices.Reverse(kk[:])
+				}
 				for i := 0; i < n; i++ {
 					off := (i*c + ch) * h * w
-					dw3Plane(x[off:off+h*w], y[off:off+h*w], h, w, kk, zero)
+					dw3Plane(src[off:off+h*w], dst[off:off+h*w], h, w, &kk, zero)
 				}
 			}
 		})
 		return
 	}
-	parallelFor(c, 4, func(c0, c1 int) {
+	xs, ys := src, dst // the x side (h x w planes) and the y side (ho x wo)
+	if adjoint {
+		xs, ys = dst, src
+	}
+	parallelFor(c, 4, func(_, c0, c1 int) {
 		for i := 0; i < n; i++ {
 			for ch := c0; ch < c1; ch++ {
-				xp := x[(i*c+ch)*h*w:][:h*w]
-				yp := y[(i*c+ch)*ho*wo:][:ho*wo]
+				xp := xs[(i*c+ch)*h*w:][:h*w]
+				yp := ys[(i*c+ch)*ho*wo:][:ho*wo]
 				kw := wt[ch*k*k:][:k*k]
-				clear(yp)
+				if adjoint {
+					clear(xp)
+				} else {
+					clear(yp)
+				}
 				for u := 0; u < k; u++ {
 					for v := 0; v < k; v++ {
 						wv := kw[u*k+v]
@@ -651,10 +623,19 @@ func dwForward[T float](g convGeom, n, c, h, w int, x, wt, y []T) {
 							xr := xp[yy*w : (yy+1)*w]
 							yr := yp[oi*wo : (oi+1)*wo]
 							if g.stride == 1 {
-								src := xr[lo+v-g.pad : hi+v-g.pad]
-								dst := yr[lo:hi]
-								for j := range dst {
-									dst[j] += wv * src[j]
+								a, b := xr[lo+v-g.pad:hi+v-g.pad], yr[lo:hi]
+								if adjoint {
+									a, b = b, a
+								}
+								b = b[:len(a)]
+								for j, s := range a {
+									b[j] += wv * s
+								}
+								continue
+							}
+							if adjoint {
+								for j := lo; j < hi; j++ {
+									xr[j*g.stride+v-g.pad] += wv * yr[j]
 								}
 								continue
 							}
@@ -669,69 +650,12 @@ func dwForward[T float](g convGeom, n, c, h, w int, x, wt, y []T) {
 	})
 }
 
-// dwBackData: dx[n,c,yy,xx] = sum over (i,j,u,v) reading it of w[c,0,u,v]*dy[n,c,i,j].
-func dwBackData[T float](g convGeom, n, c, h, w int, wt, dy, dx []T) {
-	ho, wo := g.out(h), g.out(w)
-	k := g.size
-	if g.dw3(w) {
-		parallelFor(c, 4, func(c0, c1 int) {
-			zero := make([]T, w)
-			for ch := c0; ch < c1; ch++ {
-				var rot [9]T // the kernel turned by 180 degrees: the adjoint
-				for q := range rot {
-					rot[q] = wt[ch*9+8-q]
-				}
-				for i := 0; i < n; i++ {
-					off := (i*c + ch) * h * w
-					dw3Plane(dy[off:off+h*w], dx[off:off+h*w], h, w, &rot, zero)
-				}
-			}
-		})
-		return
-	}
-	parallelFor(c, 4, func(c0, c1 int) {
-		for i := 0; i < n; i++ {
-			for ch := c0; ch < c1; ch++ {
-				dxp := dx[(i*c+ch)*h*w:][:h*w]
-				dyp := dy[(i*c+ch)*ho*wo:][:ho*wo]
-				kw := wt[ch*k*k:][:k*k]
-				clear(dxp)
-				for u := 0; u < k; u++ {
-					for v := 0; v < k; v++ {
-						wv := kw[u*k+v]
-						lo, hi := g.dwSpan(v, w, wo)
-						for oi := 0; oi < ho; oi++ {
-							yy := oi*g.stride + u - g.pad
-							if yy < 0 || yy >= h {
-								continue
-							}
-							xr := dxp[yy*w : (yy+1)*w]
-							yr := dyp[oi*wo : (oi+1)*wo]
-							if g.stride == 1 {
-								dst := xr[lo+v-g.pad : hi+v-g.pad]
-								src := yr[lo:hi]
-								for j := range dst {
-									dst[j] += wv * src[j]
-								}
-								continue
-							}
-							for j := lo; j < hi; j++ {
-								xr[j*g.stride+v-g.pad] += wv * yr[j]
-							}
-						}
-					}
-				}
-			}
-		}
-	})
-}
-
 // dwBackFilter: dw[c,0,u,v] = sum_{n,i,j} dy[n,c,i,j] * x[n,c,i*stride+u-pad, j*stride+v-pad].
 func dwBackFilter[T float](g convGeom, n, c, h, w int, x, dy, dw []T) {
 	ho, wo := g.out(h), g.out(w)
 	k := g.size
 	if g.dw3(w) {
-		parallelFor(c, 4, func(c0, c1 int) {
+		parallelFor(c, 4, func(_, c0, c1 int) {
 			zero := make([]T, w)
 			for ch := c0; ch < c1; ch++ {
 				var s [9]float64
@@ -746,7 +670,7 @@ func dwBackFilter[T float](g convGeom, n, c, h, w int, x, dy, dw []T) {
 		})
 		return
 	}
-	parallelFor(c, 4, func(c0, c1 int) {
+	parallelFor(c, 4, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			kw := dw[ch*k*k:][:k*k]
 			for u := 0; u < k; u++ {

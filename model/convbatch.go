@@ -86,7 +86,7 @@ func overImages(lo, hi int, par bool, fn func(i int)) {
 		}
 		return
 	}
-	parallelImages(hi-lo, func(_, a, b int) {
+	parallelFor(hi-lo, 1, func(_, a, b int) {
 		for i := lo + a; i < lo+b; i++ {
 			fn(i)
 		}
@@ -150,22 +150,29 @@ func chunkBackFilter[T float](g convGeom, d convDims, lo, hi int, x, dy, acc, dy
 	}
 }
 
-// chunkedForward runs chunkForward over the batch: one chunk of all images
-// on all threads (q = n), or chunks of q images per worker.
-func chunkedForward[T float](g convGeom, d convDims, q int, x, w, y []T) {
-	nw := imageWorkers(d.n)
+// chunkBufs returns the workers of a chunked conv of sizes d, q images a
+// chunk (1 when one chunk takes the whole batch on all threads), and two
+// scratch buffers per worker, of a and b elements, to give back with
+// putScratch.
+func chunkBufs[T float](d convDims, q, a, b int) (nw int, as, bs [][]T) {
+	nw = imageWorkers(d.n)
 	if q >= d.n {
 		nw = 1
 	}
-	cols := getScratch[T](nw, d.kk*q*d.hw)
+	return nw, getScratch[T](nw, a), getScratch[T](nw, b)
+}
+
+// chunkedForward runs chunkForward over the batch: one chunk of all images
+// on all threads (q = n), or chunks of q images per worker.
+func chunkedForward[T float](g convGeom, d convDims, q int, x, w, y []T) {
+	_, cols, outs := chunkBufs[T](d, q, d.kk*q*d.hw, d.fg*q*d.hw)
 	defer putScratch(cols)
-	outs := getScratch[T](nw, d.fg*q*d.hw)
 	defer putScratch(outs)
 	if q >= d.n {
 		chunkForward(g, d, 0, d.n, x, w, y, cols[0], outs[0], true)
 		return
 	}
-	parallelImages(d.n, func(k, lo, hi int) {
+	parallelFor(d.n, 1, func(k, lo, hi int) {
 		for c0 := lo; c0 < hi; c0 += q {
 			chunkForward(g, d, c0, min(c0+q, hi), x, w, y, cols[k], outs[k], false)
 		}
@@ -173,19 +180,14 @@ func chunkedForward[T float](g convGeom, d convDims, q int, x, w, y []T) {
 }
 
 func chunkedBackData[T float](g convGeom, d convDims, q int, w, dy, dx []T) {
-	nw := imageWorkers(d.n)
-	if q >= d.n {
-		nw = 1
-	}
-	dybs := getScratch[T](nw, d.fg*q*d.hw)
+	_, dybs, dcols := chunkBufs[T](d, q, d.fg*q*d.hw, d.kk*q*d.hw)
 	defer putScratch(dybs)
-	dcols := getScratch[T](nw, d.kk*q*d.hw)
 	defer putScratch(dcols)
 	if q >= d.n {
 		chunkBackData(g, d, 0, d.n, w, dy, dx, dybs[0], dcols[0], true)
 		return
 	}
-	parallelImages(d.n, func(k, lo, hi int) {
+	parallelFor(d.n, 1, func(k, lo, hi int) {
 		for c0 := lo; c0 < hi; c0 += q {
 			chunkBackData(g, d, c0, min(c0+q, hi), w, dy, dx, dybs[k], dcols[k], false)
 		}
@@ -193,13 +195,8 @@ func chunkedBackData[T float](g convGeom, d convDims, q int, w, dy, dx []T) {
 }
 
 func chunkedBackFilter[T float](g convGeom, d convDims, q int, x, dy, dw []T) {
-	nw := imageWorkers(d.n)
-	if q >= d.n {
-		nw = 1
-	}
-	dybs := getScratch[T](nw, d.fg*q*d.hw)
+	nw, dybs, cols := chunkBufs[T](d, q, d.fg*q*d.hw, d.kk*q*d.hw)
 	defer putScratch(dybs)
-	cols := getScratch[T](nw, d.kk*q*d.hw)
 	defer putScratch(cols)
 	if q >= d.n {
 		chunkBackFilter(g, d, 0, d.n, x, dy, dw, dybs[0], cols[0], 0, true)
@@ -209,7 +206,7 @@ func chunkedBackFilter[T float](g convGeom, d convDims, q int, x, dy, dw []T) {
 	// buffers added in worker order.
 	ps := getScratch[T](nw-1, len(dw))
 	defer putScratch(ps)
-	parallelImages(d.n, func(k, lo, hi int) {
+	parallelFor(d.n, 1, func(k, lo, hi int) {
 		acc := dw
 		if k > 0 {
 			acc = ps[k-1][:len(dw)]
@@ -228,7 +225,7 @@ func addPartials[T float](dw []T, ps [][]T) {
 	if len(ps) == 0 {
 		return
 	}
-	parallelFor(len(dw), 4096, func(lo, hi int) {
+	parallelFor(len(dw), 4096, func(_, lo, hi int) {
 		for _, p := range ps {
 			addTo(dw[lo:hi], p[lo:hi])
 		}

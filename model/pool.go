@@ -73,7 +73,7 @@ func (o *maxPoolOp) forward(t []*tensor.Dense) (G.Value, error) {
 func poolForward[T float](o *maxPoolOp, planes, h, w, ho, wo int, x, y []T) {
 	off := -o.pad / 2
 	fast := o.size == 2 && o.stride == 2 && off == 0 && 2*ho <= h && 2*wo <= w
-	parallelFor(planes, 4, func(p0, p1 int) {
+	parallelFor(planes, 4, func(_, p0, p1 int) {
 		for p := p0; p < p1; p++ {
 			xp := x[p*h*w : (p+1)*h*w]
 			if fast {
@@ -159,7 +159,7 @@ func (k maxPoolBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, er
 }
 
 func poolBackward[T float](arg []int32, planes, in, out int, dy, dx []T) {
-	parallelFor(planes, 4, func(p0, p1 int) {
+	parallelFor(planes, 4, func(_, p0, p1 int) {
 		clear(dx[p0*in : p1*in])
 		for p := p0; p < p1; p++ {
 			d := dx[p*in : (p+1)*in]
@@ -210,7 +210,7 @@ func (o *upsampleOp) forward(t []*tensor.Dense) (G.Value, error) {
 
 func upForward[T float](s, planes, h, w int, x, y []T) {
 	wo := w * s
-	parallelFor(planes, 4, func(p0, p1 int) {
+	parallelFor(planes, 4, func(_, p0, p1 int) {
 		for p := p0; p < p1; p++ {
 			xp := x[p*h*w : (p+1)*h*w]
 			yp := y[p*h*s*wo : (p+1)*h*s*wo]
@@ -258,7 +258,7 @@ func (k upsampleBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, e
 
 func upBackward[T float](s, planes, h, w int, dy, dx []T) {
 	wo := w * s
-	parallelFor(planes, 4, func(p0, p1 int) {
+	parallelFor(planes, 4, func(_, p0, p1 int) {
 		clear(dx[p0*h*w : p1*h*w])
 		for p := p0; p < p1; p++ {
 			dp := dx[p*h*w : (p+1)*h*w]

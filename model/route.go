@@ -192,7 +192,7 @@ func (o *shortcutOp) forward(ts []*tensor.Dense) (G.Value, error) {
 }
 
 func addAll[T float](y []T, xs [][]T) {
-	parallelFor(len(y), 1<<14, func(lo, hi int) {
+	parallelFor(len(y), 1<<14, func(_, lo, hi int) {
 		d := y[lo:hi]
 		copy(d, xs[0][lo:hi])
 		for _, x := range xs[1:] {

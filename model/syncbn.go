@@ -111,7 +111,7 @@ func (m *member) AllReduce(buf []float64) error {
 // the global mean, then the squared deviations into the global variance.
 func syncForward[T float](o *bnActOp, n, c, hw int, x, gamma, beta, y []T) error {
 	sums := make([]float64, c+1)
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			var s float64
 			for i := 0; i < n; i++ {
@@ -128,7 +128,7 @@ func syncForward[T float](o *bnActOp, n, c, hw int, x, gamma, beta, y []T) error
 	}
 	m := sums[c]
 	ss := make([]float64, c)
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			mean := sums[ch] / m
 			var s float64
@@ -144,7 +144,7 @@ func syncForward[T float](o *bnActOp, n, c, hw int, x, gamma, beta, y []T) error
 	if err := o.sync.AllReduce(ss); err != nil {
 		return err
 	}
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			mean, vr := sums[ch]/m, ss[ch]/m
 			unbiased := vr
@@ -168,7 +168,7 @@ func syncForward[T float](o *bnActOp, n, c, hw int, x, gamma, beta, y []T) error
 // then gives exactly plain BN's gradients over the whole batch.
 func syncBackward[T float](o *bnActOp, n, c, hw int, x, gamma, beta, y, dy, dx, dgamma, dbeta []T) error {
 	sums := make([]float64, 2*c+1)
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			mean, inv := o.st.mean[ch], o.st.invstd[ch]
 			a, b := T(float64(gamma[ch])*inv), T(float64(beta[ch])-mean*float64(gamma[ch])*inv)
@@ -191,7 +191,7 @@ func syncBackward[T float](o *bnActOp, n, c, hw int, x, gamma, beta, y, dy, dx, 
 		return err
 	}
 	m := sums[2*c]
-	parallelFor(c, 1, func(c0, c1 int) {
+	parallelFor(c, 1, func(_, c0, c1 int) {
 		for ch := c0; ch < c1; ch++ {
 			mean, inv := o.st.mean[ch], o.st.invstd[ch]
 			sg, sgx := sums[ch], sums[c+ch]
