@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -284,4 +285,24 @@ func descends(pid, parent int) bool {
 		pid, _ = strconv.Atoi(f[1])
 	}
 	return false
+}
+
+// TestMPIErrorNamesRank: an error on the ranks (here train.replicas 3 with
+// train.batch 6, a valid config that does not divide among 2 ranks, found
+// by each rank once MPI is up) ends the job through MPI_Abort, non-zero,
+// with the rank and the error in one message.
+func TestMPIErrorNamesRank(t *testing.T) {
+	dir, cfg := mpiConfig(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := mpirunCmd(t, ctx, 2, dir, "train", "--config", cfg, "--set", "train.replicas=3", "--set", "train.batch=6").CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the job did not end within 60 s:\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("mpirun exited 0:\n%s", out)
+	}
+	if !regexp.MustCompile(`mpi: rank [01] of 2: train.replicas 3 does not divide among 2 ranks`).Match(out) {
+		t.Errorf("no message with the rank and the error:\n%s", out)
+	}
 }
