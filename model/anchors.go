@@ -232,20 +232,7 @@ func (n *Network) SpatialSizes(size int) []int {
 	out := make([]int, len(n.Layers))
 	cur := size
 	for i, l := range n.Layers {
-		switch l := l.(type) {
-		case *ConvLayer:
-			cur = (cur+2*l.Pad-l.Size)/l.Stride + 1
-		case *MaxPoolLayer:
-			cur = (cur+l.Padding-l.Size)/l.Stride + 1
-		case *AvgPoolLayer:
-			cur = 1
-		case *UpsampleLayer:
-			cur *= l.Stride
-		case *RouteLayer:
-			cur = out[l.From[0]]
-		case *ScaleChannelsLayer:
-			cur = out[l.From]
-		}
+		cur = l.extent(cur, out)
 		if cur < 1 {
 			cur = 0
 		}

@@ -781,3 +781,81 @@ func dw3Filter[T float](x, dy []T, h, w int, s *[9]float64, zero []T) {
 		}
 	}
 }
+
+// The layer: its type, its parser (network.go's layerTypes), the node it
+// adds to a graph and darknet's size rule along one axis (extent).
+
+// ConvLayer is [convolutional]: conv, then BN + activation or bias + activation.
+type ConvLayer struct {
+	sec                               *Section
+	In, Filters, Size, Stride, Pad, G int
+	BatchNorm                         bool
+	Act                               Activation
+	W                                 *tensor.Dense // (Filters, In/G, Size, Size)
+	Bias                              *tensor.Dense // (Filters): beta with BN, else the bias
+	Gamma                             *tensor.Dense // (Filters), BN only
+	BN                                *BNState      // BN only
+}
+
+func (l *ConvLayer) Section() *Section { return l.sec }
+
+func (l *ConvLayer) OutChannels() int { return l.Filters }
+
+func newConv(sec *Section, in int) (*ConvLayer, error) {
+	r := &ints{sec: sec}
+	l := &ConvLayer{sec: sec, In: in, Filters: r.get("filters", 1), Size: r.get("size", 1), Stride: r.get("stride", 1), G: r.get("groups", 1)}
+	l.BatchNorm = r.get("batch_normalize", 0) != 0
+	l.Pad = r.get("padding", 0)
+	if r.get("pad", 0) != 0 {
+		l.Pad = l.Size / 2
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	a, err := activation(sec, "logistic") // darknet's default for [convolutional]
+	if err != nil {
+		return nil, err
+	}
+	l.Act = a
+	switch {
+	case l.Filters < 1 || l.Size < 1 || l.Stride < 1 || l.G < 1 || l.Pad < 0:
+		return nil, sec.errf(0, "filters=%d size=%d stride=%d groups=%d padding=%d: must be positive", l.Filters, l.Size, l.Stride, l.G, l.Pad)
+	case l.Filters > maxChannels || l.Size > maxKernel || l.Stride > maxKernel || l.Pad > maxKernel:
+		return nil, sec.errf(0, "filters=%d size=%d stride=%d padding=%d: too large (at most %d filters, sizes up to %d)", l.Filters, l.Size, l.Stride, l.Pad, maxChannels, maxKernel)
+	case in%l.G != 0 || l.Filters%l.G != 0:
+		return nil, sec.errf(0, "groups=%d does not divide the %d input channels and %d filters", l.G, in, l.Filters)
+	case l.Filters*(in/l.G)*l.Size*l.Size > maxLayerFloats:
+		return nil, sec.errf(0, "%d filters of %dx%dx%d: more than %d weights in one layer", l.Filters, in/l.G, l.Size, l.Size, maxLayerFloats)
+	}
+	l.W = tensor.New(tensor.WithShape(l.Filters, in/l.G, l.Size, l.Size), tensor.Of(tensor.Float32))
+	l.Bias = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
+	if l.BatchNorm {
+		l.Gamma = tensor.New(tensor.WithShape(l.Filters), tensor.Of(tensor.Float32))
+		l.BN = &BNState{Mean: make([]float32, l.Filters), Var: make([]float32, l.Filters), Momentum: 0.1, Eps: DefaultBNEps}
+	}
+	return l, nil
+}
+
+func (l *ConvLayer) node(b *builder, i int) (*G.Node, error) {
+	w := b.param(fmt.Sprintf("%d.weight", i), l.W)
+	// The input image needs no gradient: the first conv skips its dx.
+	y, err := conv2D(b.cur, w, l.Size, l.Stride, l.Pad, l.G, b.cur == b.x)
+	if err != nil {
+		return nil, err
+	}
+	var gamma *G.Node
+	if l.BatchNorm {
+		gamma = b.param(fmt.Sprintf("%d.gamma", i), l.Gamma)
+	}
+	bias := b.param(fmt.Sprintf("%d.bias", i), l.Bias)
+	if l.BatchNorm {
+		b.gr.params = append(b.gr.params, w, gamma, bias)
+		return BNActSync(y, gamma, bias, l.Act, l.BN, b.training, b.sync)
+	}
+	b.gr.params = append(b.gr.params, w, bias)
+	return BiasAct(y, bias, l.Act)
+}
+
+func (l *ConvLayer) extent(cur int, out []int) int { return (cur+2*l.Pad-l.Size)/l.Stride + 1 }
+
+func parseConv(c layerCtx) (Layer, error) { return newConv(c.sec, c.in) }

@@ -14,10 +14,13 @@
 //     errors read "yolov3.cfg:212: ..." (CfgError). Sections are read with
 //     Int, Float, Ints, Str; keys nobody read are an error (Unused). The
 //     parser knows nothing about layers.
-//   - network.go: NewNetwork, the builder: one Layer per section (ConvLayer,
-//     MaxPoolLayer, RouteLayer, ...), with the checks that need more than one
-//     section (route and shortcut indices, the filters in front of a [yolo]
-//     head), and Init, which fills the weights.
+//   - network.go: NewNetwork, the builder: one Layer per section, made by
+//     the parser layerTypes names for its type, with the checks that need
+//     more than one section (route and shortcut indices, the filters in
+//     front of a [yolo] head), and Init, which fills the weights. Each Layer
+//     type (ConvLayer, MaxPoolLayer, RouteLayer, ...) lives in its op's file
+//     with its parser, its node method (what NewGraph adds for it) and
+//     extent (darknet's size rule, for SpatialSizes).
 //   - graph.go: Network.NewGraph builds a Graph for a batch size and an input
 //     Size (size.go: Size, ParseSize, the stride check), inference or
 //     training; a training graph adds the loss and the backward pass
@@ -60,20 +63,24 @@
 //
 // # Adding a layer
 //
-// A new section type [foo] touches, in order:
+// A new section type [foo] is one file here, foo.go, holding:
 //
-//  1. network.go: a FooLayer type (Section, OutChannels), a case in
-//     NewNetwork that reads its keys and checks them against the line, and
-//     supportedLayers;
-//  2. foo.go: the op. Its forward op embeds opBase (newOpBase), states
-//     InferShape, Do (return o.do(vs, o.forward)), DiffWRT and SymDiff; its
-//     backward op is backOp[fooBack] made by newBack, where fooBack holds a
-//     pointer to the forward op and its backward method is the kernel. The
-//     kernels are generic functions of T float, called once per dtype;
-//  3. graph.go: a case in NewGraph that applies the op to the layer's input;
-//  4. weights.go and partial.go when the layer has parameters;
-//  5. foo_test.go: a numerical gradient check (gradCheck in ops_test.go)
-//     and, for a darknet layer, values checked against darknet's;
-//  6. outside this package: package gpu (its own kernels, or a fallback),
-//     and onnx/export.go for the ONNX export.
+//   - the FooLayer type (Section, OutChannels), parseFoo (reads its keys and
+//     checks them, errors naming the line) and its line in network.go's
+//     layerTypes table;
+//   - node, which applies the op to the layer's input (b.cur, or earlier
+//     outputs b.outs) in the graph being built, and extent, darknet's size
+//     rule;
+//   - the op. Its forward op embeds opBase (newOpBase), states InferShape,
+//     Do (return o.do(vs, o.forward)), DiffWRT and SymDiff; its backward op
+//     is backOp[fooBack] made by newBack, where fooBack holds a pointer to
+//     the forward op and its backward method is the kernel. The kernels are
+//     generic functions of T float, called once per dtype.
+//
+// Then foo_test.go (a numerical gradient check, gradCheck in ops_test.go,
+// and values checked against darknet's or OpenCV's for a darknet layer);
+// weights.go and partial.go when the layer has parameters; outside this
+// package gpu/foo.go and gpu/kernels/foo.cu with a line in gpu/op.go's
+// newLayerOp and cases in gpu/op_test.go's table, and onnx/export.go for
+// the ONNX export.
 package model

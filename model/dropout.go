@@ -170,3 +170,41 @@ func (k dropoutBack) backward(o *backBase, t []*tensor.Dense) (*tensor.Dense, er
 	}
 	return dx, nil
 }
+
+// The layer: its type, its parser (network.go's layerTypes), the node it
+// adds to a graph and darknet's size rule along one axis (extent).
+
+// DropoutLayer is [dropout]: in a training graph each element is zeroed with
+// probability P and the others scaled by 1/(1-P) (darknet's dropout_layer.c);
+// in an inference graph it is the identity.
+type DropoutLayer struct {
+	sec *Section
+	C   int
+	P   float64
+}
+
+func (l *DropoutLayer) Section() *Section { return l.sec }
+
+func (l *DropoutLayer) OutChannels() int { return l.C }
+
+func (l *DropoutLayer) node(b *builder, i int) (*G.Node, error) {
+	if !b.training {
+		return b.cur, nil
+	}
+	b.net.graphs++
+	return Dropout(b.cur, l.P, b.net.seed*1_000_003+int64(b.net.graphs)*1_009+int64(i))
+}
+
+func (l *DropoutLayer) extent(cur int, out []int) int { return cur }
+
+func parseDropout(c layerCtx) (Layer, error) {
+	sec := c.sec
+	p, err := sec.Float("probability", 0.5)
+	if err == nil && !(p >= 0 && p < 1) {
+		err = sec.errf(sec.opts["probability"].line, "probability=%v must be in [0, 1)", p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &DropoutLayer{sec: sec, C: c.in, P: p}, nil
+}

@@ -54,95 +54,19 @@ func (net *Network) NewGraph(n int, size Size, training bool, opts ...GraphOptio
 	g := gr.g
 	gr.input = tensor.New(tensor.WithShape(n, net.Channels, size.H, size.W), tensor.Of(tensor.Float32))
 	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(n, net.Channels, size.H, size.W), G.WithValue(gr.input), G.WithName("input"))
-	param := func(name string, t *tensor.Dense) *G.Node {
-		p := G.NewTensor(g, tensor.Float32, t.Dims(), G.WithShape(t.Shape()...), G.WithValue(t), G.WithName(name))
-		return p
-	}
-	outs := make([]*G.Node, 0, len(net.Layers))
-	var losses []*G.Node
-	cur := x
+	b := &builder{net: net, gr: gr, x: x, cur: x, outs: make([]*G.Node, 0, len(net.Layers)), training: training, sync: gopt.sync}
 	for i, l := range net.Layers {
-		var err error
-		var y *G.Node
-		switch l := l.(type) {
-		case *ConvLayer:
-			w := param(fmt.Sprintf("%d.weight", i), l.W)
-			// The input image needs no gradient: the first conv skips its dx.
-			if y, err = conv2D(cur, w, l.Size, l.Stride, l.Pad, l.G, cur == x); err != nil {
-				break
-			}
-			var gamma *G.Node
-			if l.BatchNorm {
-				gamma = param(fmt.Sprintf("%d.gamma", i), l.Gamma)
-			}
-			b := param(fmt.Sprintf("%d.bias", i), l.Bias)
-			if l.BatchNorm {
-				gr.params = append(gr.params, w, gamma, b)
-				y, err = BNActSync(y, gamma, b, l.Act, l.BN, training, gopt.sync)
-			} else {
-				gr.params = append(gr.params, w, b)
-				y, err = BiasAct(y, b, l.Act)
-			}
-		case *MaxPoolLayer:
-			y, err = MaxPool(cur, l.Size, l.Stride, l.Padding)
-		case *AvgPoolLayer:
-			y, err = GlobalAvgPool(cur)
-		case *UpsampleLayer:
-			y, err = Upsample(cur, l.Stride)
-		case *DropoutLayer:
-			y = cur
-			if training {
-				net.graphs++
-				y, err = Dropout(cur, l.P, net.seed*1_000_003+int64(net.graphs)*1_009+int64(i))
-			}
-		case *RouteLayer:
-			ins := make([]*G.Node, len(l.From))
-			for k, f := range l.From {
-				ins[k] = outs[f]
-			}
-			switch {
-			case l.Groups > 1:
-				y, err = RouteGroups(l.Groups, l.GroupID, ins...)
-			case len(ins) == 1:
-				y = ins[0]
-			default:
-				// dettrain's route op (one group): a copy per image and input,
-				// where gorgonia's Concat walks element iterators.
-				y, err = RouteGroups(1, 0, ins...)
-			}
-		case *ShortcutLayer:
-			ins := []*G.Node{cur}
-			for _, f := range l.From {
-				ins = append(ins, outs[f])
-			}
-			if y, err = shortcut(ins...); err == nil {
-				y, err = Activate(y, l.Act)
-			}
-		case *ScaleChannelsLayer:
-			if y, err = ScaleChannels(outs[l.From], cur); err == nil {
-				y, err = Activate(y, l.Act)
-			}
-		case *YOLOLayer:
-			y = cur
-			gr.heads = append(gr.heads, cur)
-			if training {
-				var ln *G.Node
-				var st *yoloState
-				ln, st, err = newYOLOLoss(cur, l.Head, size.W, size.H)
-				gr.yolo = append(gr.yolo, st)
-				losses = append(losses, ln)
-			}
-		}
+		y, err := l.node(b, i)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: layer %d [%s]: %w", l.Section().File, l.Section().Line, i, l.Section().Type, err)
 		}
-		outs = append(outs, y)
-		cur = y
+		b.outs = append(b.outs, y)
+		b.cur = y
 	}
-	gr.outs = outs
+	gr.outs = b.outs
 	if training {
-		gr.loss = losses[0]
-		for _, l := range losses[1:] {
+		gr.loss = b.losses[0]
+		for _, l := range b.losses[1:] {
 			var err error
 			if gr.loss, err = G.Add(gr.loss, l); err != nil {
 				return nil, err
@@ -284,4 +208,23 @@ func (gr *Graph) Close() {
 type HeadOutput struct {
 	Data []float32
 	H, W int
+}
+
+// builder is a graph under construction, as a layer's node method sees it:
+// the previous layer's output and every earlier one's, and what the layers
+// add to the graph (parameters, heads, losses).
+type builder struct {
+	net      *Network
+	gr       *Graph
+	x, cur   *G.Node   // the input image; the previous layer's output
+	outs     []*G.Node // every earlier layer's output
+	losses   []*G.Node // the YOLO heads' losses (training graphs)
+	training bool
+	sync     Collective // WithSyncBN's, or nil for local BN
+}
+
+// param is a node holding the weight tensor t (shared by every graph of
+// the network).
+func (b *builder) param(name string, t *tensor.Dense) *G.Node {
+	return G.NewTensor(b.gr.g, tensor.Float32, t.Dims(), G.WithShape(t.Shape()...), G.WithValue(t), G.WithName(name))
 }

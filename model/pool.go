@@ -351,3 +351,85 @@ func avgBackward[T float](planes, hw int, dy, dx []T) {
 		}
 	}
 }
+
+// The layer: its type, its parser (network.go's layerTypes), the node it
+// adds to a graph and darknet's size rule along one axis (extent).
+
+// MaxPoolLayer is [maxpool].
+type MaxPoolLayer struct {
+	sec                      *Section
+	C, Size, Stride, Padding int
+}
+
+// AvgPoolLayer is [avgpool]: darknet's global average pooling, (N,C,H,W) -> (N,C,1,1).
+type AvgPoolLayer struct {
+	sec *Section
+	C   int
+}
+
+// UpsampleLayer is [upsample].
+type UpsampleLayer struct {
+	sec       *Section
+	C, Stride int
+}
+
+func (l *MaxPoolLayer) Section() *Section { return l.sec }
+
+func (l *AvgPoolLayer) Section() *Section { return l.sec }
+
+func (l *UpsampleLayer) Section() *Section { return l.sec }
+
+func (l *MaxPoolLayer) OutChannels() int { return l.C }
+
+func (l *AvgPoolLayer) OutChannels() int { return l.C }
+
+func (l *UpsampleLayer) OutChannels() int { return l.C }
+
+func newMaxPool(sec *Section, in int) (*MaxPoolLayer, error) {
+	// darknet's parse_maxpool: stride 1 by default, size = stride, padding = size-1.
+	r := &ints{sec: sec}
+	stride := r.get("stride", 1)
+	size := r.get("size", stride)
+	pad := r.get("padding", size-1)
+	if r.err != nil {
+		return nil, r.err
+	}
+	if size < 1 || stride < 1 || pad < 0 || size > maxKernel || stride > maxKernel || pad > maxKernel {
+		return nil, sec.errf(0, "size=%d stride=%d padding=%d: size and stride must be between 1 and %d, padding between 0 and %[4]d", size, stride, pad, maxKernel)
+	}
+	return &MaxPoolLayer{sec: sec, C: in, Size: size, Stride: stride, Padding: pad}, nil
+}
+
+func (l *MaxPoolLayer) node(b *builder, i int) (*G.Node, error) {
+	return MaxPool(b.cur, l.Size, l.Stride, l.Padding)
+}
+
+func (l *MaxPoolLayer) extent(cur int, out []int) int { return (cur+l.Padding-l.Size)/l.Stride + 1 }
+
+func (l *AvgPoolLayer) node(b *builder, i int) (*G.Node, error) {
+	return GlobalAvgPool(b.cur)
+}
+
+func (l *AvgPoolLayer) extent(cur int, out []int) int { return 1 }
+
+func (l *UpsampleLayer) node(b *builder, i int) (*G.Node, error) {
+	return Upsample(b.cur, l.Stride)
+}
+
+func (l *UpsampleLayer) extent(cur int, out []int) int { return cur * l.Stride }
+
+func parseMaxPool(c layerCtx) (Layer, error) { return newMaxPool(c.sec, c.in) }
+
+func parseAvgPool(c layerCtx) (Layer, error) { return &AvgPoolLayer{sec: c.sec, C: c.in}, nil }
+
+func parseUpsample(c layerCtx) (Layer, error) {
+	sec := c.sec
+	st, err := sec.Int("stride", 2)
+	if err == nil && (st < 1 || st > 64) {
+		err = sec.errf(sec.opts["stride"].line, "stride=%d must be between 1 and 64 (darknet's negative stride, downsampling, is not supported)", st)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &UpsampleLayer{sec: sec, C: c.in, Stride: st}, nil
+}

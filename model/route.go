@@ -210,3 +210,123 @@ func (o *shortcutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	}
 	return ds, nil
 }
+
+// The layer: its type, its parser (network.go's layerTypes), the node it
+// adds to a graph and darknet's size rule along one axis (extent).
+
+// RouteLayer is [route]: the concatenation of earlier layers' outputs along
+// channels. With groups=G and group_id=k it takes from each input only its
+// k-th of G equal channel groups (darknet's route groups, YOLOv4-tiny's CSP).
+type RouteLayer struct {
+	sec             *Section
+	From            []int // absolute layer indices
+	Groups, GroupID int
+	C               int
+}
+
+// ShortcutLayer is [shortcut]: act(previous output + the outputs of the From layers).
+type ShortcutLayer struct {
+	sec  *Section
+	From []int // absolute indices
+	C    int
+	Act  Activation
+}
+
+func (l *RouteLayer) Section() *Section { return l.sec }
+
+func (l *ShortcutLayer) Section() *Section { return l.sec }
+
+func (l *RouteLayer) OutChannels() int { return l.C }
+
+func (l *ShortcutLayer) OutChannels() int { return l.C }
+
+func newRoute(sec *Section, at int, outs []int, abs absFunc) (*RouteLayer, error) {
+	idx, err := sec.Ints("layers")
+	if err != nil {
+		return nil, err
+	}
+	if len(idx) == 0 {
+		return nil, sec.errf(0, "layers= is required")
+	}
+	r := &ints{sec: sec}
+	l := &RouteLayer{sec: sec, Groups: r.get("groups", 1), GroupID: r.get("group_id", 0)}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if l.Groups < 1 || l.GroupID < 0 || l.GroupID >= l.Groups {
+		return nil, sec.errf(0, "groups=%d group_id=%d: need groups >= 1 and 0 <= group_id < groups", l.Groups, l.GroupID)
+	}
+	for _, v := range idx {
+		a, err := abs(sec, "layers", v, at)
+		if err != nil {
+			return nil, err
+		}
+		if outs[a]%l.Groups != 0 {
+			return nil, sec.errf(sec.opts["groups"].line, "groups=%d does not divide the %d channels of layer %d", l.Groups, outs[a], a)
+		}
+		l.From = append(l.From, a)
+		l.C += outs[a] / l.Groups
+	}
+	return l, nil
+}
+
+func newShortcut(sec *Section, at, in int, outs []int, abs absFunc) (*ShortcutLayer, error) {
+	from, err := sec.Ints("from")
+	if err != nil {
+		return nil, err
+	}
+	if len(from) == 0 {
+		return nil, sec.errf(0, "from= is required")
+	}
+	l := &ShortcutLayer{sec: sec, C: in}
+	if l.Act, err = activation(sec, "linear"); err != nil {
+		return nil, err
+	}
+	for _, f := range from {
+		a, err := abs(sec, "from", f, at)
+		if err != nil {
+			return nil, err
+		}
+		if outs[a] != in {
+			return nil, sec.errf(sec.opts["from"].line, "from=%d: layer %d has %d channels but the previous layer %d (darknet's channel truncation is not supported)", f, a, outs[a], in)
+		}
+		l.From = append(l.From, a)
+	}
+	return l, nil
+}
+
+func (l *RouteLayer) node(b *builder, i int) (*G.Node, error) {
+	ins := make([]*G.Node, len(l.From))
+	for k, f := range l.From {
+		ins[k] = b.outs[f]
+	}
+	switch {
+	case l.Groups > 1:
+		return RouteGroups(l.Groups, l.GroupID, ins...)
+	case len(ins) == 1:
+		return ins[0], nil
+	}
+	// dettrain's route op (one group): a copy per image and input, where
+	// gorgonia's Concat walks element iterators.
+	return RouteGroups(1, 0, ins...)
+}
+
+func (l *RouteLayer) extent(cur int, out []int) int { return out[l.From[0]] }
+
+func (l *ShortcutLayer) node(b *builder, i int) (*G.Node, error) {
+	ins := []*G.Node{b.cur}
+	for _, f := range l.From {
+		ins = append(ins, b.outs[f])
+	}
+	y, err := shortcut(ins...)
+	if err != nil {
+		return nil, err
+	}
+	return Activate(y, l.Act)
+}
+
+func (l *ShortcutLayer) extent(cur int, out []int) int { return cur }
+
+func parseRoute(c layerCtx) (Layer, error) { return newRoute(c.sec, c.at, c.outs, c.abs) }
+
+func parseShortcut(c layerCtx) (Layer, error) { return newShortcut(c.sec, c.at, c.in, c.outs, c.abs) }

@@ -103,3 +103,62 @@ func scaleBackward[T float](planes, hw int, x, s, dy, dx, ds []T) {
 		ds[p] = T(sum)
 	}
 }
+
+// The layer: its type, its parser (network.go's layerTypes), the node it
+// adds to a graph and darknet's size rule along one axis (extent).
+
+// ScaleChannelsLayer is [scale_channels]: act(out[From] * previous), the
+// previous output being (N,C,1,1) (squeeze-and-excitation, EfficientNet).
+type ScaleChannelsLayer struct {
+	sec  *Section
+	From int // absolute index
+	C    int
+	Act  Activation
+}
+
+func (l *ScaleChannelsLayer) Section() *Section { return l.sec }
+
+func (l *ScaleChannelsLayer) OutChannels() int { return l.C }
+
+func newScaleChannels(sec *Section, at, in int, outs []int, abs absFunc) (*ScaleChannelsLayer, error) {
+	if _, ok := sec.opts["from"]; !ok {
+		return nil, sec.errf(0, "from= is required")
+	}
+	from, err := sec.Int("from", 0)
+	if err != nil {
+		return nil, err
+	}
+	a, err := abs(sec, "from", from, at)
+	if err != nil {
+		return nil, err
+	}
+	l := &ScaleChannelsLayer{sec: sec, From: a, C: outs[a]}
+	if l.Act, err = activation(sec, "linear"); err != nil {
+		return nil, err
+	}
+	if outs[a] != in {
+		return nil, sec.errf(sec.opts["from"].line, "from=%d: layer %d has %d channels but the previous layer (the scales) %d", from, a, outs[a], in)
+	}
+	return l, nil
+}
+
+func (l *ScaleChannelsLayer) node(b *builder, i int) (*G.Node, error) {
+	y, err := ScaleChannels(b.outs[l.From], b.cur)
+	if err != nil {
+		return nil, err
+	}
+	return Activate(y, l.Act)
+}
+
+func (l *ScaleChannelsLayer) extent(cur int, out []int) int { return out[l.From] }
+
+func parseScaleChannels(c layerCtx) (Layer, error) {
+	l, err := newScaleChannels(c.sec, c.at, c.in, c.outs, c.abs)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.prev.(*YOLOLayer); ok {
+		return nil, c.sec.errf(0, "the previous layer is a [yolo] head")
+	}
+	return l, nil
+}

@@ -356,3 +356,95 @@ func (o *yoloGradOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	return dx, nil
 }
+
+// The layer: its type, its parser (network.go's layerTypes), the node it
+// adds to a graph and darknet's size rule along one axis (extent).
+
+// YOLOLayer is [yolo]: a detection head on the previous layer's output.
+type YOLOLayer struct {
+	sec  *Section
+	C    int
+	Head *Head
+}
+
+func (l *YOLOLayer) Section() *Section { return l.sec }
+
+func (l *YOLOLayer) OutChannels() int { return l.C }
+
+func newYOLO(sec *Section, in int) (*YOLOLayer, error) {
+	mask, err := sec.Ints("mask")
+	if err != nil {
+		return nil, err
+	}
+	an, err := sec.Floats("anchors")
+	if err != nil {
+		return nil, err
+	}
+	classes, err := sec.Int("classes", 80)
+	if err != nil {
+		return nil, err
+	}
+	num, err := sec.Int("num", len(an)/2)
+	if err != nil {
+		return nil, err
+	}
+	ig, err := sec.Float("ignore_thresh", 0.7)
+	if err != nil {
+		return nil, err
+	}
+	sxy, err := sec.Float("scale_x_y", 1)
+	if err != nil {
+		return nil, err
+	}
+	sec.Ignore(yoloTrainingKeys...)
+	switch {
+	case len(an) == 0 || len(an)%2 != 0:
+		return nil, sec.errf(0, "anchors= needs pairs of numbers, got %d numbers", len(an))
+	case num != len(an)/2:
+		return nil, sec.errf(0, "num=%d but %d anchor pairs are given", num, len(an)/2)
+	case !(sxy >= 1 && sxy <= 4):
+		return nil, sec.errf(sec.opts["scale_x_y"].line, "scale_x_y=%v must be between 1 and 4", sxy)
+	case !(ig >= 0 && ig <= 1):
+		return nil, sec.errf(sec.opts["ignore_thresh"].line, "ignore_thresh=%v must be between 0 and 1", ig)
+	case classes < 1 || classes > maxChannels:
+		return nil, sec.errf(sec.opts["classes"].line, "classes=%d must be between 1 and %d", classes, maxChannels)
+	}
+	if len(mask) == 0 {
+		for i := 0; i < num; i++ {
+			mask = append(mask, i)
+		}
+	}
+	h := &Head{Classes: classes, Mask: mask, IgnoreThresh: ig, ScaleXY: sxy}
+	for i := 0; i+1 < len(an); i += 2 {
+		if !(an[i] > 0 && an[i+1] > 0) || math.IsInf(an[i], 0) || math.IsInf(an[i+1], 0) {
+			return nil, sec.errf(sec.opts["anchors"].line, "anchor %d is %vx%v: anchors must be positive", i/2, an[i], an[i+1])
+		}
+		h.Anchors = append(h.Anchors, [2]float64{an[i], an[i+1]})
+	}
+	for _, m := range mask {
+		if m < 0 || m >= num {
+			return nil, sec.errf(0, "mask index %d outside the %d anchors", m, num)
+		}
+	}
+	if in != len(mask)*(5+classes) {
+		return nil, sec.errf(0, "input has %d channels, want %d", in, len(mask)*(5+classes))
+	}
+	return &YOLOLayer{sec: sec, C: in, Head: h}, nil
+}
+
+func (l *YOLOLayer) node(b *builder, i int) (*G.Node, error) {
+	b.gr.heads = append(b.gr.heads, b.cur)
+	if b.training {
+		ln, st, err := newYOLOLoss(b.cur, l.Head, b.gr.Size.W, b.gr.Size.H)
+		if err != nil {
+			return nil, err
+		}
+		b.gr.yolo = append(b.gr.yolo, st)
+		b.losses = append(b.losses, ln)
+	}
+	return b.cur, nil
+}
+
+func (l *YOLOLayer) extent(cur int, out []int) int { return cur }
+
+func parseYOLO(c layerCtx) (Layer, error) { return newYOLO(c.sec, c.in) }
