@@ -375,4 +375,18 @@ func yamlKey(s string) string {
 }
 
 // fmtRel is the shortest decimal that parses back to v.
+// YOLOLabelLine formats a box of a w x h image as a YOLO label line,
+// "class cx cy bw bh" relative to the image with 6 decimals, and with
+// withScore " score" after it (Ultralytics' save_txt and save_conf, what
+// `dettrain predict` writes; LoadYOLO reads the class and the box).
+func YOLOLabelLine(class int, b box.Box, w, h int, score float64, withScore bool) string {
+	cx, cy, bw, bh := b.RelCXCYWH(float64(w), float64(h))
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	s := fmt.Sprintf("%d %s %s %s %s", class, f(cx), f(cy), f(bw), f(bh))
+	if withScore {
+		s += " " + f(score)
+	}
+	return s
+}
+
 func fmtRel(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -146,6 +146,30 @@ func quoteList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
+// COCODetection is one entry of a COCO results file as `dettrain predict`
+// writes it (predictions.json): pycocotools' loadRes fields (image_id,
+// category_id, bbox as [x, y, width, height] in pixels, score) plus the
+// image's file name and the class name, which ParseCOCOResults reads back.
+type COCODetection struct {
+	ImageID      int        `json:"image_id"`
+	FileName     string     `json:"file_name"`
+	CategoryID   int        `json:"category_id"`
+	CategoryName string     `json:"category_name"`
+	BBox         [4]float64 `json:"bbox"`
+	Score        float64    `json:"score"`
+}
+
+// COCODetections lists dets as results entries: image i is id i+1 with file
+// name files[i], class c is category c+1 named names[c] (the ids
+// dettrain's COCO writer gives).
+func COCODetections(dets []Detection, files, names []string) []COCODetection {
+	out := make([]COCODetection, 0, len(dets))
+	for _, d := range dets {
+		out = append(out, COCODetection{ImageID: d.Image + 1, FileName: files[d.Image], CategoryID: d.Class + 1, CategoryName: names[d.Class], BBox: d.Box.XYWH(), Score: d.Score})
+	}
+	return out
+}
+
 // cocoResult is one entry of a COCO results file, with dettrain predict's
 // optional file_name and category_name. The ids stay raw so that a string
 // image_id, an integral float (1.0) and a wrong type can be told apart.

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -158,28 +157,6 @@ func listInputs(inputs []string) (images, videos []string, err error) {
 	return images, videos, nil
 }
 
-// cocoResult is one entry of predictions.json: a COCO result plus the file
-// and class names.
-type cocoResult struct {
-	ImageID      int        `json:"image_id"`
-	FileName     string     `json:"file_name"`
-	CategoryID   int        `json:"category_id"`
-	CategoryName string     `json:"category_name"`
-	BBox         [4]float64 `json:"bbox"`
-	Score        float64    `json:"score"`
-}
-
-// yoloLine formats a detection as a YOLO label line for a w x h image.
-func yoloLine(d eval.Detection, w, h int, conf bool) string {
-	cx, cy, bw, bh := d.Box.RelCXCYWH(float64(w), float64(h))
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
-	s := fmt.Sprintf("%d %s %s %s %s", d.Class, f(cx), f(cy), f(bw), f(bh))
-	if conf {
-		s += " " + f(d.Score)
-	}
-	return s
-}
-
 func predictRun(io *IO, o *PredictOptions) error {
 	images, videos, err := listInputs(o.Inputs)
 	if err != nil {
@@ -292,10 +269,9 @@ func predictImages(io *IO, o *PredictOptions, p *infer.Predictor, paths, names [
 		bad[le.Path] = true
 	}
 	outs := outNames(paths)
-	results := []cocoResult{}
+	results := eval.COCODetections(dets, outs, names)
 	perImage := make([][]eval.Detection, len(paths))
 	for _, d := range dets {
-		results = append(results, cocoResult{ImageID: d.Image + 1, FileName: outs[d.Image], CategoryID: d.Class + 1, CategoryName: names[d.Class], BBox: d.Box.XYWH(), Score: d.Score})
 		perImage[d.Image] = append(perImage[d.Image], d)
 	}
 	for i, path := range paths {
@@ -415,7 +391,7 @@ func dropSlots(b *data.Batch, skipped []*data.LoadError) *data.Batch {
 func writeLabels(path string, dets []eval.Detection, wh [2]int, conf bool) error {
 	var b strings.Builder
 	for _, d := range dets {
-		b.WriteString(yoloLine(d, wh[0], wh[1], conf))
+		b.WriteString(data.YOLOLabelLine(d.Class, d.Box, wh[0], wh[1], d.Score, conf))
 		b.WriteByte('\n')
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
