@@ -28,121 +28,6 @@ import (
 	"github.com/dettrain/dettrain/tricks"
 )
 
-// Schedule is the learning-rate schedule of train (lr, schedule, warmup,
-// steps), in iterations of itersPerEpoch an epoch.
-func Schedule(t config.Train, itersPerEpoch int) tricks.Schedule {
-	total := t.Epochs * itersPerEpoch
-	s := tricks.Schedule{Base: t.LR, Kind: t.Schedule, Total: total, Final: t.FinalLR, Factor: 0.1,
-		Warmup: int(math.Round(t.WarmupEpochs * float64(itersPerEpoch)))}
-	for _, f := range t.Steps {
-		s.Steps = append(s.Steps, int(math.Round(f*float64(total))))
-	}
-	return s
-}
-
-// SetThreads sets OpenBLAS's threads: train.threads, or the CPUs shared
-// among the replicas (each replica's GEMMs then run side by side instead of
-// fighting over the same cores).
-func SetThreads(t config.Train) { setThreads(t.Threads, t.Replicas) }
-
-// setThreads gives OpenBLAS threads threads, or (0) the CPUs shared among
-// workers replicas of this host.
-func setThreads(threads, workers int) {
-	n := threads
-	if n == 0 && workers > 1 {
-		n = max(1, runtime.NumCPU()/workers)
-	}
-	blas.SetThreads(n)
-}
-
-// rankReplicas is each process's share of train.replicas among the ranks:
-// train.replicas counts the replicas of the whole run, at least one a rank
-// (so 1, the default, means one a rank), and must divide among them.
-func rankReplicas(t config.Train, ranks *mpi.Comm) (int, error) {
-	if ranks == nil {
-		return max(1, t.Replicas), nil
-	}
-	n := ranks.Size()
-	if t.Replicas <= n {
-		return 1, nil
-	}
-	if t.Replicas%n != 0 {
-		return 0, fmt.Errorf("train.replicas %d does not divide among %d ranks (give a multiple of %d, or 1: one replica a rank)", t.Replicas, n, n)
-	}
-	return t.Replicas / n, nil
-}
-
-// rankDevice is the GPU of a rank: the one of its local rank (its index
-// among the ranks of its host), or the only one it sees (Slurm's
-// --gpu-bind, CUDA_VISIBLE_DEVICES per rank).
-func rankDevice(ranks *mpi.Comm, replicas int) ([]int, error) {
-	if replicas != 1 {
-		return nil, fmt.Errorf("train.device cuda across %d ranks: each rank trains one replica on its own GPU, so train.replicas must be 1 or %d (it gives %d a rank)", ranks.Size(), ranks.Size(), replicas)
-	}
-	n, err := gpu.DeviceCount()
-	if err != nil {
-		return nil, err
-	}
-	if n == 1 {
-		return []int{0}, nil
-	}
-	if ranks.LocalRank() >= n {
-		return nil, fmt.Errorf("rank %d is local rank %d of its host, which has %d GPUs: start at most one rank a GPU", ranks.Rank(), ranks.LocalRank(), n)
-	}
-	return []int{ranks.LocalRank()}, nil
-}
-
-// ranksOnHost is the number of ranks on this host (Open MPI's
-// OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE), which share
-// its CPUs; 1 without ranks.
-func ranksOnHost(ranks *mpi.Comm) int {
-	if ranks == nil {
-		return 1
-	}
-	for _, v := range []string{"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"} {
-		if n, err := strconv.Atoi(os.Getenv(v)); err == nil && n > 0 {
-			return n
-		}
-	}
-	return 1
-}
-
-// bcastString gives every rank rank 0's s (a path: at most 4 KiB).
-func bcastString(ranks *mpi.Comm, s string) (string, error) {
-	buf := make([]byte, 4096)
-	if len(s) >= len(buf)-2 {
-		return "", fmt.Errorf("output.dir %q is longer than %d bytes", s, len(buf)-2)
-	}
-	buf[0], buf[1] = byte(len(s)>>8), byte(len(s))
-	copy(buf[2:], s)
-	if err := ranks.Bcast(buf, 0); err != nil {
-		return "", err
-	}
-	n := int(buf[0])<<8 | int(buf[1])
-	return string(buf[2 : 2+n]), nil
-}
-
-// hashOf is a short content hash for identities.
-func hashOf(parts ...[]byte) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write(p)
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-func dataIdentity(names []string, ds *data.Dataset) string {
-	var parts [][]byte
-	for _, n := range names {
-		parts = append(parts, []byte(n))
-	}
-	for _, s := range ds.Samples {
-		parts = append(parts, []byte(s.ID))
-	}
-	return hashOf(parts...)
-}
-
 // TrainResult is what Train reports.
 type TrainResult struct {
 	Summary train.Summary
@@ -364,6 +249,18 @@ func TrainOptions(c *config.Config, size model.Size, per, classes int) (train.Op
 	return o, err
 }
 
+// Schedule is the learning-rate schedule of train (lr, schedule, warmup,
+// steps), in iterations of itersPerEpoch an epoch.
+func Schedule(t config.Train, itersPerEpoch int) tricks.Schedule {
+	total := t.Epochs * itersPerEpoch
+	s := tricks.Schedule{Base: t.LR, Kind: t.Schedule, Total: total, Final: t.FinalLR, Factor: 0.1,
+		Warmup: int(math.Round(t.WarmupEpochs * float64(itersPerEpoch)))}
+	for _, f := range t.Steps {
+		s.Steps = append(s.Steps, int(math.Round(f*float64(total))))
+	}
+	return s
+}
+
 // checkResume refuses a checkpoint of another model or data set and says
 // what the resume does.
 func checkResume(w io.Writer, ck *train.Checkpoint, id train.Identity, c *config.Config, per int) error {
@@ -443,6 +340,109 @@ func testBest(w io.Writer, net *model.Network, s *sets, c *config.Config, out st
 	fmt.Fprintf(w, "mAP@0.5 (VOC all-point) %.4f, VOC07 11-point %.4f, COCO AP@[.5:.95] %.4f; total time %s\n", r.VOC.MAP, r.VOC.MAP07, r.COCO.AP(), time.Since(start).Round(time.Second))
 	_, err = WriteEvalReport(filepath.Join(out, "eval"), fmt.Sprintf("%s split, %s", c.Eval.Split, best), r, dets, GroundTruth(s.test, s.testCOCO), s.names)
 	return r, err
+}
+
+// SetThreads sets OpenBLAS's threads: train.threads, or the CPUs shared
+// among the replicas (each replica's GEMMs then run side by side instead of
+// fighting over the same cores).
+func SetThreads(t config.Train) { setThreads(t.Threads, t.Replicas) }
+
+// setThreads gives OpenBLAS threads threads, or (0) the CPUs shared among
+// workers replicas of this host.
+func setThreads(threads, workers int) {
+	n := threads
+	if n == 0 && workers > 1 {
+		n = max(1, runtime.NumCPU()/workers)
+	}
+	blas.SetThreads(n)
+}
+
+// rankReplicas is each process's share of train.replicas among the ranks:
+// train.replicas counts the replicas of the whole run, at least one a rank
+// (so 1, the default, means one a rank), and must divide among them.
+func rankReplicas(t config.Train, ranks *mpi.Comm) (int, error) {
+	if ranks == nil {
+		return max(1, t.Replicas), nil
+	}
+	n := ranks.Size()
+	if t.Replicas <= n {
+		return 1, nil
+	}
+	if t.Replicas%n != 0 {
+		return 0, fmt.Errorf("train.replicas %d does not divide among %d ranks (give a multiple of %d, or 1: one replica a rank)", t.Replicas, n, n)
+	}
+	return t.Replicas / n, nil
+}
+
+// rankDevice is the GPU of a rank: the one of its local rank (its index
+// among the ranks of its host), or the only one it sees (Slurm's
+// --gpu-bind, CUDA_VISIBLE_DEVICES per rank).
+func rankDevice(ranks *mpi.Comm, replicas int) ([]int, error) {
+	if replicas != 1 {
+		return nil, fmt.Errorf("train.device cuda across %d ranks: each rank trains one replica on its own GPU, so train.replicas must be 1 or %d (it gives %d a rank)", ranks.Size(), ranks.Size(), replicas)
+	}
+	n, err := gpu.DeviceCount()
+	if err != nil {
+		return nil, err
+	}
+	if n == 1 {
+		return []int{0}, nil
+	}
+	if ranks.LocalRank() >= n {
+		return nil, fmt.Errorf("rank %d is local rank %d of its host, which has %d GPUs: start at most one rank a GPU", ranks.Rank(), ranks.LocalRank(), n)
+	}
+	return []int{ranks.LocalRank()}, nil
+}
+
+// ranksOnHost is the number of ranks on this host (Open MPI's
+// OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE), which share
+// its CPUs; 1 without ranks.
+func ranksOnHost(ranks *mpi.Comm) int {
+	if ranks == nil {
+		return 1
+	}
+	for _, v := range []string{"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"} {
+		if n, err := strconv.Atoi(os.Getenv(v)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
+}
+
+// bcastString gives every rank rank 0's s (a path: at most 4 KiB).
+func bcastString(ranks *mpi.Comm, s string) (string, error) {
+	buf := make([]byte, 4096)
+	if len(s) >= len(buf)-2 {
+		return "", fmt.Errorf("output.dir %q is longer than %d bytes", s, len(buf)-2)
+	}
+	buf[0], buf[1] = byte(len(s)>>8), byte(len(s))
+	copy(buf[2:], s)
+	if err := ranks.Bcast(buf, 0); err != nil {
+		return "", err
+	}
+	n := int(buf[0])<<8 | int(buf[1])
+	return string(buf[2 : 2+n]), nil
+}
+
+// hashOf is a short content hash for identities.
+func hashOf(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func dataIdentity(names []string, ds *data.Dataset) string {
+	var parts [][]byte
+	for _, n := range names {
+		parts = append(parts, []byte(n))
+	}
+	for _, s := range ds.Samples {
+		parts = append(parts, []byte(s.ID))
+	}
+	return hashOf(parts...)
 }
 
 // describeResume says what a resume does, and how an extension stretches

@@ -61,7 +61,7 @@ func dropoutThresh(op string, p float64) (uint32, float32, error) {
 	return uint32(math.Ceil(p * (1 << 24))), float32(1 / (1 - p)), nil
 }
 
-// dropoutHash24 is kernels/ops.cu's op_keep24: the top 24 bits of
+// dropoutHash24 is kernels/dropout.cu's op_keep24: the top 24 bits of
 // splitmix64's finalizer of seed<<32 | i.
 func dropoutHash24(seed, i uint32) uint32 {
 	z := (uint64(seed)<<32 | uint64(i)) + 0x9E3779B97F4A7C15

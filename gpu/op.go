@@ -98,7 +98,7 @@ const (
 	ewMaxBlocks = 2 * 132 * 8
 )
 
-// launchEW runs an element-wise kernel (kernels/ops.cu's op_ew) over n > 0
+// launchEW runs an element-wise kernel (kernels/common.h's op_ew) over n > 0
 // elements.
 func (k *Kernels) launchEW(s *Stream, name string, n int, args ...any) error {
 	g := min(max((n+255)/256, 1), ewMaxBlocks)
@@ -106,7 +106,7 @@ func (k *Kernels) launchEW(s *Stream, name string, n int, args ...any) error {
 }
 
 // fastDiv returns (m, sh) such that x/d == (x*m) >> sh (64-bit product) for
-// every 0 <= x < 2^31 and 1 <= d < 2^31: kernels/ops.cu's op_div, integer
+// every 0 <= x < 2^31 and 1 <= d < 2^31: kernels/common.h's op_div, integer
 // division without a divide (Granlund and Montgomery, 1994: with
 // 2^(l-1) < d <= 2^l, m = ceil(2^(31+l)/d) < 2^32 and sh = 31+l).
 func fastDiv(d int) (uint32, int) {
