@@ -82,7 +82,9 @@ FROM ${RUNTIME_IMAGE} AS runtime
 
 # The OpenCV modules the binary links (readelf -d: core, imgproc, imgcodecs,
 # dnn, highgui, videoio, video, objdetect, calib3d, features2d, photo), and
-# OpenBLAS, which dettrain opens at run time for the CPU GEMM. Built on Debian
+# OpenBLAS, which dettrain opens at run time for the CPU GEMM; Open MPI's mpirun
+# and libmpi.so.40 (dettrain opens it at run time under mpirun or srun) with the
+# ssh client mpirun starts remote ranks through (docs/DISTRIBUTED.md). Built on Debian
 # 12, run on Ubuntu 24.04: both ship OpenCV 4.6 as libopencv_*.so.406, so
 # every soname the binary needs exists here, and noble's glibc (2.39) and
 # libstdc++ (GCC 14) are newer than bookworm's (2.36, GCC 12), which is the
@@ -105,6 +107,7 @@ RUN apt-get update \
       libopencv-features2d406${OPENCV_T64} \
       libopencv-photo406${OPENCV_T64} \
       libopenblas0 \
+      openmpi-bin openssh-client \
  && rm -rf /var/lib/apt/lists/*
 
 # cuBLAS (libcublas-13-0), NVRTC (cuda-nvrtc-13-0, a dependency of the base

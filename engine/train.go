@@ -53,7 +53,11 @@ func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpo
 	if err != nil {
 		return nil, fmt.Errorf("started by %s as rank %d of %d: %w", env.Launcher, env.Rank, env.Size, err)
 	}
-	rio := ios
+	// Rank 0 prints plain lines: mpirun hands each rank a pseudo-terminal
+	// whatever its own output is, so a progress bar would be redrawn into
+	// log files. The other ranks print nothing (their errors end the job
+	// through Abort).
+	rio := &IO{Out: struct{ io.Writer }{ios.Out}, Err: ios.Err}
 	if comm.Rank() != 0 {
 		rio = &IO{Out: io.Discard, Err: io.Discard}
 	}

@@ -23,7 +23,8 @@
 #     $DOCKER_TEST_REF` when that is set (the build then matches a commit).
 #  3. run: fresh $WORK/data and $WORK/runs owned by $RUN_UID:$RUN_GID (the
 #     image's user is built with those ids), each command a new container
-#     (--network none): version, id, synth, train, eval.
+#     (--network none): version, id, synth, train, eval, and the same
+#     train under mpirun -np 2 (TCP over the loopback).
 #  4. check on the host: the data set's files, the run's files, every file
 #     and folder under both owned by $RUN_UID:$RUN_GID, the mAP printed.
 #
@@ -206,7 +207,17 @@ dettrain eval --config configs/demo.yaml --weights runs/demo/weights/best.weight
   { sed 's/^/   | /' "$WORK/eval.log"; die "dettrain eval"; }
 sed 's/^/   | /' "$WORK/eval.log"
 took[eval]=$(($(date +%s) - t_step))
-say "   synth ${took[synth]} s, train ${took[train]} s, eval ${took[eval]} s"
+t_step=$(date +%s)
+say "   \$ mpirun -np 2 --bind-to none --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo dettrain train --config configs/demo.yaml --set train.epochs=$EPOCHS --out runs/demo-mpi"
+# --network none leaves only the loopback interface, which Open MPI's TCP
+# transport excludes unless told: include it for data and control.
+"${run[@]}" --entrypoint mpirun "$IMAGE" -np 2 --bind-to none --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+  dettrain train --config configs/demo.yaml --set train.epochs=$EPOCHS --out runs/demo-mpi >"$WORK/mpi.log" 2>&1 ||
+  { sed 's/^/   | /' "$WORK/mpi.log"; die "mpirun -np 2 dettrain train"; }
+sed 's/^/   | /' "$WORK/mpi.log"
+grep -q "2 processes x 1 replica" "$WORK/mpi.log" || fail "mpirun -np 2: the run did not train as 2 processes"
+took[mpi]=$(($(date +%s) - t_step))
+say "   synth ${took[synth]} s, train ${took[train]} s, eval ${took[eval]} s, mpirun -np 2 ${took[mpi]} s"
 stage_end run
 
 # ---- 4: the files on the host ---------------------------------------------------
@@ -226,6 +237,9 @@ for s in train val test; do
 done
 say "   data/shapes: $n_jpg JPEGImages/*.jpg, $n_xml Annotations/*.xml, $n_split in the splits"
 ((n_jpg == IMAGES && n_xml == IMAGES && n_split == IMAGES)) || fail "the data set should have $IMAGES images, annotations and split entries"
+for f in demo-mpi/weights/last.weights demo-mpi/checkpoints; do
+  if [[ -e $runs/$f ]]; then say "   runs/$f: written by rank 0"; else fail "runs/$f is missing (mpirun -np 2)"; fi
+done
 for f in weights/best.weights eval-test.json; do
   if [[ -s $runs/demo/$f ]]; then say "   runs/demo/$f: $(stat -c %s "$runs/demo/$f") bytes"; else fail "runs/demo/$f is missing or empty"; fi
 done
@@ -251,6 +265,6 @@ else
 fi
 stage_end check
 
-say "times: base ${took[base]} s, build ${took[build]} s, run ${took[run]} s (synth ${took[synth]}, train ${took[train]}, eval ${took[eval]}), check ${took[check]} s, total $(($(date +%s) - t0)) s"
+say "times: base ${took[base]} s, build ${took[build]} s, run ${took[run]} s (synth ${took[synth]}, train ${took[train]}, eval ${took[eval]}, mpirun ${took[mpi]}), check ${took[check]} s, total $(($(date +%s) - t0)) s"
 if ((failed)); then say "some checks FAILED"; exit 1; fi
 say "all checks passed"
