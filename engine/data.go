@@ -104,6 +104,7 @@ func ReadSplit(c *config.Config, split string, names []string, probe data.Prober
 	return ds, cs, rep, nil
 }
 
+// Subset keeps the samples idx of ds (and of cs, for COCO).
 func Subset(ds *data.Dataset, cs *data.COCOSplit, idx []int) (*data.Dataset, *data.COCOSplit) {
 	if cs != nil {
 		cs = cs.Subset(idx)
@@ -142,6 +143,7 @@ func ProblemList(ps []data.Problem) string {
 	return b.String()
 }
 
+// Layout is the data section's folder layout.
 func Layout(c *config.Config) data.VOCLayout {
 	return data.VOCLayout{Root: c.Data.Root, Images: c.Data.Images, Annotations: c.Data.Annotations, Splits: c.Data.Splits, AllowOutside: c.Data.AllowOutside}
 }

@@ -210,6 +210,7 @@ func readCOCODetections(path string, ds *data.Dataset, cs *data.COCOSplit, names
 	return eval.ParseCOCOResults(raw, path, r, ro)
 }
 
+// WriteJSON writes v as indented JSON to path.
 func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

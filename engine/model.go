@@ -31,6 +31,7 @@ func BuildNetwork(cfgPath, weights string, classes int, seed int64) (*model.Netw
 	return net, nil
 }
 
+// ModelSize is a config size as the model's.
 func ModelSize(s config.Size) model.Size { return model.Size{W: s.W, H: s.H} }
 
 // TrainSize is the training input size: model.size, or the cfg's [net]
@@ -59,6 +60,7 @@ func SetNetSize(net *model.Network, s model.Size) {
 	net.Cfg.Net.Set("height", strconv.Itoa(s.H))
 }
 
+// AnchorText formats anchors as a cfg's anchors= value.
 func AnchorText(a [][2]float64) string {
 	parts := make([]string, len(a))
 	for i, v := range a {

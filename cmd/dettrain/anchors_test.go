@@ -28,7 +28,7 @@ func needBCCD(t *testing.T) {
 func TestAnchorsBCCD(t *testing.T) {
 	needBCCD(t)
 	var out, errb bytes.Buffer
-	if err := anchorsRun(&IO{Out: &out, Err: &errb}, &AnchorsOptions{Config: ConfigOptions{File: bccdFastest}}); err != nil {
+	if err := engine.Anchors(&IO{Out: &out, Err: &errb}, &engine.AnchorsOptions{Config: ConfigOptions{File: bccdFastest}}); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()

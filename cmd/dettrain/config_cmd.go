@@ -3,25 +3,16 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/dettrain/dettrain/config"
+	"github.com/dettrain/dettrain/engine"
 )
 
 // ConfigOptions are the flags shared by commands that read a config.
-type ConfigOptions struct {
-	File string
-	Sets []string
-}
+type ConfigOptions = engine.ConfigOptions
 
-func (o *ConfigOptions) addFlags(cmd *cobra.Command) {
+// addConfigFlags adds --config and --set.
+func addConfigFlags(cmd *cobra.Command, o *ConfigOptions) {
 	cmd.Flags().StringVarP(&o.File, "config", "c", "", "YAML config file (required)")
 	cmd.Flags().StringArrayVar(&o.Sets, "set", nil, "override a config key: --set train.lr=0.01 (repeatable)")
-}
-
-func (o *ConfigOptions) load() (*config.Config, error) {
-	if o.File == "" {
-		return nil, usagef("--config is required")
-	}
-	return config.Load(o.File, config.LoadOptions{Sets: o.Sets})
 }
 
 func newConfigCmd(io *IO, runF func(*ConfigOptions) error) *cobra.Command {
@@ -36,7 +27,7 @@ func newConfigCmd(io *IO, runF func(*ConfigOptions) error) *cobra.Command {
 			if runF != nil {
 				return runF(o)
 			}
-			c, err := o.load()
+			c, err := o.Load()
 			if err != nil {
 				return err
 			}
@@ -48,6 +39,6 @@ func newConfigCmd(io *IO, runF func(*ConfigOptions) error) *cobra.Command {
 			return err
 		},
 	}
-	o.addFlags(cmd)
+	addConfigFlags(cmd, o)
 	return cmd
 }

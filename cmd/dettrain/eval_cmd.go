@@ -72,7 +72,7 @@ at IoU .5 per class) and confusion.png there.`,
 			return evalRun(io, o)
 		},
 	}
-	o.Config.addFlags(cmd)
+	addConfigFlags(cmd, &o.Config)
 	cmd.Flags().StringVar(&o.DataConfig, "data-config", "", "config file read for its data and eval sections (with --detections)")
 	cmd.Flags().StringVar(&o.Run, "run", "", "a training run's folder: its model.cfg, names.txt, config.yaml (unless --config) and weights/best.weights (unless --weights)")
 	cmd.Flags().StringVar(&o.Weights, "weights", "", "darknet .weights file to score (inside a run's weights/ folder: that run's model.cfg and names are used)")
@@ -94,7 +94,7 @@ func (o *EvalOptions) loadConfig() (*config.Config, error) {
 		if o.Config.File == "" && o.Run != "" {
 			o.Config.File = filepath.Join(o.Run, engine.RunConfig)
 		}
-		return o.Config.load()
+		return o.Config.Load()
 	}
 	file := o.Config.File
 	if o.DataConfig != "" {

@@ -99,7 +99,7 @@ func demoRun(t *testing.T) string {
 func TestExportONNXRun(t *testing.T) {
 	dir := demoRun(t)
 	var out, errs bytes.Buffer
-	if err := exportONNX(&IO{Out: &out, Err: &errs}, &ExportOptions{Run: dir, Format: "onnx", Opset: 13}); err != nil {
+	if err := engine.ExportONNX(&IO{Out: &out, Err: &errs}, &engine.ExportOptions{Run: dir, Format: "onnx", Opset: 13}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "model.onnx")
@@ -121,8 +121,8 @@ func TestExportONNXRun(t *testing.T) {
 
 	folder := t.TempDir()
 	out.Reset()
-	o := &ExportOptions{Run: dir, Format: "onnx", Opset: 11, Out: folder, Decode: true, DynamicBatch: true, Size: model.Size{W: 96, H: 64}}
-	if err := exportONNX(&IO{Out: &out, Err: &errs}, o); err != nil {
+	o := &engine.ExportOptions{Run: dir, Format: "onnx", Opset: 11, Out: folder, Decode: true, DynamicBatch: true, Size: model.Size{W: 96, H: 64}}
+	if err := engine.ExportONNX(&IO{Out: &out, Err: &errs}, o); err != nil {
 		t.Fatal(err)
 	}
 	meta = onnxMetadata(t, filepath.Join(folder, "model.onnx"))
@@ -145,20 +145,20 @@ func TestExportONNXBadInput(t *testing.T) {
 	b, _ := os.ReadFile(w)
 	os.WriteFile(short, b[:len(b)-4], 0o644)
 	for _, tc := range []struct {
-		o    ExportOptions
+		o    engine.ExportOptions
 		want []string
 	}{
-		{ExportOptions{Model: cfg, Weights: w, Names: badNames}, []string{badNames, "2 class names"}},
-		{ExportOptions{Model: cfg, Weights: short}, []string{short}},
-		{ExportOptions{Model: cfg, Weights: w, Size: model.Size{W: 100, H: 100}}, []string{cfg, "multiple of 8"}},
-		{ExportOptions{Run: filepath.Join(dir, "missing")}, []string{"missing", "not a folder"}},
+		{engine.ExportOptions{Model: cfg, Weights: w, Names: badNames}, []string{badNames, "2 class names"}},
+		{engine.ExportOptions{Model: cfg, Weights: short}, []string{short}},
+		{engine.ExportOptions{Model: cfg, Weights: w, Size: model.Size{W: 100, H: 100}}, []string{cfg, "multiple of 8"}},
+		{engine.ExportOptions{Run: filepath.Join(dir, "missing")}, []string{"missing", "not a folder"}},
 	} {
 		tc.o.Format, tc.o.Opset = "onnx", 13
 		if tc.o.Out == "" {
 			tc.o.Out = t.TempDir()
 		}
 		var msg bytes.Buffer
-		err := exportONNX(&IO{Out: &msg, Err: &msg}, &tc.o)
+		err := engine.ExportONNX(&IO{Out: &msg, Err: &msg}, &tc.o)
 		for _, s := range tc.want {
 			if err == nil || !strings.Contains(err.Error(), s) {
 				t.Errorf("%+v: error %v, want it to contain %q", tc.o, err, s)
@@ -180,8 +180,8 @@ func TestExportONNXFlags(t *testing.T) {
 		{[]string{"--run", "r", "--out", "d", "--decode"}, "--decode applies to --format onnx only"},
 		{[]string{"--run", "r", "--out", "d", "--format", "tflite"}, `--format "tflite": darknet or onnx`},
 	} {
-		var got *ExportOptions
-		cmd := newExportCmd(&IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, func(o *ExportOptions) error { got = o; return nil })
+		var got *engine.ExportOptions
+		cmd := newExportCmd(&IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, func(o *engine.ExportOptions) error { got = o; return nil })
 		cmd.SetArgs(tc.args)
 		cmd.SetOut(&bytes.Buffer{})
 		cmd.SetErr(&bytes.Buffer{})

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dettrain/dettrain/engine"
 	"github.com/dettrain/dettrain/model"
 )
 
@@ -30,8 +31,8 @@ func TestExportByteIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	o := &ExportOptions{Model: cfgPath, Weights: w, Format: "darknet", Out: filepath.Join(dir, "out")}
-	if err := exportRun(&IO{Out: &out, Err: &out}, o); err != nil {
+	o := &engine.ExportOptions{Model: cfgPath, Weights: w, Format: "darknet", Out: filepath.Join(dir, "out")}
+	if err := engine.Export(&IO{Out: &out, Err: &out}, o); err != nil {
 		t.Fatal(err)
 	}
 	for _, pair := range [][2]string{{cfgPath, filepath.Join(dir, "out", "demo-tiny.cfg")}, {w, filepath.Join(dir, "out", "in.weights")}} {
@@ -47,7 +48,7 @@ func TestExportByteIdentical(t *testing.T) {
 	// Weights of another cfg are refused, naming the counts.
 	b, _ := os.ReadFile(w)
 	os.WriteFile(w, b[:len(b)-8], 0o644)
-	err = exportRun(&IO{Out: &out, Err: &out}, o)
+	err = engine.Export(&IO{Out: &out, Err: &out}, o)
 	if err == nil || !strings.Contains(err.Error(), "floats after its 16-byte header") {
 		t.Errorf("truncated weights: %v", err)
 	}
@@ -62,7 +63,7 @@ func TestExportPretrained(t *testing.T) {
 	}
 	out := t.TempDir()
 	var msg bytes.Buffer
-	if err := exportRun(&IO{Out: &msg, Err: &msg}, &ExportOptions{Model: filepath.Join(dir, "yolo-fastest-1.1.cfg"), Weights: w, Format: "darknet", Out: out}); err != nil {
+	if err := engine.Export(&IO{Out: &msg, Err: &msg}, &engine.ExportOptions{Model: filepath.Join(dir, "yolo-fastest-1.1.cfg"), Weights: w, Format: "darknet", Out: out}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"yolo-fastest-1.1.cfg", "yolo-fastest-1.1.weights"} {
@@ -77,7 +78,7 @@ func TestExportPretrained(t *testing.T) {
 // TestExportFlags: missing flags and other formats are usage errors; the
 // options reach the run function.
 func TestExportFlags(t *testing.T) {
-	var got *ExportOptions
+	var got *engine.ExportOptions
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -88,7 +89,7 @@ func TestExportFlags(t *testing.T) {
 		{[]string{"--model", "a.cfg", "--weights", "a.weights", "--out", "d"}, ""},
 	} {
 		got = nil
-		cmd := newExportCmd(&IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, func(o *ExportOptions) error { got = o; return nil })
+		cmd := newExportCmd(&IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, func(o *engine.ExportOptions) error { got = o; return nil })
 		cmd.SetArgs(tc.args)
 		cmd.SetOut(&bytes.Buffer{})
 		cmd.SetErr(&bytes.Buffer{})

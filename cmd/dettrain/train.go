@@ -55,7 +55,7 @@ step, writes a checkpoint and says how to resume.`,
 			return trainRun(cmd, io, o)
 		},
 	}
-	o.Config.addFlags(cmd)
+	addConfigFlags(cmd, &o.Config)
 	cmd.Flags().StringVar(&o.Out, "out", "", "output folder (default: output.dir from the config)")
 	cmd.Flags().StringVar(&o.Resume, "resume", "", "continue the run in this output folder")
 	cmd.Flags().StringVar(&o.Device, "device", "", `where to train: "cpu", "cuda" or "cuda:N" (default: train.device)`)
@@ -73,7 +73,7 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 		if _, err := os.Stat(o.Config.File); err != nil {
 			return usagef("--resume %s: not a dettrain run folder (%v)", o.Resume, err)
 		}
-		if c, err = o.Config.load(); err != nil {
+		if c, err = o.Config.Load(); err != nil {
 			return err
 		}
 		c.Output.Dir = o.Resume
@@ -83,7 +83,7 @@ func trainRun(cmd *cobra.Command, ios *IO, o *TrainOptions) error {
 		}
 		fmt.Fprintf(ios.Out, "resuming from %s (iteration %d, epoch %d)\n", path, resume.State.Iter, resume.State.Epoch+1)
 	} else {
-		if c, err = o.Config.load(); err != nil {
+		if c, err = o.Config.Load(); err != nil {
 			return err
 		}
 		if o.Out != "" {
