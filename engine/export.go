@@ -27,19 +27,8 @@ type ExportOptions struct {
 
 // ExportONNX writes the model as one ONNX file (package onnx).
 func ExportONNX(io *IO, o *ExportOptions) error {
-	run, err := ResolveModel(o.Run, &o.Model, &o.Weights, io.Err)
+	run, net, _, err := exportModel(io, o)
 	if err != nil {
-		return err
-	}
-	cfg, err := model.ReadCfg(o.Model)
-	if err != nil {
-		return err
-	}
-	net, err := model.NewNetwork(cfg, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := net.LoadWeights(o.Weights); err != nil {
 		return err
 	}
 	var names []string
@@ -107,19 +96,7 @@ func Export(ios *IO, o *ExportOptions) error {
 	if o.Format == "onnx" {
 		return ExportONNX(ios, o)
 	}
-	run, err := ResolveModel(o.Run, &o.Model, &o.Weights, ios.Err)
-	if err != nil {
-		return err
-	}
-	cfg, err := model.ReadCfg(o.Model)
-	if err != nil {
-		return err
-	}
-	net, err := model.NewNetwork(cfg, 0)
-	if err != nil {
-		return err
-	}
-	h, err := net.LoadWeights(o.Weights)
+	run, net, h, err := exportModel(ios, o)
 	if err != nil {
 		return err
 	}
@@ -145,4 +122,24 @@ func Export(ios *IO, o *ExportOptions) error {
 	fmt.Fprintf(ios.Out, "wrote %s and %s (darknet %d.%d.%d, %d layers, %d classes, %d images seen)\n",
 		cfgOut, weightsOut, h.Major, h.Minor, h.Revision, len(net.Layers), net.Classes, h.Seen)
 	return nil
+}
+
+// exportModel is the model an export writes: the run's (o.Run, or weights
+// inside a run) or o.Model with o.Weights, as the cfg has it (no class
+// count imposed), and the weights file's header.
+func exportModel(ios *IO, o *ExportOptions) (*Run, *model.Network, model.WeightsHeader, error) {
+	run, err := ResolveModel(o.Run, &o.Model, &o.Weights, ios.Err)
+	if err != nil {
+		return nil, nil, model.WeightsHeader{}, err
+	}
+	cfg, err := model.ReadCfg(o.Model)
+	if err != nil {
+		return nil, nil, model.WeightsHeader{}, err
+	}
+	net, err := model.NewNetwork(cfg, 0)
+	if err != nil {
+		return nil, nil, model.WeightsHeader{}, err
+	}
+	h, err := net.LoadWeights(o.Weights)
+	return run, net, h, err
 }
