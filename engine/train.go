@@ -368,14 +368,18 @@ func rankReplicas(t config.Train, ranks *mpi.Comm) (int, error) {
 	if ranks == nil {
 		return max(1, t.Replicas), nil
 	}
-	n := ranks.Size()
-	if t.Replicas <= n {
+	return replicasPerRank(t.Replicas, ranks.Size())
+}
+
+// replicasPerRank is rankReplicas for replicas among n ranks.
+func replicasPerRank(replicas, n int) (int, error) {
+	if replicas <= n {
 		return 1, nil
 	}
-	if t.Replicas%n != 0 {
-		return 0, fmt.Errorf("train.replicas %d does not divide among %d ranks (give a multiple of %d, or 1: one replica a rank)", t.Replicas, n, n)
+	if replicas%n != 0 {
+		return 0, fmt.Errorf("train.replicas %d does not divide among %d ranks (give a multiple of %d, or 1: one replica a rank)", replicas, n, n)
 	}
-	return t.Replicas / n, nil
+	return replicas / n, nil
 }
 
 // rankDevice is the GPU of a rank: the one of its local rank (its index
