@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dettrain/dettrain/blas"
@@ -49,7 +50,7 @@ func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpo
 	if !launched || env.Size == 1 {
 		return trainOn(ctx, ios, c, resume, nil)
 	}
-	comm, err := mpi.Init()
+	comm, err := joinRanks()
 	if err != nil {
 		return nil, fmt.Errorf("started by %s as rank %d of %d: %w", env.Launcher, env.Rank, env.Size, err)
 	}
@@ -65,10 +66,45 @@ func Train(ctx context.Context, ios *IO, c *config.Config, resume *train.Checkpo
 	if err != nil && !errors.Is(err, train.ErrStopped) {
 		comm.Abort(1, err.Error()) // does not return
 	}
-	if ferr := comm.Finalize(); ferr != nil && err == nil {
-		err = ferr
-	}
 	return r, err
+}
+
+// world is this process's MPI communicator. MPI is process-wide by design:
+// it can be initialised once per process and must be finalized once before
+// the process exits, so the first Train under a launcher initialises it,
+// every later one (ablate trains many runs) reuses it, and Close finalizes
+// it.
+var world struct {
+	sync.Mutex
+	comm   *mpi.Comm
+	err    error
+	joined bool
+}
+
+// joinRanks is world's communicator, made on the first call.
+func joinRanks() (*mpi.Comm, error) {
+	world.Lock()
+	defer world.Unlock()
+	if !world.joined {
+		world.comm, world.err = mpi.Init()
+		world.joined = true
+	}
+	return world.comm, world.err
+}
+
+// Close ends what the engine started for the process: after training
+// across processes, MPI_Finalize (every rank calls it before it exits with
+// status 0, or mpirun counts the rank as failed). The CLI calls it once,
+// before it exits; without ranks it does nothing.
+func Close() error {
+	world.Lock()
+	defer world.Unlock()
+	if world.comm == nil {
+		return nil
+	}
+	c := world.comm
+	world.comm, world.err = nil, mpi.ErrFinalized
+	return c.Finalize()
 }
 
 // trainOn is Train in one process of ranks (nil: the only one).

@@ -306,3 +306,22 @@ func TestMPIErrorNamesRank(t *testing.T) {
 		t.Errorf("no message with the rank and the error:\n%s", out)
 	}
 }
+
+// TestMPIAblate: ablate trains several runs in one process; under mpirun
+// every run trains across the ranks on the one MPI communicator of the
+// process (MPI can be initialised once), finalized when the command ends.
+func TestMPIAblate(t *testing.T) {
+	dir, cfg := mpiConfig(t, 2)
+	out := filepath.Join(dir, "ablate")
+	cmd := mpirunCmd(t, context.Background(), 2, dir, "ablate", "--config", cfg, "--steps", "baseline,+cosine", "--seeds", "1", "--out", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mpirun -np 2 dettrain ablate: %v\n%s", err, b)
+	}
+	recs, err := os.ReadFile(filepath.Join(out, "ablation.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.TrimSpace(string(recs)), "\n"); n != 2 {
+		t.Fatalf("ablation.csv has %d runs, want 2:\n%s", n, recs)
+	}
+}

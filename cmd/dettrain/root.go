@@ -56,6 +56,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	if cerr := engine.Close(); cerr != nil && err == nil { // MPI_Finalize after a run across ranks
+		err = cerr
+	}
 	if err == nil {
 		return exitOK
 	}
