@@ -433,8 +433,23 @@ func TestOpCasesCPU(t *testing.T) {
 				t.Fatalf("%s: the CPU op's output holds %v", c.name, v)
 			}
 		}
-		if !c.forwardOnly && len(ref.dx) != len(ref.ins) {
-			t.Fatalf("%s: %d input gradients for %d inputs", c.name, len(ref.dx), len(ref.ins))
+		n := 1
+		for _, d := range ref.yShape {
+			n *= d
+		}
+		if len(ref.y) != n || n == 0 {
+			t.Fatalf("%s: %d output values for shape %v", c.name, len(ref.y), ref.yShape)
+		}
+		if c.forwardOnly {
+			continue
+		}
+		if len(ref.dx) != len(ref.ins) || len(ref.dy) != n {
+			t.Fatalf("%s: %d input gradients for %d inputs, dy of %d for %d outputs", c.name, len(ref.dx), len(ref.ins), len(ref.dy), n)
+		}
+		for i, dx := range ref.dx {
+			if len(dx) != len(ref.ins[i].v) {
+				t.Fatalf("%s: gradient of input %d has %d values, the input %d", c.name, i, len(dx), len(ref.ins[i].v))
+			}
 		}
 	}
 	t.Logf("%d op cases", len(cases))
