@@ -215,6 +215,8 @@ type Train struct {
 	AMP bool `yaml:"amp"`
 	// Replicas is the number of data-parallel replicas each batch is split
 	// across (goroutines on CPU); gradients are averaged before one update.
+	// Under mpirun or srun it counts the replicas of the whole run, each of
+	// the N processes taking Replicas/N (at least one; docs/DISTRIBUTED.md).
 	// Default 1; 1..64, and Batch must be divisible by it.
 	Replicas int `yaml:"replicas"`
 	// EMA keeps an exponential moving average of the weights, used for
