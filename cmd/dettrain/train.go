@@ -40,7 +40,8 @@ train.epochs to extend a finished run. Ctrl-C (or SIGTERM) finishes the current
 step, writes a checkpoint and says how to resume.`,
 		Example: `  dettrain synth --out demo/shapes && dettrain train --config configs/demo.yaml
   dettrain train -c configs/bccd-yolov3-tiny.yaml --set train.epochs=10 --out runs/bccd-short
-  dettrain train --resume runs/bccd-short --set train.epochs=20`,
+  dettrain train --resume runs/bccd-short --set train.epochs=20
+  mpirun -np 2 --bind-to none dettrain train --config configs/demo.yaml   # across processes (docs/DISTRIBUTED.md)`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (o.Config.File == "") == (o.Resume == "") {
