@@ -137,10 +137,31 @@ func TestFaultExit(t *testing.T) {
 	checkFault(t, "exit", "Process name: [[", "],1]", "Exit code:    3") // [[job,1],rank]
 }
 
-// TestFaultAbort: rank 1 calls Abort while rank 0 waits in Allreduce; the
-// output has Abort's line naming the rank and the message.
+// TestFaultAbort: rank 1 calls Abort(7, ...) while rank 0 waits in
+// Allreduce; the output has Abort's line naming the rank and the message,
+// and the job ends with status 7 sooner than abortWait, so MPI_Abort ended
+// it (Abort's fallback, exiting the rank after abortWait, would give 7 too,
+// but only later). Open MPI's own "MPI_ABORT was invoked on rank 1" notice
+// is not asserted: mpirun prints it through its show_help channel, which
+// can lose it while the job is torn down ("ORTE_ERROR_LOG: Data unpack
+// would read past end of buffer in file .../show_help.c", seen once in
+// make test on 2026-12-02 with the status and Abort's line as they should
+// be).
 func TestFaultAbort(t *testing.T) {
-	checkFault(t, "abort", "mpi: rank 1 of 2: injected failure at step 3", "MPI_ABORT was invoked on rank 1")
+	out, err, d := mpirun(t, 2, "abort")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Errorf("mpirun: %v, want exit status 7 (Abort's code)", err)
+	}
+	if d >= abortWait {
+		t.Errorf("the job took %v: not ended by MPI_Abort, which is immediate (the fallback exits after %v)", d, abortWait)
+	}
+	if w := "mpi: rank 1 of 2: injected failure at step 3"; !strings.Contains(out, w) {
+		t.Errorf("output lacks %q", w)
+	}
+	if strings.Contains(out, "allreduce returned") {
+		t.Errorf("rank 0's Allreduce returned although rank 1 never joined")
+	}
 }
 
 // TestFaultHang: rank 1 hangs without dying; rank 0's SetTimeout(2 s) ends
